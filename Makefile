@@ -1,0 +1,30 @@
+# runclub-spiders: `make demo` runs the main job offline against the simulator,
+# `make test` runs the whole suite (lint included). Both build .venv from requirements.txt.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-quick lint simulator clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/scrapy simulator --size 20000 --tour
+
+test: lint
+	$(BIN)/python -m pytest
+
+test-quick: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+simulator: $(VENV)/.installed
+	$(BIN)/scrapy simulator --port 8765
+
+clean:
+	rm -rf $(VENV) .ci-venv .pytest_cache .ruff_cache

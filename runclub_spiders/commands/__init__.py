@@ -1,0 +1,1 @@
+"""Custom Scrapy commands: ``scrapy simulator``."""

@@ -1,0 +1,82 @@
+"""Every knob of the simulator, with the defaults ``scrapy simulator`` and the tests start from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+PROFILES = ("development", "extended")
+QUOTA_BUCKETS = ("search", "tracks", "artists", "albums", "playlists", "user")
+
+# Demo credentials for the offline sandbox. They open nothing outside the simulator.
+DEMO_CLIENT_ID = "runclubdemoclient0000000000000000"
+DEMO_CLIENT_SECRET = "runclub-demo-client-secret"
+DEMO_REFRESH_TOKEN = "runclub-demo-refresh-token"
+
+
+def knob(default: Any, help: str) -> Any:
+    """A config field whose help text ``scrapy simulator --help`` shows."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class SimulatorConfig:
+    host: str = knob("127.0.0.1", "loopback address to listen on (127.0.0.1 or ::1)")
+    port: int = knob(0, "0 picks a free port")
+    # catalog
+    size: int = knob(100_000, "catalog size in tracks")
+    seed: int = knob(1, "catalog seed: same seed and size, same catalog")
+    market: str = knob("US", "the account owner's country")
+    recco_coverage: float = knob(0.6, "share of tracks ReccoBeats has features for")
+    # behaviour
+    profile: str = knob("development", "development (Feb 2026 rules) | extended")
+    genre_filter: bool = knob(True, "does search honour genre:'...'?")
+    null_rate: float = knob(0.1, "null entries among playlist search results")
+    playlist_extras: bool = knob(True, "local files, null items, episodes in owner lists")
+    recco_shuffle: bool = knob(True, "ReccoBeats rows come back in no fixed order")
+    recco_stray_rows: bool = knob(False, "ReccoBeats adds a row nobody asked for")
+    recco_block_default_ua: bool = knob(False, "Cloudflare 1010 for library-default User-Agents")
+    # accounts
+    client_id: str = knob(DEMO_CLIENT_ID, "the only client the accounts service accepts")
+    client_secret: str = knob(DEMO_CLIENT_SECRET, "its client secret")
+    refresh_token: str = knob(DEMO_REFRESH_TOKEN, "a refresh token valid from the start")
+    access_token_ttl: int = knob(3600, "expires_in of each access token, seconds")
+    token_expire_every: int = knob(0, "an access token dies after N API requests (0 = never)")
+    rotate_refresh_tokens: bool = knob(False, "the token endpoint returns a new refresh token")
+    # limits
+    rate_limit: int = knob(0, "requests per rolling window per app (0 = off)")
+    rate_window: float = knob(30.0, "length of the rolling rate window, seconds")
+    quota: dict[str, int] = field(default_factory=dict, metadata={
+        "help": "BUCKET=N, requests per quota day for one bucket (repeatable); buckets are "
+                + ", ".join(QUOTA_BUCKETS)})
+    quota_retry_after: int = knob(86_400, "how long an exhausted bucket stays locked, seconds")
+    quota_send_retry_after: bool = knob(True, "Spotify 'normally' sends Retry-After")
+    recco_rate_limit: int = knob(0, "ReccoBeats requests per rolling window (0 = off)")
+    # faults, drawn per (URL, attempt) from fault_seed so they are reproducible
+    fault_seed: int = knob(0, "seed of the fault draws")
+    error_rate: float = knob(0.0, "share of requests answered 500/502/503")
+    drop_rate: float = knob(0.0, "share of connections closed without a response")
+    slow_rate: float = knob(0.0, "share of responses delayed by slow_seconds")
+    slow_seconds: float = knob(2.0, "delay of a slow response, seconds")
+    malformed_rate: float = knob(0.0, "share of 200s with a truncated JSON body")
+    recco_429_rate: float = knob(0.0, "share of ReccoBeats requests answered 429")
+    request_log: str | None = knob(None, "also append every request to this JSONL file")
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
+        unknown = set(self.quota) - set(QUOTA_BUCKETS)
+        if unknown:
+            raise ValueError(f"unknown quota bucket(s) {sorted(unknown)}; "
+                             f"known: {', '.join(QUOTA_BUCKETS)}")
+        for f in fields(self):
+            if f.name.endswith("_rate") and f.name != "rate_limit":
+                value = getattr(self, f.name)
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"{f.name} must be between 0 and 1, not {value}")
+        if self.host not in ("127.0.0.1", "::1"):
+            raise ValueError("the simulator listens on loopback only (127.0.0.1 or ::1)")
+
+    @property
+    def extended(self) -> bool:
+        return self.profile == "extended"

@@ -1,0 +1,133 @@
+"""Rate windows, daily quota buckets, seeded faults and the request log."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+@dataclass(slots=True)
+class LoggedRequest:
+    t: float
+    service: str          # spotify | accounts | reccobeats
+    method: str
+    path: str
+    query: str
+    status: int
+    bucket: str
+    fault: str            # "" or what was injected
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "service": self.service, "method": self.method, "path": self.path,
+                "query": self.query, "status": self.status, "bucket": self.bucket,
+                "fault": self.fault}
+
+
+class RequestLog:
+    """Every request the simulator answered (or dropped), readable from any thread."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self._entries: list[LoggedRequest] = []
+        self._lock = threading.Lock()
+        # Kept open for the server's lifetime and closed in close(): one append per request.
+        self._file = Path(path).open("ab") if path else None  # noqa: SIM115
+
+    def add(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)
+            if self._file:
+                self._file.write(orjson.dumps(entry.as_dict()) + b"\n")
+                self._file.flush()
+
+    def entries(self, since: int = 0) -> list[LoggedRequest]:
+        with self._lock:
+            return self._entries[since:]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
+
+class RateWindow:
+    """Spotify's rolling-window limit: at most ``limit`` accepted requests per ``window`` s."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._times: deque[float] = deque()
+
+    def admit(self, now: float) -> bool:
+        if self.limit <= 0:
+            return True
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now)
+        return True
+
+
+class QuotaBuckets:
+    """Per-bucket daily budgets; an exhausted bucket is locked for ``lock_seconds``.
+
+    The lock stands in for Spotify's "day": when it expires the bucket's count starts again.
+    """
+
+    def __init__(self, budgets: dict[str, int], lock_seconds: int) -> None:
+        self.budgets, self.lock_seconds = dict(budgets), lock_seconds
+        self.used: dict[str, int] = {}
+        self.locked_until: dict[str, float] = {}
+
+    def check(self, bucket: str, now: float) -> float:
+        """Count one request; return 0 when it may proceed, else the seconds left locked."""
+        if bucket not in self.budgets:
+            return 0.0
+        until = self.locked_until.get(bucket, 0.0)
+        if until > now:
+            return until - now
+        if until:
+            del self.locked_until[bucket]
+            self.used[bucket] = 0
+        if self.used.get(bucket, 0) >= self.budgets[bucket]:
+            self.locked_until[bucket] = now + self.lock_seconds
+            return float(self.lock_seconds)
+        self.used[bucket] = self.used.get(bucket, 0) + 1
+        return 0.0
+
+
+class FaultPlan:
+    """Reproducible fault draws: the n-th attempt at a URL always gets the same outcome."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._attempts: dict[str, int] = {}
+
+    def attempt(self, key: str) -> int:
+        n = self._attempts.get(key, 0)
+        self._attempts[key] = n + 1
+        return n
+
+    def draw(self, kind: str, key: str, attempt: int) -> float:
+        digest = hashlib.blake2b(f"{self.seed}|{kind}|{key}|{attempt}".encode(),
+                                 digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64
+
+    def hit(self, kind: str, key: str, attempt: int, rate: float) -> bool:
+        return rate > 0 and self.draw(kind, key, attempt) < rate
+
+
+def now() -> float:
+    return time.time()

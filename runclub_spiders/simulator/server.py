@@ -1,0 +1,315 @@
+"""The simulator's HTTP server: Spotify API, Spotify Accounts and ReccoBeats on one loopback port.
+
+Services live under their own prefixes so that one port serves all three:
+
+* ``/spotify/v1``  the Web API           (SPOTIFY_API_BASE_URL)
+* ``/accounts``    /authorize, /api/token (SPOTIFY_ACCOUNTS_BASE_URL)
+* ``/reccobeats/v1`` ReccoBeats          (RECCOBEATS_BASE_URL)
+* ``/_sim``        the simulator's own admin routes (request log, playlist edits); never
+  called by the crawler.
+
+The server runs its own asyncio loop in a background thread, so tests can talk to it with a
+blocking client (spotipy, requests) as well as through Scrapy's downloader on the reactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+from aiohttp import web
+
+from runclub_spiders.simulator.accounts import Accounts
+from runclub_spiders.simulator.catalog import Catalog
+from runclub_spiders.simulator.config import SimulatorConfig
+from runclub_spiders.simulator.limits import (
+    FaultPlan,
+    LoggedRequest,
+    QuotaBuckets,
+    RateWindow,
+    RequestLog,
+)
+from runclub_spiders.simulator.reccobeats import ReccoBeats
+from runclub_spiders.simulator.search import SearchIndex
+from runclub_spiders.simulator.spotify_api import SpotifyApi
+
+SPOTIFY_PREFIX, ACCOUNTS_PREFIX, RECCO_PREFIX, ADMIN_PREFIX = (
+    "/spotify/v1", "/accounts", "/reccobeats/v1", "/_sim")
+
+
+def spotify_bucket(path: str) -> str:
+    """The quota bucket a Web API path counts against."""
+    parts = path[len(SPOTIFY_PREFIX):].strip("/").split("/")
+    head = parts[0]
+    if head == "me" and len(parts) > 1 and parts[1] == "playlists":
+        return "playlists"
+    return {"search": "search", "tracks": "tracks", "artists": "artists", "albums": "albums",
+            "playlists": "playlists", "me": "user"}.get(head, "other")
+
+
+class Simulator:
+    """Build the catalog, serve it on loopback, and expose what tests need to look at."""
+
+    def __init__(self, config: SimulatorConfig | None = None, catalog: Catalog | None = None,
+                 **overrides: Any) -> None:
+        self.config = config or SimulatorConfig(**overrides)
+        self.catalog = catalog or Catalog(self.config.size, self.config.seed,
+                                          self.config.market, self.config.recco_coverage)
+        if not self.config.playlist_extras:
+            for playlist in self.catalog.playlists.values():
+                playlist.extras = ()
+        self.index = SearchIndex(self.catalog)
+        self.log = RequestLog(self.config.request_log)
+        self.accounts = Accounts(self.config)
+        self.rate = RateWindow(self.config.rate_limit, self.config.rate_window)
+        self.recco_rate = RateWindow(self.config.recco_rate_limit, self.config.rate_window)
+        self.quota = QuotaBuckets(self.config.quota, self.config.quota_retry_after)
+        self.faults = FaultPlan(self.config.fault_seed)
+        self.port = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._stop: asyncio.Event | None = None
+
+    # ---------------------------------------------------------------- addresses
+    @property
+    def origin(self) -> str:
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def spotify_api_base_url(self) -> str:
+        return self.origin + SPOTIFY_PREFIX
+
+    @property
+    def accounts_base_url(self) -> str:
+        return self.origin + ACCOUNTS_PREFIX
+
+    @property
+    def reccobeats_base_url(self) -> str:
+        return self.origin + RECCO_PREFIX
+
+    def env(self) -> dict[str, str]:
+        """The environment a crawler needs to run against this simulator."""
+        return {"SPOTIFY_API_BASE_URL": self.spotify_api_base_url,
+                "SPOTIFY_ACCOUNTS_BASE_URL": self.accounts_base_url,
+                "RECCOBEATS_BASE_URL": self.reccobeats_base_url,
+                "SPOTIFY_CLIENT_ID": self.config.client_id,
+                "SPOTIFY_CLIENT_SECRET": self.config.client_secret,
+                "SPOTIFY_REFRESH_TOKEN": self.config.refresh_token,
+                "SPOTIFY_REDIRECT_URI": "http://127.0.0.1:8888/callback",
+                "SPOTIFY_MARKET": self.config.market,
+                "SPOTIFY_API_PROFILE": self.config.profile}
+
+    # ---------------------------------------------------------------- application
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        spotify = web.Application()
+        spotify.add_routes(SpotifyApi(self.catalog, self.index, self.config,
+                                      self.spotify_api_base_url).routes())
+        accounts = web.Application()
+        accounts.add_routes(self.accounts.routes())
+        recco = web.Application()
+        self.reccobeats = ReccoBeats(self.catalog, self.config)
+        recco.add_routes(self.reccobeats.routes())
+        admin = web.Application()
+        admin.add_routes([web.get("/requests", self._admin_requests),
+                          web.post("/playlists/{id}/edit", self._admin_edit_playlist),
+                          web.post("/tokens/revoke", self._admin_revoke)])
+        app.add_subapp(SPOTIFY_PREFIX, spotify)
+        app.add_subapp(ACCOUNTS_PREFIX, accounts)
+        app.add_subapp(RECCO_PREFIX, recco)
+        app.add_subapp(ADMIN_PREFIX, admin)
+        return app
+
+    def _service(self, path: str) -> str:
+        for prefix, name in ((SPOTIFY_PREFIX, "spotify"), (ACCOUNTS_PREFIX, "accounts"),
+                             (RECCO_PREFIX, "reccobeats"), (ADMIN_PREFIX, "admin")):
+            if path == prefix or path.startswith(prefix + "/"):
+                return name
+        return "unknown"
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        service = self._service(request.path)
+        if service == "admin":
+            return await handler(request)
+        bucket = (spotify_bucket(request.path) if service == "spotify"
+                  else "reccobeats" if service == "reccobeats" else service)
+        key = f"{request.method} {request.path_qs}"
+        attempt = self.faults.attempt(key)
+        fault = ""
+        status = 0
+        try:
+            response, fault = await self._respond(request, handler, service, bucket, key,
+                                                  attempt)
+            status = response.status
+            return response
+        except web.HTTPException as exc:      # redirects from /authorize, 404/405 from routing
+            status = exc.status
+            if exc.status in (404, 405) and service == "spotify":
+                status = 404
+                return _spotify_error(404, "Service not found")
+            raise
+        except _DroppedError:
+            fault = "drop"
+            raise
+        finally:
+            self.log.add(LoggedRequest(time.time(), service, request.method, request.path,
+                                       request.query_string, status, bucket, fault))
+
+    async def _respond(self, request: web.Request, handler, service: str, bucket: str,
+                       key: str, attempt: int) -> tuple[web.StreamResponse, str]:
+        cfg, plan = self.config, self.faults
+        injectable = service in ("spotify", "reccobeats") or request.path.endswith("/api/token")
+        if injectable:
+            if plan.hit("drop", key, attempt, cfg.drop_rate):
+                assert request.transport is not None
+                request.transport.abort()
+                raise _DroppedError
+            if plan.hit("error", key, attempt, cfg.error_rate):
+                status = (500, 502, 503)[int(plan.draw("which", key, attempt) * 3)]
+                return _server_error(service, status), f"error {status}"
+            if plan.hit("slow", key, attempt, cfg.slow_rate):
+                await asyncio.sleep(cfg.slow_seconds)
+        if service == "spotify":
+            denied = self.accounts.check_bearer(request)
+            if denied is not None:
+                return denied, ""
+            now = time.time()
+            if not self.rate.admit(now):
+                retry_after = 1 + int(plan.draw("retry-after", key, attempt) * 5)
+                response = _spotify_error(429, "API rate limit exceeded")
+                response.headers["Retry-After"] = str(retry_after)
+                return response, "rate limit"
+            locked_for = self.quota.check(bucket, now)
+            if locked_for:
+                response = _spotify_error(429, "Too many requests", reason="QUOTA_EXCEEDED")
+                if cfg.quota_send_retry_after:
+                    response.headers["Retry-After"] = str(max(1, round(locked_for)))
+                return response, "quota"
+        elif service == "reccobeats":
+            blocked = self.reccobeats.blocked(request)
+            if blocked is not None:
+                return blocked, "cloudflare"
+            if (plan.hit("recco429", key, attempt, cfg.recco_429_rate)
+                    or not self.recco_rate.admit(time.time())):
+                retry_after = 1 + int(plan.draw("retry-after", key, attempt) * 3)
+                return web.Response(status=429, text="Too Many Requests",
+                                    headers={"Retry-After": str(retry_after)}), "recco 429"
+        response = await handler(request)
+        if (injectable and response.status == 200 and isinstance(response, web.Response)
+                and plan.hit("malformed", key, attempt, cfg.malformed_rate)):
+            body = response.body if isinstance(response.body, bytes) else b"{}"
+            return web.Response(status=200, body=body[: max(1, len(body) // 2)],
+                                content_type="application/json"), "malformed"
+        return response, ""
+
+    # ---------------------------------------------------------------- admin routes
+    async def _admin_requests(self, request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        entries = self.log.entries(since)
+        return web.json_response({"requests": [e.as_dict() for e in entries],
+                                  "next": since + len(entries)})
+
+    async def _admin_edit_playlist(self, request: web.Request) -> web.Response:
+        playlist_id = request.match_info["id"]
+        if playlist_id not in self.catalog.playlists:
+            return web.json_response({"error": "unknown playlist"}, status=404)
+        playlist = self.catalog.edit_playlist(playlist_id, int(request.query.get("add", "5")),
+                                              int(request.query.get("remove", "0")))
+        return web.json_response({"id": playlist.id, "snapshot_id": playlist.snapshot_id})
+
+    async def _admin_revoke(self, request: web.Request) -> web.Response:
+        self.accounts.revoke_all()
+        return web.json_response({"revoked": True})
+
+    # ---------------------------------------------------------------- running
+    def start(self) -> Simulator:
+        """Listen on loopback and serve from a background thread; returns once ready."""
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            self._stop = asyncio.Event()
+            self._runner = web.AppRunner(self.make_app(), access_log=None,
+                                         handle_signals=False)
+            await self._runner.setup()
+            await web.SockSite(self._runner, sock).start()
+            ready.set()
+            await self._stop.wait()
+            await self._runner.cleanup()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(serve())
+            except BaseException as exc:  # surfaced to start()'s caller
+                failure.append(exc)
+                ready.set()
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="runclub-simulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=10)
+        self.log.close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- for tests
+    def requests(self, since: int = 0, service: str | None = None) -> list[LoggedRequest]:
+        entries = self.log.entries(since)
+        return [e for e in entries if service is None or e.service == service]
+
+    def edit_playlist(self, playlist_id: str, add: int = 5, remove: int = 0) -> str:
+        """Edit a playlist on the simulator's own loop; returns the new snapshot_id."""
+        def edit() -> str:
+            return self.catalog.edit_playlist(playlist_id, add, remove).snapshot_id
+
+        if self._loop is None:
+            return edit()
+        future = asyncio.run_coroutine_threadsafe(_call(edit), self._loop)
+        return future.result(timeout=10)
+
+
+class _DroppedError(Exception):
+    """The connection was closed on purpose; aiohttp drops the half-finished response."""
+
+
+async def _call(fn):
+    return fn()
+
+
+def _spotify_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": {"status": status, "message": message, **extra}},
+                             status=status)
+
+
+def _server_error(service: str, status: int) -> web.Response:
+    if service == "spotify":
+        return _spotify_error(status, {500: "Server error", 502: "Bad gateway",
+                                       503: "Service unavailable"}[status])
+    return web.Response(status=status, text="upstream error")
