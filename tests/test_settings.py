@@ -1,0 +1,68 @@
+"""Settings come from the environment or .env under the names the README documents."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runclub_spiders.env import ADDRESSES, SECRETS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scrapy_get(name: str, cwd: Path, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ADDRESSES and k not in SECRETS}
+    clean.update(env, PYTHONPATH=str(REPO), SCRAPY_SETTINGS_MODULE="runclub_spiders.settings")
+    result = subprocess.run([sys.executable, "-m", "scrapy", "settings", "--get", name],
+                            cwd=cwd, env=clean, capture_output=True, text=True, timeout=60,
+                            check=True)
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "scrapy.cfg").write_text("[settings]\ndefault = runclub_spiders.settings\n")
+    return tmp_path
+
+
+def test_defaults(workdir):
+    assert scrapy_get("SPOTIFY_API_BASE_URL", workdir) == "https://api.spotify.com/v1"
+    assert scrapy_get("SPOTIFY_ACCOUNTS_BASE_URL", workdir) == "https://accounts.spotify.com"
+    assert scrapy_get("RECCOBEATS_BASE_URL", workdir) == "https://api.reccobeats.com/v1"
+    assert scrapy_get("SPOTIFY_MARKET", workdir) == "US"
+    assert scrapy_get("SPOTIFY_API_PROFILE", workdir) == "development"
+    assert scrapy_get("REMOTE_CONTROL_ENABLED", workdir) == "False"
+    assert scrapy_get("FEED_EXPORT_ENCODING", workdir) == "utf-8"
+
+
+def test_environment_overrides_defaults(workdir):
+    url = "http://127.0.0.1:9/spotify/v1"
+    assert scrapy_get("SPOTIFY_API_BASE_URL", workdir, SPOTIFY_API_BASE_URL=url) == url
+    assert scrapy_get("SPOTIFY_API_PROFILE", workdir, SPOTIFY_API_PROFILE="extended") \
+        == "extended"
+
+
+def test_dotenv_is_loaded_but_never_beats_the_environment(workdir):
+    (workdir / ".env").write_text("RECCOBEATS_BASE_URL=http://127.0.0.1:1/reccobeats/v1\n"
+                                  "SPOTIFY_MARKET=se\n")
+    assert scrapy_get("RECCOBEATS_BASE_URL", workdir) == "http://127.0.0.1:1/reccobeats/v1"
+    assert scrapy_get("SPOTIFY_MARKET", workdir) == "SE"
+    assert scrapy_get("SPOTIFY_MARKET", workdir, SPOTIFY_MARKET="GB") == "GB"
+
+
+def test_secrets_are_not_settings(workdir):
+    secret = "s3cr3t-value-for-test"
+    for name in ("SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN"):
+        assert scrapy_get(name, workdir, **{name: secret}) in ("", "None")
+
+
+def test_env_example_lists_every_variable_with_a_comment():
+    lines = (REPO / ".env.example").read_text().splitlines()
+    for name in [*ADDRESSES, *SECRETS]:
+        index = next(i for i, line in enumerate(lines) if re.match(rf"{name}=", line))
+        assert lines[index - 1].startswith("# "), f"{name} has no one-line comment above it"
