@@ -155,8 +155,10 @@ class Simulator:
                 return _spotify_error(404, "Service not found")
             raise
         except _DroppedError:
+            # The transport is already aborted, so aiohttp's write of this placeholder fails
+            # as a quiet client disconnect; re-raising would log a traceback at ERROR instead.
             fault = "drop"
-            raise
+            return web.Response(status=499)
         finally:
             self.log.add(LoggedRequest(time.time(), service, request.method, request.path,
                                        request.query_string, status, bucket, fault))

@@ -266,7 +266,9 @@ class SpotifyApi:
             r.append(web.get(path, self.forbidden))
         for path in REMOVED_2026:
             r.append(web.get(path, self.removed_in_development))
-        return r
+        # Spotify answers every path with a trailing slash too; spotipy sends ``me/`` and
+        # ``tracks/?ids=``.
+        return r + [web.get(route.path + "/", route.handler) for route in r]
 
     # ---------------------------------------------------------------- helpers
     def _limit(self, request: web.Request, default: int, maximum: int) -> int | web.Response:
@@ -327,7 +329,8 @@ class SpotifyApi:
 
     # ---------------------------------------------------------------- search
     async def search(self, request: web.Request) -> web.Response:
-        q = request.query.get("q")
+        # ``query=`` is what Spotify's own href/next/previous links carry (shapes.page echoes it).
+        q = request.query.get("q") or request.query.get("query")
         if not q:
             return error(400, "No search query")
         raw_types = request.query.get("type")
@@ -442,6 +445,9 @@ class SpotifyApi:
         albums = sorted((a for a in self.catalog.albums if artist.idx in a.artist_idxs),
                         key=lambda a: (-a.year, a.id))
         rows = [self.shapes.simplified_album(a) for a in albums[offset:offset + limit]]
+        if self.config.extended:          # removed for development-mode apps in February 2026
+            for row in rows:              # every album listed has the artist as a main artist
+                row["album_group"] = row["album_type"]
         return web.json_response(self.shapes.page(
             rows, f"{self.base}/artists/{artist.id}/albums", {}, offset, limit, len(albums)))
 
