@@ -33,3 +33,59 @@ DEFAULT_REQUEST_HEADERS = {"Accept": "application/json"}
 COOKIES_ENABLED = False
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
+
+# --- Spotify access ---------------------------------------------------------------------------
+# Credentials are read from the environment (SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET and
+# SPOTIFY_REFRESH_TOKEN, or the token file below); they are never settings.
+SPOTIFY_AUTH_ENABLED = True
+SPOTIFY_TOKEN_FILE = ".cache/spotify_token.json"    # written by `scrapy spotify-auth`, mode 600
+SPOTIFY_TOKEN_REFRESH_MARGIN = 300                   # renew access tokens this early, seconds
+
+# --- Rate limits and quotas -------------------------------------------------------------------
+# A 429 with Retry-After up to RATE_LIMIT_MAX_WAIT pauses that service's slot and retries; a
+# QUOTA_EXCEEDED 429 or a longer Retry-After parks the endpoint bucket (search, tracks,
+# artists, albums, playlists, user, reccobeats) until then, in QUOTA_STATE_FILE.
+RATE_LIMIT_MAX_WAIT = 60
+RATE_LIMIT_MAX_RETRIES = 20          # short 429s per request before giving up
+QUOTA_PARK_DEFAULT = 86_400          # park length when QUOTA_EXCEEDED comes without Retry-After
+QUOTA_PARK_IDLE_WAIT = 600           # wait in-process for parks that end within this; else
+                                     # close with reason quota_parked and resume later
+QUOTA_STATE_FILE = ".cache/quota_state.json"
+# Optional requests per UTC day per bucket; the bucket parks at its budget until midnight UTC,
+# before Spotify locks it for up to 24 h. Example: {"search": 2000, "playlists": 500}.
+SPOTIFY_DAILY_BUDGET: dict[str, int] = {}
+RETRY_TIMES = 5                      # 5xx, timeouts, dropped connections
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+RETRY_BACKOFF_BASE = 1.0             # exponential backoff with jitter: base * 2**(n-1) seconds,
+RETRY_BACKOFF_MAX = 60.0             # capped
+DOWNLOAD_TIMEOUT = 30
+
+DOWNLOADER_MIDDLEWARES = {
+    "runclub_spiders.downloadermiddlewares.service_slots.ServiceSlotsMiddleware": 50,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "runclub_spiders.downloadermiddlewares.rate_limit.RateLimitMiddleware": 550,
+    # Above the redirect (600) and retry (550) middlewares, so it strips the Authorization
+    # header on the way back before either can copy the request into the scheduler/JOBDIR.
+    "runclub_spiders.downloadermiddlewares.spotify_auth.SpotifyAuthMiddleware": 650,
+}
+
+# --- Concurrency: tune here ---------------------------------------------------------------------
+# Slots are per service (see services.py), keyed by the real hostnames. Spotify limits per
+# app over a rolling 30 s window and does not publish the number; Development Mode is lower
+# than Extended. Start with 1-2 requests in flight and let AutoThrottle find the delay from
+# latency: raise "concurrency" only while the crawl log shows no 429s ("ratelimit/429" in the
+# stats). Each 429 pauses the slot for its Retry-After, so over-eager settings cost time, not
+# correctness. ReccoBeats publishes no limit either; clients pace it at 1-2 req/s with 1-2 in
+# flight, and each call carries 40 IDs, so it is rarely the bottleneck. The accounts service
+# is called about once an hour.
+CONCURRENT_REQUESTS = 8
+DOWNLOAD_DELAY = 0.0                 # AutoThrottle's floor; slot delays below are start values
+DOWNLOAD_SLOTS = {
+    "api.spotify.com": {"concurrency": 2, "delay": 0.25, "jitter": 0.1},
+    "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},
+    "api.reccobeats.com": {"concurrency": 2, "delay": 0.5, "jitter": 0.1},
+}
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.5       # Scrapy's default of 5 s suits websites, not APIs
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0  # average requests in flight per slot

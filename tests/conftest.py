@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+import runclub_spiders.settings as project
 from runclub_spiders.simulator import Catalog, Simulator
 
 SMALL = 3000  # tracks: enough for every shape, quick to build
@@ -68,3 +69,47 @@ def api_session(simulator: Simulator) -> requests.Session:
     session.headers["Authorization"] = f"Bearer {access_token(simulator)}"
     session.headers["User-Agent"] = "runclub-spiders tests"
     return session
+
+
+# ---------------------------------------------------------------------------- crawler helpers
+CREDENTIAL_VARIABLES = ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN",
+                        "SPOTIFY_REDIRECT_URI", "RECCOBEATS_API_KEY", "SPOTIFY_API_BASE_URL",
+                        "SPOTIFY_ACCOUNTS_BASE_URL", "RECCOBEATS_BASE_URL", "SPOTIFY_MARKET",
+                        "SPOTIFY_API_PROFILE")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """No test sees the developer's own credentials or a .env loaded at import."""
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def use_credentials(monkeypatch, simulator: Simulator, refresh_token: bool = True) -> None:
+    env = simulator.env()
+    monkeypatch.setenv("SPOTIFY_CLIENT_ID", env["SPOTIFY_CLIENT_ID"])
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", env["SPOTIFY_CLIENT_SECRET"])
+    if refresh_token:
+        monkeypatch.setenv("SPOTIFY_REFRESH_TOKEN", env["SPOTIFY_REFRESH_TOKEN"])
+
+
+def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str, Any]:
+    """The project's settings, pointed at ``simulator`` and made fast for tests."""
+    settings = {k: v for k, v in vars(project).items() if k.isupper()}
+    settings.update(
+        SPOTIFY_API_BASE_URL=simulator.spotify_api_base_url,
+        SPOTIFY_ACCOUNTS_BASE_URL=simulator.accounts_base_url,
+        RECCOBEATS_BASE_URL=simulator.reccobeats_base_url,
+        SPOTIFY_API_PROFILE=simulator.config.profile,
+        SPOTIFY_TOKEN_FILE=str(tmp_path / "cache" / "spotify_token.json"),
+        QUOTA_STATE_FILE=str(tmp_path / "cache" / "quota_state.json"),
+        AUTOTHROTTLE_ENABLED=False,
+        DOWNLOAD_SLOTS={"api.spotify.com": {"concurrency": 2, "delay": 0.0},
+                        "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},
+                        "api.reccobeats.com": {"concurrency": 2, "delay": 0.0}},
+        RETRY_BACKOFF_BASE=0.05,
+        RETRY_BACKOFF_MAX=0.5,
+        LOG_LEVEL="INFO",
+    )
+    settings.update(overrides)
+    return settings

@@ -1,0 +1,1 @@
+"""Spotify credentials: the token file, and reading credentials from the environment."""

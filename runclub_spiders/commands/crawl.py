@@ -1,0 +1,68 @@
+"""``scrapy crawl`` with a preflight check and exit codes that say how the crawl ended.
+
+Bad configuration (missing credentials, an invalid market, an unreadable state file) is
+reported as one line naming the variable or file and how to fix it, with exit code 2, before
+anything starts: no traceback, nothing touched. After the crawl, a close reason that needs a
+human (``auth_failed``, ``missing_credentials``) exits 1; ``quota_parked`` exits 0, because
+running the same command later is the plan, and the log says when.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from scrapy.commands.crawl import Command as ScrapyCrawlCommand
+
+from runclub_spiders.auth.credentials import CredentialsError, load_credentials
+from runclub_spiders.quota import QuotaLedger, QuotaStateError
+
+FAILED_REASONS = {"auth_failed", "missing_credentials"}
+
+
+class ConfigError(Exception):
+    """One line: what is wrong, where, and how to fix it."""
+
+
+def preflight(settings) -> None:
+    market = settings.get("SPOTIFY_MARKET", "")
+    if not re.fullmatch(r"[A-Z]{2}", market or ""):
+        raise ConfigError(f"SPOTIFY_MARKET={market!r} is not an ISO 3166-1 alpha-2 country "
+                          f"code; use two letters such as US or GB")
+    profile = settings.get("SPOTIFY_API_PROFILE")
+    if profile not in ("development", "extended"):
+        raise ConfigError(f"SPOTIFY_API_PROFILE={profile!r} must be development or extended")
+    if settings.getbool("SPOTIFY_AUTH_ENABLED"):
+        try:
+            load_credentials(settings["SPOTIFY_TOKEN_FILE"])
+        except CredentialsError as exc:
+            raise ConfigError(str(exc)) from None
+    try:
+        QuotaLedger(settings["QUOTA_STATE_FILE"])
+    except QuotaStateError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+class Command(ScrapyCrawlCommand):
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        # Before Scrapy builds the crawler process (and starts logging): one line, exit 2.
+        try:
+            preflight(self.settings)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if len(args) != 1:
+            super().run(args, opts)             # Scrapy's own usage errors
+            return
+        assert self.crawler_process is not None
+        crawler = self._create_crawler(args[0])
+        self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.start()
+        reason = crawler.stats.get_value("finish_reason")
+        if self.crawler_process.bootstrap_failed or reason in FAILED_REASONS:
+            self.exitcode = 1

@@ -1,0 +1,1 @@
+"""Downloader middlewares: service slots, Spotify OAuth, Retry-After and quota parks."""

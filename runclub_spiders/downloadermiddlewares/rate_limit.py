@@ -1,0 +1,289 @@
+"""Retry-After, exponential backoff and quota parks for Spotify and ReccoBeats.
+
+Replaces Scrapy's ``RetryMiddleware``, which resends a 429 at once and never reads
+``Retry-After``. Three kinds of trouble, three answers:
+
+* **Short 429** (``Retry-After`` up to ``RATE_LIMIT_MAX_WAIT`` s): pause that service's
+  download slot for the time given, so nothing else goes to the host meanwhile, then retry.
+  Without the header: exponential backoff with jitter.
+* **Quota** (``reason: QUOTA_EXCEEDED``, or a longer ``Retry-After``): park the endpoint
+  bucket until the time given, in a state file that survives restarts. Requests for a parked
+  bucket are never sent; they are set aside. When nothing else is left, the crawl closes with
+  reason ``quota_parked`` (or waits, if the park ends within ``QUOTA_PARK_IDLE_WAIT``), and
+  with JOBDIR the set-aside requests are saved for the next run.
+* **5xx, timeouts, dropped connections**: bounded retries, each delayed by exponential
+  backoff with jitter.
+
+An optional ``SPOTIFY_DAILY_BUDGET`` parks a bucket at its budget, before Spotify does.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import random
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scrapy import signals
+from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
+from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.utils.asyncio import call_later
+from scrapy.utils.asyncio import sleep as async_sleep
+from scrapy.utils.request import request_from_dict
+from scrapy.utils.response import response_status_message
+
+from runclub_spiders.quota import QuotaLedger, next_utc_midnight, utc_iso
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+NOT_BEFORE = "_not_before"           # monotonic time before which a retry must not go out
+RATE_LIMIT_RETRIES = "_rate_limit_retries"
+STASH_FILE = "quota_parked_requests.pickle"
+
+
+def parse_retry_after(value: bytes | str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _quota_reason(response: Response) -> str | None:
+    try:
+        body = response.json()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    reason = error.get("reason") if isinstance(error, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
+class RateLimitMiddleware(RetryMiddleware):
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler.settings)
+        settings = crawler.settings
+        self.crawler = crawler
+        self.max_wait = settings.getfloat("RATE_LIMIT_MAX_WAIT")
+        self.rate_limit_retries = settings.getint("RATE_LIMIT_MAX_RETRIES")
+        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE")
+        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX")
+        self.default_park = settings.getfloat("QUOTA_PARK_DEFAULT")
+        self.idle_wait = settings.getfloat("QUOTA_PARK_IDLE_WAIT")
+        self.budgets = {str(k): int(v)
+                        for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
+        self.ledger = QuotaLedger(settings["QUOTA_STATE_FILE"])
+        jobdir = settings.get("JOBDIR")
+        self.stash_path = Path(jobdir) / STASH_FILE if jobdir else None
+        self.stash: list[Request] = []
+        self._reinject_call = None
+        self._run_counts: dict[str, int] = {}
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RateLimitMiddleware:
+        return cls(crawler)
+
+    # ---------------------------------------------------------------- requests
+    async def process_request(self, request: Request) -> None:
+        bucket = request.meta.get("spotify_bucket")
+        if bucket:
+            now = time.time()
+            until = self.ledger.parked_until(bucket)
+            budget = self.budgets.get(bucket)
+            if not until and budget is not None and self.ledger.used_today(bucket) >= budget:
+                until = next_utc_midnight(now)
+                self._park(bucket, until, "daily budget")
+            if until:
+                self._set_aside(request, bucket)
+                raise IgnoreRequest(f"quota bucket {bucket!r} is parked until {utc_iso(until)}")
+        not_before = request.meta.get(NOT_BEFORE)
+        if not_before is not None:
+            wait = not_before - time.monotonic()
+            if wait > 0:
+                await async_sleep(wait)
+        if bucket:
+            # Counted as it goes out: what Spotify sees is what the daily quota charges.
+            self.ledger.count(bucket)
+            self._run_counts[bucket] = self._run_counts.get(bucket, 0) + 1
+            self.crawler.stats.inc_value(f"quota/requests/{bucket}")
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry", False):
+            return response
+        if response.status == 429:
+            return self._on_429(request, response)
+        if response.status in self.retry_http_codes:
+            return self._retry_later(request, response_status_message(response.status)) \
+                or response
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if isinstance(exception, self.exceptions_to_retry) and not request.meta.get(
+                "dont_retry", False):
+            return self._retry_later(request, exception)
+        return None
+
+    # ---------------------------------------------------------------- 429
+    def _on_429(self, request: Request, response: Response) -> Request | Response:
+        stats = self.crawler.stats
+        now = time.time()
+        bucket = request.meta.get("spotify_bucket")
+        wait = parse_retry_after(response.headers.get("Retry-After"), now)
+        reason = _quota_reason(response)
+        if bucket and (reason == "QUOTA_EXCEEDED" or (wait is not None and wait > self.max_wait)):
+            until = now + (wait if wait is not None else self.default_park)
+            self._park(bucket, until, reason or f"Retry-After {wait:.0f} s")
+            self._set_aside(self._clean_copy(request), bucket)
+            raise IgnoreRequest(f"quota bucket {bucket!r} parked until {utc_iso(until)}")
+        retries = request.meta.get(RATE_LIMIT_RETRIES, 0) + 1
+        if retries > self.rate_limit_retries:
+            stats.inc_value("ratelimit/gave_up")
+            logger.error("Gave up on %s after %d rate-limit retries", request, retries - 1)
+            return response
+        if wait is None:
+            wait = self._backoff(retries)
+        wait = min(wait, self.max_wait)
+        self._pause_slot(request, wait)
+        stats.inc_value("ratelimit/429")
+        stats.inc_value("ratelimit/waited_seconds", wait)
+        logger.info("429 from %s: pausing slot %s for %.1f s", request.url,
+                    request.meta.get("download_slot"), wait)
+        retry = self._clean_copy(request)
+        retry.meta[RATE_LIMIT_RETRIES] = retries
+        retry.dont_filter = True
+        return retry
+
+    def _pause_slot(self, request: Request, wait: float) -> None:
+        """Hold every queued request of this slot for ``wait`` seconds.
+
+        The downloader waits ``delay - (now - lastseen)`` before the slot's next request, so
+        moving ``lastseen`` into the future pauses the slot. This touches semi-internal
+        downloader state; keep it in this one helper.
+        """
+        downloader = self.crawler.engine.downloader
+        key = downloader.get_slot_key(request)
+        slot = downloader.slots.get(key)
+        if slot is None:
+            return
+        slot.delay = max(slot.delay, 0.001)      # the pause only applies to slots with a delay
+        slot.lastseen = max(slot.lastseen, time.monotonic() + wait)
+
+    # ---------------------------------------------------------------- retries with backoff
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _retry_later(self, request: Request, reason: str | Exception) -> Request | None:
+        retry = get_retry_request(
+            request, spider=self.crawler.spider, reason=reason,
+            max_retry_times=request.meta.get("max_retry_times", self.max_retry_times),
+            priority_adjust=request.meta.get("priority_adjust", self.priority_adjust))
+        if retry is None:
+            return None
+        retry.headers.pop("Authorization", None)
+        retry.meta[NOT_BEFORE] = time.monotonic() + self._backoff(retry.meta["retry_times"])
+        return retry
+
+    @staticmethod
+    def _clean_copy(request: Request) -> Request:
+        copy = request.copy()
+        copy.headers.pop("Authorization", None)
+        copy.meta.pop(NOT_BEFORE, None)
+        copy.dont_filter = True
+        return copy
+
+    # ---------------------------------------------------------------- parks
+    def _park(self, bucket: str, until: float, reason: str) -> None:
+        already = self.ledger.parked_until(bucket)
+        self.ledger.park(bucket, until, reason)
+        self.crawler.stats.set_value(f"quota/parked_until/{bucket}", utc_iso(until))
+        if not already:
+            self.crawler.stats.inc_value("quota/parks")
+            logger.warning("Quota bucket %r parked until %s (%s); no request goes to it "
+                           "before then", bucket, utc_iso(until), reason)
+
+    def _set_aside(self, request: Request, bucket: str) -> None:
+        self.stash.append(self._clean_copy(request) if "Authorization" in request.headers
+                          else request)
+        self.crawler.stats.inc_value(f"quota/set_aside/{bucket}")
+
+    def _stash_buckets(self) -> set[str]:
+        return {r.meta["spotify_bucket"] for r in self.stash}
+
+    def _reinject(self) -> None:
+        self._reinject_call = None
+        ready = [r for r in self.stash
+                 if not self.ledger.parked_until(r.meta["spotify_bucket"])]
+        self.stash = [r for r in self.stash if r not in ready]
+        for request in ready:
+            self.crawler.engine.crawl(request)
+        if ready:
+            logger.info("Quota park over: %d set-aside requests back in the queue", len(ready))
+
+    # ---------------------------------------------------------------- signals
+    def spider_opened(self) -> None:
+        if self.stash_path is None or not self.stash_path.exists():
+            return
+        with self.stash_path.open("rb") as stash:
+            saved = pickle.load(stash)
+        self.stash_path.unlink()
+        spider = self.crawler.spider
+        for entry in saved:
+            self.crawler.engine.crawl(request_from_dict(entry, spider=spider))
+        logger.info("Resumed %d requests set aside by a quota park", len(saved))
+
+    def spider_idle(self) -> None:
+        if not self.stash:
+            return
+        now = time.time()
+        ends = [self.ledger.parked_until(b) for b in self._stash_buckets()]
+        if not all(ends):
+            self._reinject()
+            raise DontCloseSpider
+        earliest = min(ends)
+        if earliest - now <= self.idle_wait:
+            if self._reinject_call is None:
+                self._reinject_call = call_later(max(0.0, earliest - now) + 0.05,
+                                                 self._reinject)
+            raise DontCloseSpider
+        latest = max(ends)
+        self.crawler.stats.set_value("quota/resume_after", utc_iso(latest))
+        logger.warning("Every remaining request needs a parked quota bucket (%s). Run the same "
+                       "command again after %s UTC to continue.",
+                       ", ".join(sorted(self._stash_buckets())), utc_iso(latest))
+        raise CloseSpider("quota_parked")
+
+    def spider_closed(self) -> None:
+        if self._reinject_call is not None:
+            self._reinject_call.cancel()
+        self.ledger.save()
+        for bucket, used in self.ledger.today().items():
+            self.crawler.stats.set_value(f"quota/requests_today/{bucket}", used)
+        if self.stash and self.stash_path is not None:
+            spider = self.crawler.spider
+            entries = [r.to_dict(spider=spider) for r in self.stash]
+            self.stash_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.stash_path.open("wb") as out:
+                pickle.dump(entries, out, protocol=4)
+            logger.info("Saved %d set-aside requests to %s", len(entries), self.stash_path)

@@ -1,0 +1,194 @@
+"""OAuth for the Spotify Web API: refresh-token grant, Bearer header, one retry on 401.
+
+Access tokens come from the Accounts service through the Scrapy engine
+(``engine.download_async``), so the token request gets the same retries, slots and stats as
+everything else and never blocks the reactor. One refresh runs at a time however many requests
+wait; tokens are renewed shortly before they expire.
+
+Secrets stay out of JOBDIR and logs: the ``Authorization`` header is added in
+``process_request`` (after the scheduler, so never pickled) and removed again in
+``process_response``/``process_exception`` before any middleware can copy the request for a
+retry or redirect. Token requests bypass the scheduler entirely. Logs carry fingerprints only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from scrapy import Request, signals
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.defer import _schedule_coro
+
+from runclub_spiders.auth.credentials import CredentialsError, SpotifyCredentials, load_credentials
+from runclub_spiders.auth.tokens import TokenFile, fingerprint
+from runclub_spiders.services import SPOTIFY_ACCOUNTS, ServiceMap
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+TOKEN_REQUEST = "_spotify_token_request"
+TOKEN_GENERATION = "_spotify_token_generation"
+AUTH_RETRIES = "_spotify_auth_retries"
+MAX_AUTH_RETRIES = 5
+
+
+class SpotifyAuthError(Exception):
+    """The Accounts service refused our credentials; a human has to act."""
+
+
+class SpotifyAuthMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        if not settings.getbool("SPOTIFY_AUTH_ENABLED"):
+            raise NotConfigured("SPOTIFY_AUTH_ENABLED is off")
+        self.crawler = crawler                # crawler.engine is not available yet (2.18+)
+        self.services = ServiceMap(settings)
+        self.token_file = TokenFile(settings["SPOTIFY_TOKEN_FILE"])
+        self.margin = settings.getfloat("SPOTIFY_TOKEN_REFRESH_MARGIN")
+        self.credentials: SpotifyCredentials | None = None
+        self.problem: str | None = None
+        try:
+            self.credentials = load_credentials(settings["SPOTIFY_TOKEN_FILE"])
+        except CredentialsError as exc:
+            self.problem = str(exc)
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._generation = 0
+        self._lock = asyncio.Lock()
+        self.failed = False
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SpotifyAuthMiddleware:
+        return cls(crawler)
+
+    def spider_opened(self) -> None:
+        if self.problem:
+            # Before the first request: one line naming what is missing, then stop.
+            self._fail("missing_credentials", self.problem)
+
+    # ---------------------------------------------------------------- requests
+    async def process_request(self, request: Request) -> None:
+        if request.meta.get(TOKEN_REQUEST) or not self.services.is_spotify_api(request.url):
+            return
+        if self.failed:
+            raise IgnoreRequest("Spotify credentials failed; see the error above")
+        token, generation = await self._access_token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        request.meta[TOKEN_GENERATION] = generation
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        if TOKEN_GENERATION not in request.meta:
+            return response
+        request.headers.pop("Authorization", None)
+        if response.status != 401:
+            return response
+        stats = self.crawler.stats
+        if request.meta[TOKEN_GENERATION] == self._generation:
+            self._token = None            # first 401 on this token: the next request refreshes
+        # Each retry carries a newer token than the one refused. Requests take their token
+        # before they wait in the slot queue, so under load a retry can meet a token that died
+        # meanwhile; a few retries absorb that, while a broken grant surfaces as invalid_grant
+        # on the refresh itself.
+        used = request.meta.get(AUTH_RETRIES, 0)
+        if used >= MAX_AUTH_RETRIES:
+            stats.inc_value("spotify/auth/gave_up_401")
+            return response
+        stats.inc_value("spotify/auth/retried_401")
+        retry = request.copy()
+        retry.meta[AUTH_RETRIES] = used + 1
+        del retry.meta[TOKEN_GENERATION]
+        retry.dont_filter = True
+        return retry
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if TOKEN_GENERATION in request.meta:
+            request.headers.pop("Authorization", None)
+
+    # ---------------------------------------------------------------- tokens
+    async def _access_token(self) -> tuple[str, int]:
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._expires_at:
+                await self._refresh()
+            assert self._token is not None
+            return self._token, self._generation
+
+    async def _refresh(self) -> None:
+        assert self.credentials is not None
+        creds = self.credentials
+        basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
+        request = Request(
+            self.services.token_url, method="POST",
+            body=urlencode({"grant_type": "refresh_token", "refresh_token": creds.refresh_token}),
+            headers={"Authorization": f"Basic {basic}",
+                     "Content-Type": "application/x-www-form-urlencoded"},
+            meta={TOKEN_REQUEST: True, "dont_obey_robotstxt": True, "dont_cache": True,
+                  "download_slot": SPOTIFY_ACCOUNTS, "handle_httpstatus_all": True},
+            dont_filter=True, callback=NO_CALLBACK)
+        response = await self.crawler.engine.download_async(request)
+        body = _json(response)
+        if response.status == 200 and isinstance(body.get("access_token"), str):
+            lifetime = float(body.get("expires_in") or 3600)
+            self._token = body["access_token"]
+            self._generation += 1
+            # Renew a little early so no request carries a token that dies in flight.
+            self._expires_at = time.monotonic() + lifetime - min(self.margin, lifetime / 2)
+            self.crawler.stats.inc_value("spotify/auth/token_refreshes")
+            rotated = body.get("refresh_token")
+            if isinstance(rotated, str) and rotated and rotated != creds.refresh_token:
+                self._store_rotated(rotated)
+            return
+        error = body.get("error") if isinstance(body.get("error"), str) else None
+        if error == "invalid_grant":
+            self._fail("auth_failed",
+                       f"Spotify refused the refresh token from {creds.refresh_token_source} "
+                       f"({body.get('error_description', 'invalid_grant')}): run `scrapy "
+                       f"spotify-auth` again (refresh tokens expire 6 months after the grant)")
+        elif error == "invalid_client":
+            self._fail("auth_failed",
+                       "Spotify refused the client credentials (invalid_client): check "
+                       "SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET")
+        else:
+            self.crawler.stats.inc_value("spotify/auth/token_errors")
+            logger.error("Spotify token endpoint answered HTTP %s%s", response.status,
+                         f" ({error})" if error else "")
+        raise IgnoreRequest("no Spotify access token")
+
+    def _store_rotated(self, refresh_token: str) -> None:
+        assert self.credentials is not None
+        old = self.credentials
+        self.credentials = SpotifyCredentials(old.client_id, old.client_secret, refresh_token,
+                                              str(self.token_file.path))
+        self.token_file.write(refresh_token)
+        self.crawler.stats.inc_value("spotify/auth/refresh_token_rotated")
+        logger.info("Spotify rotated the refresh token; saved %s to %s",
+                    fingerprint(refresh_token), self.token_file.path)
+        if old.refresh_token_source == "SPOTIFY_REFRESH_TOKEN":
+            logger.warning("SPOTIFY_REFRESH_TOKEN is now stale: Spotify rotated it and the new "
+                           "one is in %s; remove the variable so the file is used",
+                           self.token_file.path)
+
+    def _fail(self, reason: str, message: str) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        logger.error(message)
+        self.crawler.stats.set_value("spotify/auth/failure", reason)
+        _schedule_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+
+def _json(response: Response) -> dict:
+    try:
+        body = response.json()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
