@@ -31,7 +31,9 @@ def simulator_factory() -> Iterator[Callable[..., Simulator]]:
     def start(fresh_catalog: bool = False, **overrides: Any) -> Simulator:
         overrides.setdefault("size", SMALL)
         catalog = None
-        if not fresh_catalog and overrides.get("playlist_extras", True):
+        # The cache only serves catalogs that the knobs given would build identically.
+        shaped = {"market", "recco_coverage"} & set(overrides)
+        if not (fresh_catalog or shaped) and overrides.get("playlist_extras", True):
             catalog = cached_catalog(overrides["size"], overrides.get("seed", 1))
         simulator = Simulator(catalog=catalog, **overrides).start()
         started.append(simulator)

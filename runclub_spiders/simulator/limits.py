@@ -23,11 +23,12 @@ class LoggedRequest:
     status: int
     bucket: str
     fault: str            # "" or what was injected
+    retry_after: str = ""  # the Retry-After header sent, if any
 
     def as_dict(self) -> dict[str, Any]:
         return {"t": self.t, "service": self.service, "method": self.method, "path": self.path,
                 "query": self.query, "status": self.status, "bucket": self.bucket,
-                "fault": self.fault}
+                "fault": self.fault, "retry_after": self.retry_after}
 
 
 class RequestLog:

@@ -143,10 +143,12 @@ class Simulator:
         attempt = self.faults.attempt(key)
         fault = ""
         status = 0
+        retry_after = ""
         try:
             response, fault = await self._respond(request, handler, service, bucket, key,
                                                   attempt)
             status = response.status
+            retry_after = response.headers.get("Retry-After", "")
             return response
         except web.HTTPException as exc:      # redirects from /authorize, 404/405 from routing
             status = exc.status
@@ -161,7 +163,8 @@ class Simulator:
             return web.Response(status=499)
         finally:
             self.log.add(LoggedRequest(time.time(), service, request.method, request.path,
-                                       request.query_string, status, bucket, fault))
+                                       request.query_string, status, bucket, fault,
+                                       retry_after))
 
     async def _respond(self, request: web.Request, handler, service: str, bucket: str,
                        key: str, attempt: int) -> tuple[web.StreamResponse, str]:
