@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import socket
 import sys
 import threading
 import webbrowser
@@ -72,8 +73,15 @@ class _Listener(HTTPServer):
     path_expected = "/"
 
 
+class _Listener6(_Listener):
+    address_family = socket.AF_INET6
+
+
 class _Callback(BaseHTTPRequestHandler):
     server: _Listener
+    # One connection at a time: a browser's speculative preconnect that never sends a request
+    # must not hold the listener (and defeat --timeout) for ever.
+    timeout = 5
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path != self.server.path_expected:
@@ -89,10 +97,15 @@ class _Callback(BaseHTTPRequestHandler):
         pass  # the query string holds the code: keep it off the terminal
 
 
-def wait_for_redirect(host: str, port: int, path: str, timeout: float) -> str:
-    listener = _Listener((host, port), _Callback)
+def open_listener(host: str, port: int, path: str) -> _Listener:
+    """Bind the redirect URI's address (OSError when it cannot), before anyone is sent there."""
+    listener = (_Listener6 if ":" in host else _Listener)((host, port), _Callback)
     listener.path_expected = path
     listener.timeout = 0.5
+    return listener
+
+
+def wait_for_redirect(listener: _Listener, timeout: float) -> str:
     stop = threading.Event()
     timer = threading.Timer(timeout, stop.set)
     timer.start()
@@ -101,7 +114,6 @@ def wait_for_redirect(host: str, port: int, path: str, timeout: float) -> str:
             listener.handle_request()
     finally:
         timer.cancel()
-        listener.server_close()
     if listener.result is None:
         raise AuthError(f"no redirect arrived within {timeout:.0f} s; run again, or use "
                         f"--paste to paste the redirected URL")
@@ -154,20 +166,27 @@ class Command(ScrapyCommand):
         url = f"{accounts}/authorize?" + urlencode({
             "client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri,
             "scope": SCOPES, "state": state})
-        print("Open this URL, log in as the app's owner and approve:", flush=True)
-        print(f"  {url}", flush=True)
-        if opts.paste:
-            print("Paste the full URL your browser was redirected to:", flush=True)
-            redirected = sys.stdin.readline()
-        else:
-            if not opts.no_browser:
-                webbrowser.open(url)
-            print(f"Waiting for the redirect on {redirect_uri} ...", flush=True)
+        listener = None
+        if not opts.paste:
             try:
-                redirected = wait_for_redirect(host, port, path, opts.timeout)
+                listener = open_listener(host, port, path)
             except OSError as exc:
                 raise AuthError(f"cannot listen on {host}:{port} ({exc.strerror}); run again "
                                 f"with --paste") from None
+        try:
+            print("Open this URL, log in as the app's owner and approve:", flush=True)
+            print(f"  {url}", flush=True)
+            if listener is None:
+                print("Paste the full URL your browser was redirected to:", flush=True)
+                redirected = sys.stdin.readline()
+            else:
+                if not opts.no_browser:
+                    webbrowser.open(url)
+                print(f"Waiting for the redirect on {redirect_uri} ...", flush=True)
+                redirected = wait_for_redirect(listener, opts.timeout)
+        finally:
+            if listener is not None:
+                listener.server_close()
         code = code_from_redirect(redirected, state)
         try:
             response = requests.post(f"{accounts}/api/token", auth=(client_id, client_secret),
@@ -175,13 +194,21 @@ class Command(ScrapyCommand):
                                            "redirect_uri": redirect_uri}, timeout=30)
         except requests.RequestException as exc:
             raise AuthError(f"cannot reach {accounts}: {type(exc).__name__}") from None
-        body = response.json() if response.headers.get("Content-Type", "").startswith(
-            "application/json") else {}
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
         if response.status_code != 200 or "refresh_token" not in body:
             raise AuthError(f"the token exchange failed: HTTP {response.status_code} "
                             f"{body.get('error', '')} {body.get('error_description', '')}".strip())
         token_file = TokenFile(opts.token_file or self.settings["SPOTIFY_TOKEN_FILE"])
-        token_file.write(body["refresh_token"], scope=body.get("scope", SCOPES))
+        try:
+            token_file.write(body["refresh_token"], scope=body.get("scope", SCOPES))
+        except OSError as exc:
+            raise AuthError(f"cannot write {token_file.path} ({exc.strerror}); pass "
+                            f"--token-file PATH to a writable place") from None
         print(f"Saved the refresh token ({fingerprint(body['refresh_token'])}) to "
               f"{token_file.path} (mode 600). It stays valid for 6 months from now; "
               f"`scrapy crawl spotify_catalog` uses it unattended.")
