@@ -89,3 +89,23 @@ AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.5       # Scrapy's default of 5 s suits websites, not APIs
 AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0  # average requests in flight per slot
+
+# --- Discovery ----------------------------------------------------------------------------------
+STORE_PATH = ".cache/catalog.sqlite"   # the resumable store (SQLite, WAL)
+SEEDS_PLAN = "seeds/plan.yaml"
+SEEDS_UMBRELLAS = "seeds/umbrellas.yaml"
+CATALOG_CELL_MIN = 400                 # exported tracks per umbrella x decade cell, at least
+CATALOG_CELL_TARGET = 600              # soft target per cell
+CATALOG_MAX_TRACKS = 40_000            # global cap of the export
+CATALOG_MIN_DURATION_MS = 120_000      # 2 minutes
+CATALOG_MAX_DURATION_MS = 360_000      # 6 minutes: never longer
+# Discovery gathers more candidates than the export keeps: some miss features, some are
+# duplicates of each other across ISRCs.
+DISCOVERY_OVERSAMPLE = 1.3
+DISCOVERY_CONCURRENCY = 2              # search queries in flight (each pages sequentially)
+DISCOVERY_MIN_NEW_PER_PAGE = 2         # per 10 results: a page below this is "low yield"...
+DISCOVERY_PATIENCE = 2                 # ...and this many low pages in a row stop the query
+DISCOVERY_FAMILY_TRIAL = 20            # requests before a query family is judged
+DISCOVERY_FAMILY_MIN_YIELD = 1.0       # new tracks per request below which it is demoted
+ARTIST_LOOKUP_BUDGET = 0               # development: per-artist /artists/{id} calls allowed
+PROGRESS_INTERVAL = 60                 # seconds between progress lines

@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
 from runclub_spiders.auth.credentials import CredentialsError, load_credentials
 from runclub_spiders.quota import QuotaLedger, QuotaStateError
+from runclub_spiders.seeds import SeedError, load_plan
+from runclub_spiders.store import Store, StoreError
 
 FAILED_REASONS = {"auth_failed", "missing_credentials"}
 
@@ -42,6 +45,17 @@ def preflight(settings) -> None:
         QuotaLedger(settings["QUOTA_STATE_FILE"])
     except QuotaStateError as exc:
         raise ConfigError(str(exc)) from None
+    if settings.get("SEEDS_PLAN"):
+        try:
+            load_plan(settings["SEEDS_PLAN"], settings["SEEDS_UMBRELLAS"])
+        except SeedError as exc:
+            raise ConfigError(str(exc)) from None
+    store = Path(settings.get("STORE_PATH") or "")
+    if settings.get("STORE_PATH") and store.exists() and store.stat().st_size:
+        try:
+            Store.check(store)
+        except StoreError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 class Command(ScrapyCrawlCommand):

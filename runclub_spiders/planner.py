@@ -1,0 +1,198 @@
+"""Which search to send next: the cell furthest below its target, with as few calls as possible.
+
+The catalog is balanced over umbrella x decade cells. Every search spends daily quota, so the
+planner always picks a query for the neediest cell, pages a query only while its recent pages
+bring new tracks (adaptive pagination, no blind paging), and demotes whole query families that
+do not pay. Its state lives in the store's seed ledger, so a restart continues where the last
+run stopped instead of repeating pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from runclub_spiders.seeds import SeedPlan, SeedQuery
+from runclub_spiders.store import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_OFFSET = 1000            # Spotify serves at most 1,000 results per query
+
+
+def decade_of(release_date: str | None) -> str | None:
+    if not release_date or not release_date[:4].isdigit():
+        return None
+    year = int(release_date[:4])
+    if year < 1970 or year == 0:
+        return None
+    return "20s" if year >= 2020 else f"{year % 100 // 10 * 10:02d}s"
+
+
+@dataclass
+class QueryState:
+    next_offset: int = 0
+    total: int | None = None
+    exhausted: str | None = None
+    low_pages: int = 0
+
+
+@dataclass
+class FamilyYield:
+    requests: int = 0
+    new_tracks: int = 0
+    demoted: bool = False
+
+    @property
+    def per_request(self) -> float:
+        return self.new_tracks / self.requests if self.requests else math.inf
+
+
+@dataclass
+class Planner:
+    plan: SeedPlan
+    store: Store
+    page_size: int
+    cell_target: int
+    max_candidates: int
+    min_new_per_page: int
+    patience: int
+    family_trial: int
+    family_min_yield: float
+    include_playlist_search: bool = False
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    total_candidates: int = 0
+    states: dict[tuple[str, str], QueryState] = field(default_factory=dict)
+    families: dict[str, FamilyYield] = field(default_factory=dict)
+    inflight: set[tuple[str, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for row in self.store.seeds():
+            self.states[(row["q"], row["kind"])] = QueryState(
+                row["next_offset"], row["total"], row["exhausted"], row["low_pages"])
+            family = self.families.setdefault(row["family"], FamilyYield())
+            family.requests += row["requests"]
+            family.new_tracks += row["new_tracks"]
+        self.recount()
+
+    # ---------------------------------------------------------------- cells
+    @property
+    def cells(self) -> list[tuple[str, str]]:
+        return list(self.plan.cells())
+
+    def track_cells(self, release_date: str | None, genres: Iterable[str],
+                    query_umbrella: str | None = None) -> list[tuple[str, str]]:
+        decade = decade_of(release_date)
+        if decade is None:
+            return []
+        umbrellas = list(self.plan.rules.classify(genres))
+        if not umbrellas and query_umbrella:
+            umbrellas = [query_umbrella]
+        return [(u, decade) for u in umbrellas]
+
+    def recount(self) -> None:
+        """Candidates per cell from the store, as they were counted when discovered.
+
+        The cells a track counts toward are fixed when it is found and stored with it, so a
+        resumed run plans from exactly the counts the interrupted one had.
+        """
+        self.counts = dict.fromkeys(self.cells, 0)
+        self.total_candidates = 0
+        for track in self.store.tracks():
+            if track["enrich_state"] == "skipped":
+                continue
+            self.total_candidates += 1
+            for umbrella, decade in json.loads(track["planning_cells"] or "[]"):
+                if (umbrella, decade) in self.counts:
+                    self.counts[(umbrella, decade)] += 1
+
+    def add_candidate(self, cells: list[tuple[str, str]]) -> None:
+        self.total_candidates += 1
+        for cell in cells:
+            if cell in self.counts:
+                self.counts[cell] += 1
+
+    def cells_at_target(self) -> int:
+        return sum(1 for n in self.counts.values() if n >= self.cell_target)
+
+    # ---------------------------------------------------------------- choosing
+    def state(self, query: SeedQuery) -> QueryState:
+        return self.states.setdefault((query.q, query.kind), QueryState())
+
+    def _open(self, query: SeedQuery, allow_demoted: bool) -> bool:
+        key = (query.q, query.kind)
+        if key in self.inflight or self.state(query).exhausted:
+            return False
+        family = self.families.get(query.family)
+        return allow_demoted or family is None or not family.demoted
+
+    def next_query(self) -> tuple[SeedQuery, int] | None:
+        """The next (query, offset) to send, or None when discovery has nothing worth asking."""
+        if self.total_candidates >= self.max_candidates:
+            return None
+        for allow_demoted in (False, True):
+            chosen = self._pick(allow_demoted)
+            if chosen is not None:
+                self.inflight.add((chosen.q, chosen.kind))
+                return chosen, self.state(chosen).next_offset
+        return None
+
+    def _pick(self, allow_demoted: bool) -> SeedQuery | None:
+        needy = sorted((n / self.cell_target, i, cell) for i, (cell, n) in
+                       enumerate(self.counts.items()) if n < self.cell_target)
+        for _, _, (umbrella, decade) in needy:
+            for query in self.plan.cell_queries(umbrella, decade):
+                if self._open(query, allow_demoted):
+                    return query
+        needy_umbrellas = {cell[0] for _, _, cell in needy}
+        for query in self.plan.general_queries("track"):
+            if query.umbrella is not None and query.umbrella not in needy_umbrellas:
+                continue
+            if self._open(query, allow_demoted):
+                return query
+        if self.include_playlist_search:
+            for query in self.plan.general_queries("playlist"):
+                if self._open(query, allow_demoted):
+                    return query
+        return None
+
+    # ---------------------------------------------------------------- results
+    def record_page(self, query: SeedQuery, offset: int, total: int | None, new: int,
+                    known: int, now: str) -> QueryState:
+        """Advance the query's ledger after one page; decide whether it goes on."""
+        self.inflight.discard((query.q, query.kind))
+        state = self.state(query)
+        state.next_offset = offset + self.page_size
+        state.total = total
+        low = new < self.min_new_per_page
+        state.low_pages = state.low_pages + 1 if low else 0
+        reachable = min(total or 0, MAX_OFFSET)
+        if not total:
+            state.exhausted = "empty"
+        elif state.next_offset >= reachable:
+            state.exhausted = "end"
+        elif state.low_pages >= self.patience:
+            state.exhausted = "low_yield"
+        family = self.families.setdefault(query.family, FamilyYield())
+        family.requests += 1
+        family.new_tracks += new
+        if (not family.demoted and family.requests >= self.family_trial
+                and family.per_request < self.family_min_yield):
+            family.demoted = True
+            logger.info("Query family %r pays %.2f new tracks per request after %d requests: "
+                        "demoted behind the families that pay", query.family,
+                        family.per_request, family.requests)
+        self.store.record_page(q=query.q, kind=query.kind, family=query.family,
+                               umbrella=query.umbrella, decade=query.decade,
+                               next_offset=state.next_offset, total=total, new=new, known=known,
+                               low_page=low, exhausted=state.exhausted, now=now)
+        return state
+
+    def release(self, query: SeedQuery) -> None:
+        """A request for ``query`` failed; it may be picked again."""
+        self.inflight.discard((query.q, query.kind))
+
+

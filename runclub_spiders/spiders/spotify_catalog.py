@@ -1,0 +1,434 @@
+"""``scrapy crawl spotify_catalog``: discover run-worthy tracks into the store, then enrich them.
+
+Sources, cheapest first:
+
+* the owner's own and collaborative playlists (``/me/playlists`` then ``/items``), in both
+  profiles; unchanged playlists (same ``snapshot_id``) are skipped;
+* cell-targeted search: for the umbrella x decade cell furthest below its target, field-filter
+  queries such as ``genre:"outlaw country" year:1970-1979``, then the free-text seeds;
+* in the extended profile only: playlist-name search and other users' playlists, and
+  ``/artists?ids=`` for genres. Development mode makes no per-artist call unless
+  ``ARTIST_LOOKUP_BUDGET`` allows it; artists gain genres from the ``genre:`` queries that
+  found them instead.
+
+Search and playlist items already carry full track objects, so no track is looked up again.
+Every new track is stored first (state ``pending``) and then yielded as a ``CandidateItem`` to
+the pipeline chain (cheap filters, ReccoBeats enrichment). A resumed run re-yields what is
+still pending, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from scrapy import Request, Spider, signals
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.utils.asyncio import create_looping_call
+
+from runclub_spiders.items import CandidateItem
+from runclub_spiders.planner import Planner
+from runclub_spiders.seeds import SeedQuery, load_plan
+from runclub_spiders.spotify_objects import clean_text, paging, parse_track
+from runclub_spiders.store import Store
+
+logger = logging.getLogger(__name__)
+
+GENRE_FILTER = re.compile(r'genre:"([^"]+)"')
+EDITORIAL_PREFIX = "37i9dQZ"
+PLAYLIST_PAGE = 50
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SpotifyCatalogSpider(Spider):
+    name = "spotify_catalog"
+
+    @classmethod
+    def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> SpotifyCatalogSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.setup(crawler)
+        return spider
+
+    def setup(self, crawler) -> None:
+        s = crawler.settings
+        self.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
+        self.market = s["SPOTIFY_MARKET"]
+        self.extended = s["SPOTIFY_API_PROFILE"] == "extended"
+        self.page_size = 50 if self.extended else 10
+        self.plan = load_plan(s["SEEDS_PLAN"], s["SEEDS_UMBRELLAS"])
+        self.store = Store.open(s["STORE_PATH"])
+        oversample = s.getfloat("DISCOVERY_OVERSAMPLE")
+        min_new = s.getint("DISCOVERY_MIN_NEW_PER_PAGE") * self.page_size // 10
+        self.planner = Planner(
+            plan=self.plan, store=self.store, page_size=self.page_size,
+            cell_target=max(1, round(s.getint("CATALOG_CELL_TARGET") * oversample)),
+            max_candidates=round(s.getint("CATALOG_MAX_TRACKS") * oversample),
+            min_new_per_page=max(1, min_new), patience=s.getint("DISCOVERY_PATIENCE"),
+            family_trial=s.getint("DISCOVERY_FAMILY_TRIAL"),
+            family_min_yield=s.getfloat("DISCOVERY_FAMILY_MIN_YIELD"),
+            include_playlist_search=self.extended)
+        self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
+        self.artist_budget = s.getint("ARTIST_LOOKUP_BUDGET")
+        self.active = 0                     # discovery requests in flight
+        self.user_id: str | None = None
+        self.artist_lookups_inflight = False
+        self.progress_interval = s.getfloat("PROGRESS_INTERVAL")
+        self._progress = None
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    # ---------------------------------------------------------------- lifecycle
+    def spider_opened(self) -> None:
+        self.crawler.stats.set_value("discovery/profile", "extended" if self.extended
+                                     else "development")
+        if self.progress_interval > 0:
+            self._progress = create_looping_call(self.log_progress)
+            self._progress.start(self.progress_interval, now=False)
+
+    def spider_closed(self) -> None:
+        if self._progress is not None and self._progress.running:
+            self._progress.stop()
+        self.log_progress()
+        stats = self.crawler.stats
+        stats.set_value("discovery/cells_at_target", self.planner.cells_at_target())
+        stats.set_value("discovery/cells", len(self.planner.counts))
+        for key, value in self.store.counts().items():
+            stats.set_value(f"store/{key}", value)
+        for name, family in sorted(self.planner.families.items()):
+            stats.set_value(f"discovery/family/{name}/requests", family.requests)
+            stats.set_value(f"discovery/family/{name}/new_tracks", family.new_tracks)
+        self.store.close()
+
+    def log_progress(self) -> None:
+        counts = self.store.counts()
+        buckets = {k.rsplit("/", 1)[1]: v for k, v in self.crawler.stats.get_stats().items()
+                   if k.startswith("quota/requests/")}
+        logger.info("progress: %d candidates, %d with features, %d misses, %d pending; "
+                    "%d/%d cells at target; requests this run: %s", counts["tracks"],
+                    counts["features"], counts["misses"], counts["pending"],
+                    self.planner.cells_at_target(), len(self.planner.counts),
+                    ", ".join(f"{k}={v}" for k, v in sorted(buckets.items())) or "none")
+
+    async def start(self):
+        now = utc_now()
+        for track_id in self.store.pending_enrichment(now):
+            row = self.store.track(track_id)
+            if row is not None:
+                yield self._candidate(row, source="store")
+        # Who we are decides which playlists' items are readable in development mode.
+        yield Request(f"{self.api}/me", callback=self.parse_me, errback=self.failed,
+                      dont_filter=True, priority=10)
+        for request in self._fill():
+            yield request
+
+    def spider_idle(self) -> None:
+        if self.artist_lookups_inflight:
+            raise DontCloseSpider
+        request = self._artist_request()
+        if request is not None:
+            self.artist_lookups_inflight = True
+            self.crawler.engine.crawl(request)
+            raise DontCloseSpider
+
+    # ---------------------------------------------------------------- search
+    def _fill(self) -> list[Request]:
+        requests = []
+        while self.active < self.concurrency:
+            chosen = self.planner.next_query()
+            if chosen is None:
+                break
+            query, offset = chosen
+            self.active += 1
+            requests.append(self._search_request(query, offset))
+        return requests
+
+    def _search_request(self, query: SeedQuery, offset: int) -> Request:
+        params = {"q": query.q, "type": query.kind, "limit": self.page_size,
+                  "offset": offset, "market": self.market}
+        return Request(f"{self.api}/search?{urlencode(params)}", callback=self.parse_search,
+                       errback=self.failed,
+                       meta={"seed": [query.family, query.q, query.kind, query.umbrella,
+                                      query.decade], "offset": offset})
+
+    def parse_search(self, response):
+        body = _json(response)
+        if body is None:
+            yield from self._retry_malformed(response)
+            return
+        self.active = max(0, self.active - 1)
+        query = SeedQuery(*response.meta["seed"])
+        offset = response.meta["offset"]
+        if query.kind == "playlist":
+            yield from self._playlist_hits(body, query, offset)
+        else:
+            yield from self._track_hits(body, query, offset)
+        yield from self._fill()
+
+    def _track_hits(self, body: Any, query: SeedQuery, offset: int):
+        items, total, _ = paging(body, "tracks")
+        now = utc_now()
+        genre = GENRE_FILTER.search(query.q)
+        new_rows, known, edges = [], 0, []
+        with self.store.transaction():
+            for position, obj in enumerate(items):
+                record, reason = parse_track(obj)
+                if record is None:
+                    self.crawler.stats.inc_value(f"discovery/skipped/{reason}")
+                    continue
+                is_new = self.store.upsert_track(record, source="search", query=query.q,
+                                                 now=now)
+                edges.append((record.id, offset + position))
+                if genre:
+                    # The Development Mode substitute for artist genres: the filter matched
+                    # the track, most likely through its primary artist.
+                    self.store.add_inferred_genre(record.artist_ids[0], genre.group(1))
+                if is_new:
+                    new_rows.append(record)
+                else:
+                    known += 1
+            self.store.add_edges(query.q, query.kind, edges)
+            self.planner.record_page(query, offset, total, len(new_rows), known, now)
+            # Inside the transaction: a track and the cells it counts toward land together.
+            candidates = list(self._candidates(new_rows, source="search", query=query))
+        self._count_family(query, len(new_rows), known)
+        yield from candidates
+
+    def _playlist_hits(self, body: Any, query: SeedQuery, offset: int):
+        items, total, _ = paging(body, "playlists")
+        now = utc_now()
+        requests = []
+        with self.store.transaction():
+            for obj in items:
+                request = self._consider_playlist(obj, now)
+                if request is not None:
+                    requests.append(request)
+            self.planner.record_page(query, offset, total, len(requests), 0, now)
+        self._count_family(query, len(requests), 0)
+        yield from requests
+
+    def _count_family(self, query: SeedQuery, new: int, known: int) -> None:
+        stats = self.crawler.stats
+        stats.inc_value(f"discovery/family/{query.family}/pages")
+        stats.inc_value("discovery/new_tracks", new)
+        stats.inc_value("discovery/known_tracks", known)
+
+    # ---------------------------------------------------------------- playlists
+    def parse_me(self, response):
+        body = _json(response)
+        if body is None:
+            yield from self._retry_malformed(response)
+            return
+        user_id = body.get("id") if isinstance(body, dict) else None
+        self.user_id = user_id if isinstance(user_id, str) else None
+        yield Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset=0",
+                      callback=self.parse_my_playlists, errback=self.failed,
+                      dont_filter=True, priority=10)
+
+    def parse_my_playlists(self, response):
+        body = _json(response)
+        if body is None:
+            yield from self._retry_malformed(response)
+            return
+        items, total, _ = paging(body)
+        now = utc_now()
+        requests = []
+        with self.store.transaction():
+            for obj in items:
+                request = self._consider_playlist(obj, now)
+                if request is not None:
+                    requests.append(request)
+        yield from requests
+        offset = int(response.url.rsplit("offset=", 1)[1]) if "offset=" in response.url else 0
+        if total and offset + PLAYLIST_PAGE < total:
+            yield Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}"
+                          f"&offset={offset + PLAYLIST_PAGE}", callback=self.parse_my_playlists,
+                          errback=self.failed, dont_filter=True, priority=10)
+
+    def _consider_playlist(self, obj: Any, now: str) -> Request | None:
+        stats = self.crawler.stats
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            stats.inc_value("playlists/skipped/null")
+            return None
+        playlist_id = obj["id"]
+        owner = obj.get("owner") if isinstance(obj.get("owner"), dict) else {}
+        editorial = playlist_id.startswith(EDITORIAL_PREFIX) or owner.get("id") == "spotify"
+        if editorial and not self.extended:
+            # Development mode: Spotify-owned playlists answer 404; never ask.
+            stats.inc_value("playlists/skipped/editorial")
+            return None
+        mine = owner.get("id") == self.user_id or obj.get("collaborative") is True
+        if not (mine or self.extended):
+            # Development mode: items of other users' playlists answer 403; never ask.
+            stats.inc_value("playlists/skipped/not_owned")
+            return None
+        items_ref = obj.get("items") if isinstance(obj.get("items"), dict) else {}
+        total = items_ref.get("total") if isinstance(items_ref.get("total"), int) else None
+        snapshot = obj.get("snapshot_id") if isinstance(obj.get("snapshot_id"), str) else None
+        previous = self.store.playlist(playlist_id)
+        self.store.see_playlist(playlist_id, owner=clean_text(owner.get("id")),
+                                name=clean_text(obj.get("name")), snapshot_id=snapshot,
+                                items_total=total, now=now)
+        if previous is not None and snapshot and previous["last_snapshot_processed"] == snapshot:
+            stats.inc_value("playlists/unchanged")
+            return None
+        start = 0
+        if previous is not None and previous["next_offset"]:
+            # Resume a half-read list, or re-read only the tail of a changed one: Spotify
+            # appends new items at the end.
+            start = max(0, previous["next_offset"] - PLAYLIST_PAGE) \
+                if previous["last_snapshot_processed"] else previous["next_offset"]
+        stats.inc_value("playlists/read")
+        return self._items_request(playlist_id, snapshot, start)
+
+    def _items_request(self, playlist_id: str, snapshot: str | None, offset: int) -> Request:
+        params = {"limit": PLAYLIST_PAGE, "offset": offset, "market": self.market,
+                  "additional_types": "track"}
+        return Request(f"{self.api}/playlists/{playlist_id}/items?{urlencode(params)}",
+                       callback=self.parse_playlist_items, errback=self.failed,
+                       meta={"playlist": playlist_id, "snapshot": snapshot, "offset": offset},
+                       priority=5)
+
+    def parse_playlist_items(self, response):
+        playlist_id, snapshot = response.meta["playlist"], response.meta["snapshot"]
+        offset = response.meta["offset"]
+        body = _json(response)
+        if body is None:
+            yield from self._retry_malformed(response)
+            return
+        items, total, _ = paging(body)
+        now = utc_now()
+        new_rows, rows = [], []
+        with self.store.transaction():
+            for row in items:
+                if not isinstance(row, dict):
+                    self.crawler.stats.inc_value("discovery/skipped/null")
+                    continue
+                obj = row.get("item") if "item" in row else row.get("track")
+                record, reason = parse_track(obj)
+                if record is None:
+                    self.crawler.stats.inc_value(f"discovery/skipped/{reason}")
+                    continue
+                if self.store.upsert_track(record, source="playlist", playlist_id=playlist_id,
+                                           now=now):
+                    new_rows.append(record)
+                added = row.get("added_at") if isinstance(row.get("added_at"), str) else None
+                rows.append((record.id, added))
+            self.store.add_playlist_tracks(playlist_id, rows)
+            following = offset + PLAYLIST_PAGE
+            if total is not None and following < total and items:
+                self.store.playlist_progress(playlist_id, following)
+            else:
+                self.store.finish_playlist(playlist_id, snapshot, now,
+                                           processed=total if total is not None else following)
+            candidates = list(self._candidates(new_rows, source="playlist",
+                                               playlist_id=playlist_id))
+        self.crawler.stats.inc_value("discovery/playlist_new_tracks", len(new_rows))
+        yield from candidates
+        if total is not None and following < total and items:
+            yield self._items_request(playlist_id, snapshot, following)
+
+    # ---------------------------------------------------------------- artists
+    def _artist_request(self) -> Request | None:
+        if self.extended:
+            ids = self.store.artists_without_details(50)
+            if ids:
+                return Request(f"{self.api}/artists?ids={','.join(ids)}",
+                               callback=self.parse_artists, errback=self.failed,
+                               meta={"artist_ids": ids})
+        elif self.artist_budget > 0:
+            ids = self.store.artists_without_details(1)
+            if ids:
+                self.artist_budget -= 1
+                return Request(f"{self.api}/artists/{ids[0]}", callback=self.parse_artists,
+                               errback=self.failed, meta={"artist_ids": ids})
+        return None
+
+    def parse_artists(self, response):
+        body = _json(response)
+        if body is None:
+            return list(self._retry_malformed(response))
+        self.artist_lookups_inflight = False
+        objects = body.get("artists") if isinstance(body, dict) and "artists" in body \
+            else [body]
+        now = utc_now()
+        by_id = {o["id"]: o for o in objects or [] if isinstance(o, dict)
+                 and isinstance(o.get("id"), str)}
+        with self.store.transaction():
+            for artist_id in response.meta["artist_ids"]:
+                obj = by_id.get(artist_id, {})
+                genres = obj.get("genres")
+                genres = [g for g in genres if isinstance(g, str)] if isinstance(genres, list) \
+                    else None
+                popularity = obj.get("popularity")
+                self.store.set_artist_details(
+                    artist_id, genres=genres if genres is not None else [],
+                    popularity=popularity if isinstance(popularity, int) else None,
+                    image_url=None, now=now)
+        self.crawler.stats.inc_value("discovery/artist_lookups")
+        return []
+
+    # ---------------------------------------------------------------- shared
+    def _candidates(self, records, *, source: str, query: SeedQuery | None = None,
+                    playlist_id: str | None = None):
+        genres = self.store.artist_genres() if records else {}
+        for record in records:
+            cells = self.planner.track_cells(record.release_date,
+                                             genres.get(record.artist_ids[0], ()),
+                                             query.umbrella if query else None)
+            self.planner.add_candidate(cells)
+            self.store.set_planning_cells(record.id, cells)
+            yield CandidateItem(id=record.id, isrc=record.isrc, duration_ms=record.duration_ms,
+                                is_playable=record.is_playable,
+                                artist_ids=list(record.artist_ids), source=source,
+                                query=query.q if query else None, playlist_id=playlist_id)
+
+    def _candidate(self, row, *, source: str) -> CandidateItem:
+        playable = row["is_playable"]
+        return CandidateItem(id=row["id"], isrc=row["isrc"], duration_ms=row["duration_ms"],
+                             is_playable=None if playable is None else bool(playable),
+                             artist_ids=json.loads(row["artist_ids"]), source=source,
+                             query=row["first_query"], playlist_id=row["first_playlist_id"])
+
+    def _retry_malformed(self, response):
+        """A truncated or garbled body is a transient fault, not an empty result."""
+        self.crawler.stats.inc_value("discovery/malformed_json")
+        retry = get_retry_request(response.request, spider=self, reason="malformed_json")
+        if retry is not None:
+            yield retry
+            return
+        # Out of retries: let the query be picked again later rather than marked empty.
+        if "seed" in response.meta:
+            self.active = max(0, self.active - 1)
+            self.planner.release(SeedQuery(*response.meta["seed"]))
+        if "artist_ids" in response.meta:
+            self.artist_lookups_inflight = False
+
+    def failed(self, failure):
+        request = failure.request
+        if "seed" in request.meta:
+            self.active = max(0, self.active - 1)
+            query = SeedQuery(*request.meta["seed"])
+            self.planner.release(query)
+            if failure.check(IgnoreRequest):
+                return []                 # set aside by a quota park: resumes with the park
+            return self._fill()
+        if "artist_ids" in request.meta:
+            self.artist_lookups_inflight = False
+        return []
+
+
+def _json(response) -> Any:
+    """The decoded body, or None when it is not JSON at all (truncated, garbled)."""
+    try:
+        return json.loads(response.text)
+    except (ValueError, AttributeError):
+        return None
