@@ -286,6 +286,7 @@ class Simulator:
 
     # ---------------------------------------------------------------- for tests
     def requests(self, since: int = 0, service: str | None = None) -> list[LoggedRequest]:
+        """The log from position ``since`` of the whole log (all services), filtered after."""
         entries = self.log.entries(since)
         return [e for e in entries if service is None or e.service == service]
 

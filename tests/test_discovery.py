@@ -1,0 +1,191 @@
+"""The spotify_catalog spider against the simulator: discovery in both profiles.
+
+Every crawl is real (Scrapy's downloader, the asyncio reactor, the simulator on loopback);
+assertions cover the close reason, the error log, stats, what reached the simulator and what
+the store holds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.test import get_crawler
+
+from runclub_spiders.planner import decade_of
+from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
+from runclub_spiders.store import Store
+from tests.conftest import crawl_settings, use_credentials
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 8000
+TARGET = 20                  # per cell; discovery aims at TARGET x DISCOVERY_OVERSAMPLE
+
+
+def discovery_settings(sim, tmp_path, **overrides):
+    settings = {"STORE_PATH": str(tmp_path / "store.sqlite"), "CATALOG_CELL_TARGET": TARGET,
+                "CATALOG_MAX_TRACKS": 100_000, "DISCOVERY_OVERSAMPLE": 1.0,
+                "PROGRESS_INTERVAL": 0, **overrides}
+    return crawl_settings(sim, tmp_path, **settings)
+
+
+async def crawl(sim, tmp_path, **overrides):
+    crawler = get_crawler(SpotifyCatalogSpider, discovery_settings(sim, tmp_path, **overrides))
+    await crawler.crawl_async()
+    return crawler, crawler.stats.get_stats()
+
+
+def fillable_cells(sim, target: int) -> set[tuple[str, str]]:
+    """Cells whose ground truth holds at least ``target`` tracks playable in the market."""
+    catalog = sim.catalog
+    counts: Counter = Counter()
+    for track in catalog.tracks:
+        if sim.config.market not in track.markets:
+            continue
+        decade = decade_of(catalog.albums[track.album_idx].release_date)
+        if decade:
+            counts[(catalog.artists[track.artist_idxs[0]].umbrellas[0], decade)] += 1
+    return {cell for cell, n in counts.items() if n >= target * 2}
+
+
+@pytest.fixture
+def dev(simulator_factory, monkeypatch):
+    sim = simulator_factory(size=SIZE, profile="development")
+    use_credentials(monkeypatch, sim)
+    return sim
+
+
+@deferred_f_from_coro_f
+async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
+    crawler, stats = await crawl(dev, tmp_path)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    planner = crawler.spider.planner
+    full = {cell for cell, n in planner.counts.items() if n >= TARGET}
+    fillable = fillable_cells(dev, TARGET)
+    assert fillable and len(fillable & full) >= 0.95 * len(fillable)
+    log = dev.requests(service="spotify")
+    searches = [e for e in log if e.path.endswith("/search")]
+    for entry in searches:
+        params = parse_qs(entry.query)
+        assert params["market"] == ["US"] and params["limit"] == ["10"]
+        assert entry.status == 200
+    # Development mode: no editorial list, no other user's items, no batch or artist call.
+    readable = {p.id for p in dev.catalog.playlists.values() if p.readable}
+    for entry in log:
+        assert "/playlists/37i9dQZ" not in entry.path
+        if entry.path.endswith("/items"):
+            assert entry.path.split("/")[-2] in readable
+        assert "/artists" not in entry.path and "/tracks" not in entry.path
+    assert not [e for e in log if e.status >= 400]
+    # Provenance: every stored track has edges or a playlist behind it.
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        row = store.db.execute(
+            "SELECT COUNT(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM seed_tracks s "
+            "WHERE s.track_id = t.id) AND NOT EXISTS (SELECT 1 FROM playlist_tracks p WHERE "
+            "p.track_id = t.id)").fetchone()
+        assert row[0] == 0
+        assert store.counts()["tracks"] == stats["store/tracks"] > 0
+    finally:
+        store.close()
+
+
+@deferred_f_from_coro_f
+async def test_second_run_asks_nothing_already_known(dev, tmp_path):
+    _, first = await crawl(dev, tmp_path)
+    assert first["finish_reason"] == "finished"
+    before = len(dev.requests())
+    _, second = await crawl(dev, tmp_path)
+    assert second["finish_reason"] == "finished"
+    assert second.get("log_count/ERROR", 0) == 0
+    again = [e.path.rsplit("/v1", 1)[1] for e in dev.requests(since=before, service="spotify")]
+    # Only who-am-I and the playlist listing; every playlist unchanged, no search repeated.
+    assert sorted(again) == ["/me", "/me/playlists"]
+    assert second["playlists/unchanged"] == first["playlists/read"]
+
+
+@deferred_f_from_coro_f
+async def test_changed_playlist_is_read_again_from_its_tail(simulator_factory, monkeypatch,
+                                                           tmp_path):
+    sim = simulator_factory(size=SIZE, fresh_catalog=True)
+    use_credentials(monkeypatch, sim)
+    _, first = await crawl(sim, tmp_path)
+    assert first["finish_reason"] == "finished"
+    own = next(p for p in sim.catalog.playlists.values()
+               if p.owner_id == "runclub-owner" and len(p.track_idxs) > 60)
+    sim.edit_playlist(own.id, add=3)
+    before = len(sim.requests())
+    _, second = await crawl(sim, tmp_path)
+    assert second["finish_reason"] == "finished"
+    items = [e for e in sim.requests(since=before, service="spotify")
+             if e.path.endswith("/items")]
+    assert {e.path.split("/")[-2] for e in items} == {own.id}
+    offsets = [int(parse_qs(e.query)["offset"][0]) for e in items]
+    assert offsets[0] > 0 and len(items) < -(-len(own.track_idxs) // 50)   # the tail only
+    assert second["playlists/read"] == 1
+
+
+@deferred_f_from_coro_f
+async def test_extended_profile_uses_playlist_search_and_artist_batches(
+        simulator_factory, monkeypatch, tmp_path):
+    sim = simulator_factory(size=SIZE, profile="extended")
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_CELL_TARGET=40)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    log = sim.requests(service="spotify")
+    searches = [parse_qs(e.query) for e in log if e.path.endswith("/search")]
+    assert all(s["limit"] == ["50"] for s in searches)
+    batches = [parse_qs(e.query)["ids"][0].split(",") for e in log if e.path.endswith("/artists")]
+    assert batches and all(len(b) <= 50 for b in batches)
+    assert stats["discovery/artist_lookups"] == len(batches)
+    assert not [e for e in log if e.path.endswith("/tracks")]      # objects were full already
+
+
+def test_malformed_seed_file_stops_the_crawl_command_with_one_line(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("groups: [unclosed\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
+    env.update(SPOTIFY_CLIENT_ID="x", SPOTIFY_CLIENT_SECRET="y", SPOTIFY_REFRESH_TOKEN="z")
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog", "-s", f"SEEDS_PLAN={plan}",
+         "-s", f"QUOTA_STATE_FILE={tmp_path / 'q.json'}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(plan) in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("stop_after", [7, 31])
+@deferred_f_from_coro_f
+async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_after):
+    # One request at a time, so an uninterrupted run is a fixed sequence to compare with.
+    serial = {"DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1}
+    _, whole = await crawl(dev, tmp_path / "whole", **serial)
+    assert whole["finish_reason"] == "finished"
+
+    job = tmp_path / "part" / "job"
+    _, first = await crawl(dev, tmp_path / "part", JOBDIR=str(job),
+                           CLOSESPIDER_PAGECOUNT=stop_after, **serial)
+    assert first["finish_reason"] == "closespider_pagecount"
+    _, second = await crawl(dev, tmp_path / "part", JOBDIR=str(job), **serial)
+    assert second["finish_reason"] == "finished"
+    assert second.get("log_count/ERROR", 0) == 0
+
+    expected, resumed = Store.open(tmp_path / "whole" / "store.sqlite"), \
+        Store.open(tmp_path / "part" / "store.sqlite")
+    try:
+        want, got = expected.dump(), resumed.dump()
+        for table in want:
+            assert got[table] == want[table], table
+    finally:
+        expected.close()
+        resumed.close()
