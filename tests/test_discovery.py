@@ -189,3 +189,12 @@ async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_a
     finally:
         expected.close()
         resumed.close()
+
+
+@deferred_f_from_coro_f
+async def test_development_artist_lookups_stay_within_their_budget(dev, tmp_path):
+    _, stats = await crawl(dev, tmp_path, ARTIST_LOOKUP_BUDGET=3)
+    assert stats["finish_reason"] == "finished"
+    lookups = [e for e in dev.requests(service="spotify") if "/artists/" in e.path]
+    assert len(lookups) == 3 == stats["discovery/artist_lookups"]
+    assert all(e.status == 200 for e in lookups)
