@@ -12,7 +12,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/scrapy simulator --size 20000 --tour
+	$(BIN)/scrapy demo
 
 test: lint
 	$(BIN)/python -m pytest
