@@ -102,7 +102,7 @@ class Planner:
         self.counts = dict.fromkeys(self.cells, 0)
         self.total_candidates = 0
         for track in self.store.tracks():
-            if track["enrich_state"] == "skipped":
+            if track["planning_cells"] is None:      # set aside at discovery: not counted
                 continue
             self.total_candidates += 1
             for umbrella, decade in json.loads(track["planning_cells"] or "[]"):

@@ -109,3 +109,12 @@ DISCOVERY_FAMILY_TRIAL = 20            # requests before a query family is judge
 DISCOVERY_FAMILY_MIN_YIELD = 1.0       # new tracks per request below which it is demoted
 ARTIST_LOOKUP_BUDGET = 0               # development: per-artist /artists/{id} calls allowed
 PROGRESS_INTERVAL = 60                 # seconds between progress lines
+
+# --- Enrichment ----------------------------------------------------------------------------------
+ITEM_PIPELINES = {
+    "runclub_spiders.pipelines.cheap_filters.CheapFilterPipeline": 100,
+    "runclub_spiders.pipelines.enrichment.ReccoBeatsEnrichmentPipeline": 200,
+}
+RECCOBEATS_BATCH_SIZE = 40             # IDs per /audio-features or /track call (API cap: 40)
+RECCOBEATS_BATCH_WAIT = 1.0            # send a part-full batch this long after its first ID
+RECCOBEATS_MISS_TTL_DAYS = 60          # ask again for tracks ReccoBeats had no features for

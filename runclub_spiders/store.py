@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     enriched_at TEXT,
     recco_popularity INTEGER,
     recco_countries TEXT,
+    recco_fetched_at TEXT,               -- when ReccoBeats /track answered for it
     planning_cells TEXT                  -- JSON [[umbrella, decade], ...] counted at discovery
 );
 CREATE INDEX IF NOT EXISTS tracks_isrc ON tracks (isrc);
@@ -339,10 +340,11 @@ class Store:
                                (track_id,)).fetchone()
 
     def set_recco_track(self, track_id: str, popularity: int | None,
-                        countries: list[str] | None) -> None:
-        self.db.execute("UPDATE tracks SET recco_popularity = ?, recco_countries = ? "
-                        "WHERE id = ?", (popularity, None if countries is None
-                                         else json.dumps(countries), track_id))
+                        countries: list[str] | None, now: str | None = None) -> None:
+        self.db.execute("UPDATE tracks SET recco_popularity = ?, recco_countries = ?, "
+                        "recco_fetched_at = ? WHERE id = ?",
+                        (popularity, None if countries is None else json.dumps(countries), now,
+                         track_id))
 
     # ---------------------------------------------------------------- seeds
     def seed(self, q: str, kind: str) -> sqlite3.Row | None:
@@ -436,7 +438,7 @@ class Store:
     def dump(self) -> dict[str, list[tuple]]:
         """Every table's rows in key order, without timestamps: equal dumps, equal stores."""
         volatile = {"first_seen_at", "updated_at", "enriched_at", "fetched_at", "last_seen_at",
-                    "last_processed_at", "enrich_retry_after"}
+                    "last_processed_at", "enrich_retry_after", "recco_fetched_at"}
         result = {}
         for table, key in (("tracks", "id"), ("artists", "id"), ("features", "track_id"),
                            ("seeds", "q, kind"), ("seed_tracks", "q, kind, track_id"),

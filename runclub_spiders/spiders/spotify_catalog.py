@@ -76,6 +76,8 @@ class SpotifyCatalogSpider(Spider):
             family_min_yield=s.getfloat("DISCOVERY_FAMILY_MIN_YIELD"),
             include_playlist_search=self.extended)
         self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
+        self.min_ms = s.getint("CATALOG_MIN_DURATION_MS")
+        self.max_ms = s.getint("CATALOG_MAX_DURATION_MS")
         self.artist_budget = s.getint("ARTIST_LOOKUP_BUDGET")
         self.active = 0                     # discovery requests in flight
         self.user_id: str | None = None
@@ -381,15 +383,29 @@ class SpotifyCatalogSpider(Spider):
                     playlist_id: str | None = None):
         genres = self.store.artist_genres() if records else {}
         for record in records:
-            cells = self.planner.track_cells(record.release_date,
-                                             genres.get(record.artist_ids[0], ()),
-                                             query.umbrella if query else None)
-            self.planner.add_candidate(cells)
-            self.store.set_planning_cells(record.id, cells)
+            if self._counts_toward_cells(record):
+                cells = self.planner.track_cells(record.release_date,
+                                                 genres.get(record.artist_ids[0], ()),
+                                                 query.umbrella if query else None)
+                self.planner.add_candidate(cells)
+                self.store.set_planning_cells(record.id, cells)
             yield CandidateItem(id=record.id, isrc=record.isrc, duration_ms=record.duration_ms,
                                 is_playable=record.is_playable,
                                 artist_ids=list(record.artist_ids), source=source,
                                 query=query.q if query else None, playlist_id=playlist_id)
+
+    def _counts_toward_cells(self, record) -> bool:
+        """Would the cheap filters keep it? Decided once, at discovery, and stored with it."""
+        if not self.min_ms <= record.duration_ms <= self.max_ms:
+            return False
+        if record.is_playable is False:
+            return False
+        if record.isrc:
+            held = self.store.db.execute(
+                "SELECT 1 FROM tracks WHERE isrc = ? AND id != ? AND planning_cells IS NOT NULL",
+                (record.isrc, record.id)).fetchone()
+            return held is None
+        return True
 
     def _candidate(self, row, *, source: str) -> CandidateItem:
         playable = row["is_playable"]

@@ -1,0 +1,380 @@
+"""ReccoBeats audio features for the candidates that passed the cheap filters, in batches.
+
+Each item waits on a future while its Spotify ID sits in the open batch. A batch is sent when
+it holds ``RECCOBEATS_BATCH_SIZE`` IDs (at most 40, the API's cap) or ``RECCOBEATS_BATCH_WAIT``
+seconds after its first ID, whichever comes first; never from ``close_spider``, where the
+engine can no longer download. Requests go through the engine (``download_async``), so the
+service slot, the rate-limit middleware's retries and parks, and the stats all apply.
+
+What is asked, and what is not:
+
+* a track with stored features is never asked again (the item gets them from the store);
+* a miss (ReccoBeats had no row) is asked again only after ``RECCOBEATS_MISS_TTL_DAYS``;
+* an ID already waiting in a batch or in flight is not added twice; its items share the answer;
+* ``/track?ids=`` (popularity, availableCountries) is asked alongside, only for tracks whose
+  Spotify ``is_playable`` is unknown and whose ReccoBeats countries are not stored yet.
+
+Rows are joined to the request through ``href`` only (``open.spotify.com/track/<22 chars>``):
+ReccoBeats keys rows by its own UUID and returns them in no fixed order. Rows for IDs not
+asked ("stray") and repeated rows are ignored and counted. A 400 "size must be between" splits
+the batch in halves and retries them.
+
+Outcomes, in the store and on the item (``item.enrichment``):
+
+* ``done``: ``features`` row saved (with ReccoBeats' UUID, ISRC and ``fetched_at``), state
+  ``done``; ``item.features`` holds the 11 features (``tempo`` 0 stored as unknown, NULL).
+* ``miss``: state ``miss`` with ``enrich_retry_after`` = now + TTL (the TTL in force when
+  the miss is recorded decides; lowering it later does not bring old misses forward).
+* ``error``: HTTP failure after the middleware's retries, an exception, or a body that is not
+  ``{"content": [...]}``. The store is not touched: the track stays ``pending`` and the next
+  run (``Store.pending_enrichment``) asks again. Nothing is lost if the process dies either:
+  a batch lives only in memory, but every track in it is still ``pending`` in the store.
+  While the ``reccobeats`` quota bucket is parked, the middleware refuses these requests at
+  once, so batches end as ``error`` (pending) until the park is over.
+
+A failed ``/track`` request does not hold back the features: they are saved, the countries stay
+NULL (counted in ``reccobeats/errors``), and that track is not asked ``/track`` again.
+
+Playability from ReccoBeats: the store has no setter for ``is_playable`` and keeps Spotify's
+answer (NULL) as it is; ``Store.set_recco_track`` records the countries in
+``recco_countries``, and classification reads them when ``is_playable`` is NULL. The item's
+``is_playable`` is filled in from them (``SPOTIFY_MARKET`` in the list) for later stages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.asyncio import call_later
+
+from runclub_spiders.items import CandidateItem
+from runclub_spiders.pipelines import spider_store, utc_now
+from runclub_spiders.quota import utc_iso
+from runclub_spiders.store import FEATURE_FIELDS
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from scrapy.utils.asyncio import CallLaterResult
+
+    from runclub_spiders.store import Store
+
+logger = logging.getLogger(__name__)
+
+SPOTIFY_HREF = re.compile(r"open\.spotify\.com/track/([A-Za-z0-9]{22})(?![A-Za-z0-9])")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+SIZE_ERROR = "size must be between"
+FEATURES, TRACKS = "audio-features", "track"
+INTEGER_FEATURES = {"key", "mode"}
+
+
+def spotify_id_of(row: Any) -> str | None:
+    """The Spotify track ID inside a ReccoBeats row's ``href``, or None."""
+    href = row.get("href") if isinstance(row, dict) else None
+    match = SPOTIFY_HREF.search(href) if isinstance(href, str) else None
+    return match.group(1) if match else None
+
+
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def clean_features(row: dict[str, Any]) -> dict[str, Any]:
+    """A feature row as the store takes it: numbers or None, ``tempo`` 0 as unknown."""
+    clean: dict[str, Any] = {}
+    for name in FEATURE_FIELDS:
+        value = _number(row.get(name))
+        if name in INTEGER_FEATURES and value is not None:
+            value = int(value) if float(value).is_integer() else None
+        clean[name] = value
+    if clean["tempo"] is not None and clean["tempo"] <= 0:
+        clean["tempo"] = None
+    recco_id, isrc = row.get("id"), row.get("isrc")
+    clean["id"] = recco_id if isinstance(recco_id, str) else None
+    clean["isrc"] = isrc if isinstance(isrc, str) else None
+    return clean
+
+
+def parse_countries(value: Any) -> list[str] | None:
+    """``availableCountries``: a comma-separated string (or a list) of ISO codes."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list):
+        return None
+    codes = {c.strip().upper() for c in value if isinstance(c, str)}
+    return sorted(c for c in codes if COUNTRY.match(c))
+
+
+@dataclass(slots=True)
+class Outcome:
+    state: str                                  # done | miss | error
+    features: dict[str, Any] | None = None
+    countries: list[str] | None = None          # from /track, when it was asked and known
+
+
+ERROR = Outcome("error")
+
+
+@dataclass(eq=False)
+class _Batch:
+    futures: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
+    need_track: set[str] = field(default_factory=set)
+    timer: CallLaterResult | None = None
+
+
+class ReccoBeatsEnrichmentPipeline:
+    MAX_BATCH = 40                              # the API answers 400 above this
+
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.base = settings["RECCOBEATS_BASE_URL"].rstrip("/")
+        self.batch_size = settings.getint("RECCOBEATS_BATCH_SIZE", 40)
+        if not 1 <= self.batch_size <= self.MAX_BATCH:
+            raise ValueError(f"RECCOBEATS_BATCH_SIZE must be between 1 and {self.MAX_BATCH} "
+                             f"(ReccoBeats refuses larger batches), not {self.batch_size}")
+        self.wait = settings.getfloat("RECCOBEATS_BATCH_WAIT", 1.0)
+        if self.wait < 0:
+            raise ValueError(f"RECCOBEATS_BATCH_WAIT must not be negative, not {self.wait}")
+        self.miss_ttl = settings.getfloat("RECCOBEATS_MISS_TTL_DAYS", 60) * 86_400
+        self.market = (settings.get("SPOTIFY_MARKET") or "US").upper()
+        self.api_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
+        self._store: Store | None = None
+        self._batch: _Batch | None = None
+        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ReccoBeatsEnrichmentPipeline:
+        return cls(crawler)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = spider_store(self.crawler)
+        return self._store
+
+    # ---------------------------------------------------------------- items
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, CandidateItem) or item.rejected:
+            return item
+        store = self.store
+        stored = store.features(item.id)
+        row = store.track(item.id)
+        countries = _stored_countries(row)
+        if stored is not None:
+            self.stats.inc_value("reccobeats/already_enriched")
+            self._apply(item, Outcome("done", {f: stored[f] for f in FEATURE_FIELDS},
+                                      countries))
+            return item
+        if (row is not None and row["enrich_state"] == "miss"
+                and (row["enrich_retry_after"] or "") > utc_now()):
+            self.stats.inc_value("reccobeats/miss_not_due")
+            self._apply(item, Outcome("miss", None, countries))
+            return item
+        need_track = item.is_playable is None and countries is None
+        outcome = await asyncio.shield(self._enqueue(item.id, need_track))
+        if outcome.countries is None:
+            outcome = Outcome(outcome.state, outcome.features, countries)
+        self._apply(item, outcome)
+        return item
+
+    def _apply(self, item: CandidateItem, outcome: Outcome) -> None:
+        item.enrichment = outcome.state
+        if outcome.features is not None:
+            item.features = dict(outcome.features)
+        if item.is_playable is None and outcome.countries is not None:
+            item.is_playable = self.market in outcome.countries
+
+    def close_spider(self) -> None:
+        # Never flush here: the engine cannot download any more. The scraper waits for the
+        # items in flight before closing, so this only guards against a batch left behind.
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            if batch.timer is not None:
+                batch.timer.cancel()
+            self._resolve(batch, {})
+
+    # ---------------------------------------------------------------- batching
+    def _enqueue(self, track_id: str, need_track: bool) -> asyncio.Future[Outcome]:
+        batch = self._batch
+        future = self._inflight.get(track_id)
+        if future is not None:
+            if need_track and batch is not None and track_id in batch.futures:
+                batch.need_track.add(track_id)
+            self.stats.inc_value("reccobeats/deduplicated")
+            return future
+        if batch is None:
+            batch = self._batch = _Batch()
+            batch.timer = call_later(self.wait, self._timer_fired, batch)
+        future = asyncio.get_running_loop().create_future()
+        batch.futures[track_id] = future
+        self._inflight[track_id] = future
+        if need_track:
+            batch.need_track.add(track_id)
+        if len(batch.futures) >= self.batch_size:
+            self._launch(batch)
+        return future
+
+    def _timer_fired(self, batch: _Batch) -> None:
+        if self._batch is batch:
+            self.stats.inc_value("reccobeats/flush/timer")
+            self._launch(batch)
+
+    def _launch(self, batch: _Batch) -> None:
+        if self._batch is batch:
+            self._batch = None
+        if batch.timer is not None:
+            batch.timer.cancel()
+        task = asyncio.ensure_future(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    def _resolve(self, batch: _Batch, outcomes: dict[str, Outcome]) -> None:
+        for track_id, future in batch.futures.items():
+            if self._inflight.get(track_id) is future:
+                del self._inflight[track_id]
+            if not future.done():
+                future.set_result(outcomes.get(track_id, ERROR))
+
+    async def _flush(self, batch: _Batch) -> None:
+        ids = list(batch.futures)
+        track_ids = [i for i in ids if i in batch.need_track]
+        outcomes: dict[str, Outcome] = {}
+        try:
+            fetches = [self._fetch(FEATURES, ids)]
+            if track_ids:
+                fetches.append(self._fetch(TRACKS, track_ids))
+            results = await asyncio.gather(*fetches)
+            outcomes = self._record(ids, *results)
+        except Exception:
+            logger.exception("ReccoBeats batch of %d IDs failed; they stay pending", len(ids))
+            self.stats.inc_value("reccobeats/errors")
+        finally:
+            self._resolve(batch, outcomes)
+
+    # ---------------------------------------------------------------- HTTP
+    def request(self, endpoint: str, ids: list[str]) -> Request:
+        headers = {"Accept": "application/json"}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        return Request(f"{self.base}/{endpoint}?ids={','.join(ids)}", headers=headers,
+                       callback=NO_CALLBACK, dont_filter=True,
+                       meta={"dont_obey_robotstxt": True})
+
+    async def _fetch(self, endpoint: str, ids: list[str]
+                     ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """(rows joined by Spotify ID, IDs whose request failed) for one batch."""
+        self.stats.inc_value("reccobeats/requests")
+        self.stats.inc_value(f"reccobeats/requests/{endpoint}")
+        try:
+            response = await self.crawler.engine.download_async(self.request(endpoint, ids))
+        except Exception as exc:           # IgnoreRequest (a park), connection errors...
+            return self._failed(endpoint, ids, f"{type(exc).__name__}: {exc}")
+        if response.status == 400 and len(ids) > 1 and SIZE_ERROR in _text(response):
+            self.stats.inc_value("reccobeats/batch_splits")
+            logger.warning("ReccoBeats refused %d IDs on /%s as too many; splitting the batch",
+                           len(ids), endpoint)
+            half = len(ids) // 2
+            first, second = await asyncio.gather(self._fetch(endpoint, ids[:half]),
+                                                 self._fetch(endpoint, ids[half:]))
+            return {**first[0], **second[0]}, first[1] | second[1]
+        if response.status != 200:
+            return self._failed(endpoint, ids, f"HTTP {response.status}")
+        try:
+            body = response.json()  # type: ignore[attr-defined]
+        except (AttributeError, ValueError):
+            body = None
+        content = body.get("content") if isinstance(body, dict) else None
+        if not isinstance(content, list):
+            return self._failed(endpoint, ids, "a body without a 'content' list")
+        return self._join(endpoint, content, ids), set()
+
+    def _failed(self, endpoint: str, ids: list[str], why: str
+                ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        self.stats.inc_value("reccobeats/errors")
+        logger.warning("ReccoBeats /%s for %d IDs failed (%s); the tracks stay pending for "
+                       "the next run", endpoint, len(ids), why)
+        return {}, set(ids)
+
+    def _join(self, endpoint: str, content: list[Any], ids: list[str]
+              ) -> dict[str, dict[str, Any]]:
+        asked, rows = set(ids), {}
+        for row in content:
+            track_id = spotify_id_of(row)
+            if track_id is None or track_id not in asked:
+                self.stats.inc_value("reccobeats/stray_rows")
+            elif track_id in rows:
+                self.stats.inc_value("reccobeats/duplicate_rows")
+            else:
+                rows[track_id] = row
+        if endpoint == TRACKS:
+            self.stats.inc_value("reccobeats/track_rows", len(rows))
+        return rows
+
+    # ---------------------------------------------------------------- store
+    def _record(self, ids: list[str],
+                features: tuple[dict[str, dict[str, Any]], set[str]],
+                tracks: tuple[dict[str, dict[str, Any]], set[str]] | None = None,
+                ) -> dict[str, Outcome]:
+        rows, failed = features
+        track_rows = tracks[0] if tracks else {}
+        now_epoch = time.time()
+        now, retry_after = utc_iso(now_epoch), utc_iso(now_epoch + self.miss_ttl)
+        outcomes: dict[str, Outcome] = {}
+        with self.store.transaction():
+            countries_of: dict[str, list[str] | None] = {}
+            for track_id, row in track_rows.items():
+                popularity = row.get("popularity")
+                if isinstance(popularity, bool) or not isinstance(popularity, int) \
+                        or not 0 <= popularity <= 100:
+                    popularity = None
+                countries = parse_countries(row.get("availableCountries"))
+                self.store.set_recco_track(track_id, popularity, countries, now)
+                countries_of[track_id] = countries
+            for track_id in ids:
+                countries = countries_of.get(track_id)
+                if track_id in failed:
+                    outcomes[track_id] = Outcome("error", None, countries)
+                elif track_id in rows:
+                    clean = clean_features(rows[track_id])
+                    self.store.save_features(track_id, clean, now)
+                    self.stats.inc_value("reccobeats/features")
+                    outcomes[track_id] = Outcome(
+                        "done", {f: clean[f] for f in FEATURE_FIELDS}, countries)
+                else:
+                    self.store.set_enrich_state(track_id, "miss", retry_after=retry_after,
+                                                now=now)
+                    self.stats.inc_value("reccobeats/misses")
+                    outcomes[track_id] = Outcome("miss", None, countries)
+        return outcomes
+
+
+def _text(response: Response) -> str:
+    try:
+        return response.text  # type: ignore[attr-defined]
+    except AttributeError:
+        return response.body.decode("utf-8", "replace")
+
+
+def _stored_countries(row: Any) -> list[str] | None:
+    """``recco_countries`` of a stored track (a JSON list), or None when never fetched."""
+    if row is None or row["recco_countries"] is None:
+        return None
+    try:
+        return parse_countries(json.loads(row["recco_countries"]))
+    except ValueError:
+        return None
