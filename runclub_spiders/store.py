@@ -420,6 +420,24 @@ class Store:
                         "last_snapshot_processed = ?, next_offset = ? WHERE id = ?",
                         (now, snapshot_id, processed, playlist_id))
 
+    # ---------------------------------------------------------------- meta
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO "
+                        "UPDATE SET value = excluded.value", (key, json.dumps(value)))
+
+    def add_request_counts(self, day: str, counts: dict[str, int]) -> None:
+        """Per-bucket requests per UTC day, accumulated across runs (for the manifest)."""
+        with self.transaction():
+            days = self.get_meta("requests_by_day", {})
+            today = days.setdefault(day, {})
+            for bucket, n in counts.items():
+                today[bucket] = today.get(bucket, 0) + n
+            self.set_meta("requests_by_day", days)
+
     # ---------------------------------------------------------------- summaries
     def counts(self) -> dict[str, int]:
         one = self.db.execute

@@ -108,17 +108,26 @@ class SpotifyCatalogSpider(Spider):
         for name, family in sorted(self.planner.families.items()):
             stats.set_value(f"discovery/family/{name}/requests", family.requests)
             stats.set_value(f"discovery/family/{name}/new_tracks", family.new_tracks)
+        self.store.add_request_counts(utc_now()[:10], self._run_requests())
         self.store.close()
+
+    def _run_requests(self) -> dict[str, int]:
+        return {k.rsplit("/", 1)[1]: v for k, v in self.crawler.stats.get_stats().items()
+                if k.startswith("quota/requests/")}
 
     def log_progress(self) -> None:
         counts = self.store.counts()
-        buckets = {k.rsplit("/", 1)[1]: v for k, v in self.crawler.stats.get_stats().items()
-                   if k.startswith("quota/requests/")}
+        today = {k.rsplit("/", 1)[1]: v for k, v in self.crawler.stats.get_stats().items()
+                 if k.startswith("quota/requests_today/")} or self._run_requests()
+        yields = ", ".join(f"{name} {family.per_request:.1f}"
+                           for name, family in sorted(self.planner.families.items())
+                           if family.requests)
         logger.info("progress: %d candidates, %d with features, %d misses, %d pending; "
-                    "%d/%d cells at target; requests this run: %s", counts["tracks"],
-                    counts["features"], counts["misses"], counts["pending"],
+                    "%d/%d cells at target; requests today: %s; new tracks per request: %s",
+                    counts["tracks"], counts["features"], counts["misses"], counts["pending"],
                     self.planner.cells_at_target(), len(self.planner.counts),
-                    ", ".join(f"{k}={v}" for k, v in sorted(buckets.items())) or "none")
+                    ", ".join(f"{k}={v}" for k, v in sorted(today.items())) or "none",
+                    yields or "none yet")
 
     async def start(self):
         now = utc_now()
