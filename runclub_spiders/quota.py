@@ -71,9 +71,10 @@ class QuotaLedger:
         self._unsaved = 0
 
     # ---------------------------------------------------------------- counts
-    def count(self, bucket: str) -> int:
+    def count(self, bucket: str, n: int = 1) -> int:
+        """Add ``n`` requests (``-1`` takes back one that was counted but never sent)."""
         day = self.days.setdefault(utc_day(self.clock()), {})
-        day[bucket] = day.get(bucket, 0) + 1
+        day[bucket] = max(0, day.get(bucket, 0) + n)
         self._unsaved += 1
         if self._unsaved >= SAVE_EVERY:
             self.save()

@@ -8,13 +8,20 @@ Replaces Scrapy's ``RetryMiddleware``, which resends a 429 at once and never rea
   Without the header: exponential backoff with jitter.
 * **Quota** (``reason: QUOTA_EXCEEDED``, or a longer ``Retry-After``): park the endpoint
   bucket until the time given, in a state file that survives restarts. Requests for a parked
-  bucket are never sent; they are set aside. When nothing else is left, the crawl closes with
-  reason ``quota_parked`` (or waits, if the park ends within ``QUOTA_PARK_IDLE_WAIT``), and
-  with JOBDIR the set-aside requests are saved for the next run.
+  bucket are never sent; they are set aside, including those already waiting in a download
+  slot's queue. When nothing else is left, the crawl closes with reason ``quota_parked`` (or
+  waits, if the park ends within ``QUOTA_PARK_IDLE_WAIT``), and with JOBDIR the set-aside
+  requests are saved for the next run. Requests a component awaits through
+  ``engine.download_async`` (``callback=NO_CALLBACK``) are only refused with
+  ``IgnoreRequest``: their caller decides what to do, and the scheduler could not deliver them.
 * **5xx, timeouts, dropped connections**: bounded retries, each delayed by exponential
   backoff with jitter.
 
 An optional ``SPOTIFY_DAILY_BUDGET`` parks a bucket at its budget, before Spotify does.
+
+The downloader hands a slot's next queued request to the network as soon as a response
+arrives, before any ``process_response`` runs; so 429s are acted on (slot paused, bucket
+parked) in the ``response_downloaded`` signal, which Scrapy sends before that hand-over.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import logging
 import pickle
 import random
 import time
+from collections import deque
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,11 +38,13 @@ from typing import TYPE_CHECKING
 from scrapy import signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.asyncio import sleep as async_sleep
 from scrapy.utils.request import request_from_dict
 from scrapy.utils.response import response_status_message
 
+from runclub_spiders.downloadermiddlewares.spotify_auth import TOKEN_REQUEST
 from runclub_spiders.quota import QuotaLedger, next_utc_midnight, utc_iso
 
 if TYPE_CHECKING:
@@ -46,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 NOT_BEFORE = "_not_before"           # monotonic time before which a retry must not go out
 RATE_LIMIT_RETRIES = "_rate_limit_retries"
+DECISION_429 = "_rate_limit_429"     # what response_downloaded decided for this 429
 STASH_FILE = "quota_parked_requests.pickle"
 
 
@@ -77,6 +88,14 @@ def _quota_reason(response: Response) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
+def _drop_access_token(request: Request) -> None:
+    """Keep the Bearer token out of retries (the scheduler, JOBDIR); the OAuth middleware
+    adds a fresh one. A token request's own ``Authorization`` (the client credentials) stays:
+    it never passes the scheduler, and its retry cannot authenticate without it."""
+    if not request.meta.get(TOKEN_REQUEST):
+        request.headers.pop("Authorization", None)
+
+
 class RateLimitMiddleware(RetryMiddleware):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler.settings)
@@ -99,6 +118,7 @@ class RateLimitMiddleware(RetryMiddleware):
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.response_downloaded, signal=signals.response_downloaded)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RateLimitMiddleware:
@@ -106,6 +126,11 @@ class RateLimitMiddleware(RetryMiddleware):
 
     # ---------------------------------------------------------------- requests
     async def process_request(self, request: Request) -> None:
+        not_before = request.meta.get(NOT_BEFORE)
+        if not_before is not None:
+            wait = not_before - time.monotonic()
+            if wait > 0:
+                await async_sleep(wait)    # before the park check: a park may start meanwhile
         bucket = request.meta.get("spotify_bucket")
         if bucket:
             now = time.time()
@@ -117,16 +142,14 @@ class RateLimitMiddleware(RetryMiddleware):
             if until:
                 self._set_aside(request, bucket)
                 raise IgnoreRequest(f"quota bucket {bucket!r} is parked until {utc_iso(until)}")
-        not_before = request.meta.get(NOT_BEFORE)
-        if not_before is not None:
-            wait = not_before - time.monotonic()
-            if wait > 0:
-                await async_sleep(wait)
-        if bucket:
             # Counted as it goes out: what Spotify sees is what the daily quota charges.
-            self.ledger.count(bucket)
-            self._run_counts[bucket] = self._run_counts.get(bucket, 0) + 1
-            self.crawler.stats.inc_value(f"quota/requests/{bucket}")
+            # (Taken back if a park sets it aside from the slot queue before it is sent.)
+            self._count(bucket, 1)
+
+    def _count(self, bucket: str, n: int) -> None:
+        self.ledger.count(bucket, n)
+        self._run_counts[bucket] = self._run_counts.get(bucket, 0) + n
+        self.crawler.stats.inc_value(f"quota/requests/{bucket}", n)
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if request.meta.get("dont_retry", False):
@@ -145,26 +168,55 @@ class RateLimitMiddleware(RetryMiddleware):
         return None
 
     # ---------------------------------------------------------------- 429
-    def _on_429(self, request: Request, response: Response) -> Request | Response:
-        stats = self.crawler.stats
+    def response_downloaded(self, response: Response, request: Request) -> None:
+        """Act on a 429 before the downloader sends the slot's next queued request."""
+        if response.status != 429 or request.meta.get("dont_retry", False):
+            return
+        decision = self._decide_429(request, response)
+        request.meta[DECISION_429] = decision
+        self._apply_429(request, decision)
+
+    def _decide_429(self, request: Request, response: Response) -> tuple:
+        """``("park", bucket, until, reason)``, ``("wait", seconds)`` or ``("give up",)``."""
         now = time.time()
         bucket = request.meta.get("spotify_bucket")
         wait = parse_retry_after(response.headers.get("Retry-After"), now)
         reason = _quota_reason(response)
         if bucket and (reason == "QUOTA_EXCEEDED" or (wait is not None and wait > self.max_wait)):
             until = now + (wait if wait is not None else self.default_park)
-            self._park(bucket, until, reason or f"Retry-After {wait:.0f} s")
-            self._set_aside(self._clean_copy(request), bucket)
-            raise IgnoreRequest(f"quota bucket {bucket!r} parked until {utc_iso(until)}")
+            return ("park", bucket, until, reason or f"Retry-After {wait:.0f} s")
         retries = request.meta.get(RATE_LIMIT_RETRIES, 0) + 1
         if retries > self.rate_limit_retries:
+            return ("give up",)
+        if wait is None:
+            wait = self._backoff(retries)
+        return ("wait", min(wait, self.max_wait))
+
+    def _apply_429(self, request: Request, decision: tuple) -> None:
+        """Pause the slot or park the bucket; safe to run twice for the same 429."""
+        if decision[0] == "park":
+            _, bucket, until, reason = decision
+            self._park(bucket, until, reason)
+            self._drop_queued(bucket)
+        elif decision[0] == "wait":
+            self._pause_slot(request, decision[1])
+
+    def _on_429(self, request: Request, response: Response) -> Request | Response:
+        stats = self.crawler.stats
+        decision = request.meta.pop(DECISION_429, None)
+        if decision is None:             # no response_downloaded (e.g. a cached response)
+            decision = self._decide_429(request, response)
+            self._apply_429(request, decision)
+        if decision[0] == "park":
+            _, bucket, until, _reason = decision
+            self._set_aside(request, bucket)
+            raise IgnoreRequest(f"quota bucket {bucket!r} parked until {utc_iso(until)}")
+        retries = request.meta.get(RATE_LIMIT_RETRIES, 0) + 1
+        if decision[0] == "give up":
             stats.inc_value("ratelimit/gave_up")
             logger.error("Gave up on %s after %d rate-limit retries", request, retries - 1)
             return response
-        if wait is None:
-            wait = self._backoff(retries)
-        wait = min(wait, self.max_wait)
-        self._pause_slot(request, wait)
+        wait = decision[1]
         stats.inc_value("ratelimit/429")
         stats.inc_value("ratelimit/waited_seconds", wait)
         logger.info("429 from %s: pausing slot %s for %.1f s", request.url,
@@ -178,8 +230,9 @@ class RateLimitMiddleware(RetryMiddleware):
         """Hold every queued request of this slot for ``wait`` seconds.
 
         The downloader waits ``delay - (now - lastseen)`` before the slot's next request, so
-        moving ``lastseen`` into the future pauses the slot. This touches semi-internal
-        downloader state; keep it in this one helper.
+        moving ``lastseen`` into the future pauses the slot; it must happen before the
+        downloader picks the slot's next request (see ``response_downloaded``). This touches
+        semi-internal downloader state; keep that here and in ``_drop_queued``.
         """
         downloader = self.crawler.engine.downloader
         key = downloader.get_slot_key(request)
@@ -188,6 +241,24 @@ class RateLimitMiddleware(RetryMiddleware):
             return
         slot.delay = max(slot.delay, 0.001)      # the pause only applies to slots with a delay
         slot.lastseen = max(slot.lastseen, time.monotonic() + wait)
+
+    def _drop_queued(self, bucket: str) -> None:
+        """Set aside the parked bucket's requests that already wait in a slot's queue.
+
+        They passed ``process_request`` before the park began; left there, the downloader
+        would still send them. Like ``_pause_slot``, this touches semi-internal state.
+        """
+        dropped = []
+        for slot in self.crawler.engine.downloader.slots.values():
+            keep: deque = deque()
+            for entry in slot.queue:
+                (dropped if entry[0].meta.get("spotify_bucket") == bucket else keep).append(entry)
+            slot.queue.clear()
+            slot.queue.extend(keep)
+        for request, deferred in dropped:
+            self._count(bucket, -1)
+            self._set_aside(request, bucket)
+            deferred.errback(IgnoreRequest(f"quota bucket {bucket!r} is parked"))
 
     # ---------------------------------------------------------------- retries with backoff
     def _backoff(self, attempt: int) -> float:
@@ -201,14 +272,14 @@ class RateLimitMiddleware(RetryMiddleware):
             priority_adjust=request.meta.get("priority_adjust", self.priority_adjust))
         if retry is None:
             return None
-        retry.headers.pop("Authorization", None)
+        _drop_access_token(retry)
         retry.meta[NOT_BEFORE] = time.monotonic() + self._backoff(retry.meta["retry_times"])
         return retry
 
     @staticmethod
     def _clean_copy(request: Request) -> Request:
         copy = request.copy()
-        copy.headers.pop("Authorization", None)
+        _drop_access_token(copy)
         copy.meta.pop(NOT_BEFORE, None)
         copy.dont_filter = True
         return copy
@@ -224,8 +295,15 @@ class RateLimitMiddleware(RetryMiddleware):
                            "before then", bucket, utc_iso(until), reason)
 
     def _set_aside(self, request: Request, bucket: str) -> None:
-        self.stash.append(self._clean_copy(request) if "Authorization" in request.headers
-                          else request)
+        if request.callback is NO_CALLBACK:
+            # Awaited through engine.download_async: the IgnoreRequest goes to its caller.
+            # Scheduled later, its response would reach NO_CALLBACK (and JOBDIR cannot
+            # pickle it).
+            self.crawler.stats.inc_value(f"quota/refused/{bucket}")
+            return
+        # A clean copy with dont_filter: the dupefilter has seen the original already, and
+        # would drop it when it comes back (in this run, or from JOBDIR in the next).
+        self.stash.append(self._clean_copy(request))
         self.crawler.stats.inc_value(f"quota/set_aside/{bucket}")
 
     def _stash_buckets(self) -> set[str]:
