@@ -14,7 +14,7 @@ Timestamps are UTC ``YYYY-MM-DDTHH:MM:SSZ`` (``quota.utc_iso``); they compare as
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from runclub_spiders.quota import utc_iso
 
@@ -35,3 +35,21 @@ def spider_store(crawler: Crawler) -> Store:
         raise RuntimeError(f"{type(crawler.spider).__name__} has no 'store' attribute; the "
                            f"enrichment pipelines need the spider's crawl store")
     return store
+
+
+class StorePipeline:
+    """Base of the store-backed pipelines: keeps the crawler, finds the store lazily."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self._store: Store | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = spider_store(self.crawler)
+        return self._store

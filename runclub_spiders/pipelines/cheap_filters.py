@@ -26,21 +26,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runclub_spiders.items import CandidateItem
-from runclub_spiders.pipelines import spider_store, utc_now
+from runclub_spiders.pipelines import StorePipeline, utc_now
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from runclub_spiders.store import Store
 
 MIN_DURATION_MS = 120_000
 MAX_DURATION_MS = 360_000       # the brief's hard cap: never over 6 minutes
 
 
-class CheapFilterPipeline:
+class CheapFilterPipeline(StorePipeline):
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
-        self.crawler = crawler
+        super().__init__(crawler)
         self.stats = crawler.stats
         self.min_ms = settings.getint("CATALOG_MIN_DURATION_MS", MIN_DURATION_MS)
         self.max_ms = settings.getint("CATALOG_MAX_DURATION_MS", MAX_DURATION_MS)
@@ -48,17 +47,7 @@ class CheapFilterPipeline:
             raise ValueError(f"need 0 <= CATALOG_MIN_DURATION_MS <= CATALOG_MAX_DURATION_MS "
                              f"<= {MAX_DURATION_MS} (never over 6 minutes), got "
                              f"{self.min_ms} and {self.max_ms}")
-        self._store: Store | None = None
 
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> CheapFilterPipeline:
-        return cls(crawler)
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = spider_store(self.crawler)
-        return self._store
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, CandidateItem) or item.rejected:

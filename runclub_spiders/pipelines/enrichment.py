@@ -58,7 +58,7 @@ from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import call_later
 
 from runclub_spiders.items import CandidateItem
-from runclub_spiders.pipelines import spider_store, utc_now
+from runclub_spiders.pipelines import StorePipeline, utc_now
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.store import FEATURE_FIELDS
 
@@ -67,7 +67,6 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from scrapy.utils.asyncio import CallLaterResult
 
-    from runclub_spiders.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +133,12 @@ class _Batch:
     timer: CallLaterResult | None = None
 
 
-class ReccoBeatsEnrichmentPipeline:
+class ReccoBeatsEnrichmentPipeline(StorePipeline):
     MAX_BATCH = 40                              # the API answers 400 above this
 
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
-        self.crawler = crawler
+        super().__init__(crawler)
         self.stats = crawler.stats
         self.base = settings["RECCOBEATS_BASE_URL"].rstrip("/")
         self.batch_size = settings.getint("RECCOBEATS_BATCH_SIZE", 40)
@@ -152,20 +151,10 @@ class ReccoBeatsEnrichmentPipeline:
         self.miss_ttl = settings.getfloat("RECCOBEATS_MISS_TTL_DAYS", 60) * 86_400
         self.market = (settings.get("SPOTIFY_MARKET") or "US").upper()
         self.api_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
-        self._store: Store | None = None
         self._batch: _Batch | None = None
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._flushes: set[asyncio.Task[None]] = set()
 
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ReccoBeatsEnrichmentPipeline:
-        return cls(crawler)
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = spider_store(self.crawler)
-        return self._store
 
     # ---------------------------------------------------------------- items
     async def process_item(self, item: Any) -> Any:
