@@ -217,14 +217,6 @@ class Store:
         row = self.db.execute("SELECT 1 FROM tracks WHERE id = ?", (track_id,)).fetchone()
         return row is not None
 
-    def known_track_ids(self, ids: Iterable[str]) -> set[str]:
-        ids = list(ids)
-        if not ids:
-            return set()
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT id FROM tracks WHERE id IN ({marks})", ids)
-        return {r[0] for r in rows}
-
     def upsert_track(self, track: TrackRecord, *, source: str, now: str,
                      query: str | None = None, playlist_id: str | None = None) -> bool:
         """Insert or refresh a track; returns True when it was new."""
@@ -299,10 +291,15 @@ class Store:
                                "LIMIT ?", (limit,))
         return [r[0] for r in rows]
 
-    def artist_genres(self) -> dict[str, tuple[str, ...]]:
-        """Every artist's genres: Spotify's where it has any, plus inferred ones."""
+    def genres_of(self, artist_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """These artists' genres: Spotify's where it has any, plus inferred ones."""
+        ids = sorted(set(artist_ids))
+        if not ids:
+            return {}
         result = {}
-        for row in self.db.execute("SELECT id, genres, inferred_genres FROM artists"):
+        marks = ",".join("?" * len(ids))
+        for row in self.db.execute("SELECT id, genres, inferred_genres FROM artists WHERE id "
+                                   f"IN ({marks})", ids):
             genres = json.loads(row["genres"]) if row["genres"] else []
             inferred = json.loads(row["inferred_genres"])
             result[row["id"]] = tuple(dict.fromkeys([*genres, *inferred]))
@@ -371,10 +368,6 @@ class Store:
             (q, kind, family, umbrella, decade, next_offset, total, exhausted, new, known,
              int(low_page), now))
 
-    def close_seed(self, q: str, kind: str, reason: str) -> None:
-        self.db.execute("UPDATE seeds SET exhausted = ? WHERE q = ? AND kind = ?",
-                        (reason, q, kind))
-
     def add_edges(self, q: str, kind: str, track_ids: Iterable[tuple[str, int]]) -> None:
         self.db.executemany(
             "INSERT OR IGNORE INTO seed_tracks (q, kind, track_id, position) VALUES (?, ?, ?, ?)",
@@ -397,11 +390,6 @@ class Store:
             "name = excluded.name, snapshot_id = excluded.snapshot_id, "
             "items_total = excluded.items_total",
             (playlist_id, owner, name, snapshot_id, items_total, now))
-
-    def playlist_track_ids(self, playlist_id: str) -> set[str]:
-        rows = self.db.execute("SELECT track_id FROM playlist_tracks WHERE playlist_id = ?",
-                               (playlist_id,))
-        return {r[0] for r in rows}
 
     def add_playlist_tracks(self, playlist_id: str, rows: Iterable[tuple[str, str | None]]
                             ) -> None:

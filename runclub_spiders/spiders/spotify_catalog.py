@@ -216,12 +216,8 @@ class SpotifyCatalogSpider(Spider):
     def _playlist_hits(self, body: Any, query: SeedQuery, offset: int):
         items, total, _ = paging(body, "playlists")
         now = utc_now()
-        requests = []
         with self.store.transaction():
-            for obj in items:
-                request = self._consider_playlist(obj, now)
-                if request is not None:
-                    requests.append(request)
+            requests = self._consider_playlists(items, now)
             self.planner.record_page(query, offset, total, len(requests), 0, now)
         self._count_family(query, len(requests), 0)
         yield from requests
@@ -240,9 +236,7 @@ class SpotifyCatalogSpider(Spider):
             return
         user_id = body.get("id") if isinstance(body, dict) else None
         self.user_id = user_id if isinstance(user_id, str) else None
-        yield Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset=0",
-                      callback=self.parse_my_playlists, errback=self.failed,
-                      dont_filter=True, priority=10)
+        yield self._my_playlists_request(0)
 
     def parse_my_playlists(self, response):
         body = _json(response)
@@ -250,19 +244,22 @@ class SpotifyCatalogSpider(Spider):
             yield from self._retry_malformed(response)
             return
         items, total, _ = paging(body)
-        now = utc_now()
-        requests = []
         with self.store.transaction():
-            for obj in items:
-                request = self._consider_playlist(obj, now)
-                if request is not None:
-                    requests.append(request)
+            requests = self._consider_playlists(items, utc_now())
         yield from requests
-        offset = int(response.url.rsplit("offset=", 1)[1]) if "offset=" in response.url else 0
+        offset = response.meta.get("offset", 0)
         if total and offset + PLAYLIST_PAGE < total:
-            yield Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}"
-                          f"&offset={offset + PLAYLIST_PAGE}", callback=self.parse_my_playlists,
-                          errback=self.failed, dont_filter=True, priority=10)
+            yield self._my_playlists_request(offset + PLAYLIST_PAGE)
+
+    def _my_playlists_request(self, offset: int) -> Request:
+        return Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={offset}",
+                       callback=self.parse_my_playlists, errback=self.failed,
+                       dont_filter=True, priority=10, meta={"offset": offset})
+
+    def _consider_playlists(self, objects: list[Any], now: str) -> list[Request]:
+        """Register every listed playlist; requests for those whose items are worth reading."""
+        requests = (self._consider_playlist(obj, now) for obj in objects)
+        return [r for r in requests if r is not None]
 
     def _consider_playlist(self, obj: Any, now: str) -> Request | None:
         stats = self.crawler.stats
@@ -390,7 +387,8 @@ class SpotifyCatalogSpider(Spider):
     # ---------------------------------------------------------------- shared
     def _candidates(self, records, *, source: str, query: SeedQuery | None = None,
                     playlist_id: str | None = None):
-        genres = self.store.artist_genres() if records else {}
+        # Only the primary artists' genres: a page must not reread every artist in the store.
+        genres = self.store.genres_of(r.artist_ids[0] for r in records)
         for record in records:
             if self._counts_toward_cells(record):
                 cells = self.planner.track_cells(record.release_date,
