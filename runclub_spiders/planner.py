@@ -15,8 +15,14 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from runclub_spiders.catalog.years import (
+    AlbumAppearance,
+    decade_label,
+    recording_year,
+    release_year,
+)
 from runclub_spiders.seeds import SeedPlan, SeedQuery
-from runclub_spiders.store import Store
+from runclub_spiders.store import Store, TrackRecord
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +30,7 @@ MAX_OFFSET = 1000            # Spotify serves at most 1,000 results per query
 
 
 def decade_of(release_date: str | None) -> str | None:
-    if not release_date or not release_date[:4].isdigit():
-        return None
-    year = int(release_date[:4])
-    if year < 1970 or year == 0:
-        return None
-    return "20s" if year >= 2020 else f"{year % 100 // 10 * 10:02d}s"
+    return decade_label(release_year(release_date))
 
 
 @dataclass
@@ -83,14 +84,21 @@ class Planner:
     def cells(self) -> list[tuple[str, str]]:
         return list(self.plan.cells())
 
-    def track_cells(self, release_date: str | None, genres: Iterable[str],
+    def track_cells(self, record: TrackRecord, genres: Iterable[str],
                     query_umbrella: str | None = None) -> list[tuple[str, str]]:
-        decade = decade_of(release_date)
+        """The cells a new track counts toward, decided from what is known when it is found.
+
+        The decade is the export's (``catalog.years``) from this one album; the umbrella is
+        the cell query's that found it, else the artist's genres through the rules. The
+        export classifies again with everything the store learnt since.
+        """
+        appearance = AlbumAppearance(record.release_date, record.album_type,
+                                     record.album_name, record.name)
+        decade = recording_year([appearance], record.isrc).decade
         if decade is None:
             return []
-        umbrellas = list(self.plan.rules.classify(genres))
-        if not umbrellas and query_umbrella:
-            umbrellas = [query_umbrella]
+        umbrellas = [query_umbrella] if query_umbrella else \
+            list(self.plan.rules.classify(genres))
         return [(u, decade) for u in umbrellas]
 
     def recount(self) -> None:

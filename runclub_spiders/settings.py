@@ -99,9 +99,10 @@ CATALOG_CELL_TARGET = 600              # soft target per cell
 CATALOG_MAX_TRACKS = 40_000            # global cap of the export
 CATALOG_MIN_DURATION_MS = 120_000      # 2 minutes
 CATALOG_MAX_DURATION_MS = 360_000      # 6 minutes: never longer
-# Discovery gathers more candidates than the export keeps: some miss features, some are
-# duplicates of each other across ISRCs.
-DISCOVERY_OVERSAMPLE = 1.3
+# Discovery gathers more candidates than the export keeps: ReccoBeats knows about 60% of
+# Spotify tracks (reccobeats-api.md) and ISRC duplicates collapse, so about 55% of the
+# candidates of a cell can be exported with features.
+DISCOVERY_OVERSAMPLE = 1.8
 DISCOVERY_CONCURRENCY = 2              # search queries in flight (each pages sequentially)
 DISCOVERY_MIN_NEW_PER_PAGE = 2         # per 10 results: a page below this is "low yield"...
 DISCOVERY_PATIENCE = 2                 # ...and this many low pages in a row stop the query
@@ -118,3 +119,19 @@ ITEM_PIPELINES = {
 RECCOBEATS_BATCH_SIZE = 40             # IDs per /audio-features or /track call (API cap: 40)
 RECCOBEATS_BATCH_WAIT = 1.0            # send a part-full batch this long after its first ID
 RECCOBEATS_MISS_TTL_DAYS = 60          # ask again for tracks ReccoBeats had no features for
+CATALOG_MAX_FEATURELESS_SHARE = 0.01   # at most 1% of exported tracks without features
+
+# --- Export -----------------------------------------------------------------------------------
+# At the end of a crawl the catalog is built from the store and written to EXPORT_DIR through
+# Scrapy feeds (the spider adds them to FEEDS): catalog_wide, cached_tracks, audio_features and
+# cached_artists as .jsonl and .jsonl.gz, plus coverage.md/.png and manifest.json. The folder
+# is replaced as a whole, only by a complete export. SOURCE_DATE_EPOCH (environment) fixes
+# createdAt and clamps every timestamp, for byte-identical exports of the same store.
+EXPORT_ENABLED = True
+EXPORT_DIR = "exports/catalog"
+EXPORT_COPIES: list[str] = []          # analyst copies of the wide file: "csv", "parquet"
+EXPORT_PRIMARY_MARKETS = ["US", "CA", "GB", "AU"]   # for available_primary_markets
+EXPORT_GZIP_LEVEL = 6
+EXTENSIONS = {
+    "runclub_spiders.export.extension.ExportPublisher": 500,
+}

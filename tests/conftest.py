@@ -105,6 +105,7 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
         SPOTIFY_API_PROFILE=simulator.config.profile,
         SPOTIFY_TOKEN_FILE=str(tmp_path / "cache" / "spotify_token.json"),
         QUOTA_STATE_FILE=str(tmp_path / "cache" / "quota_state.json"),
+        EXPORT_DIR=str(tmp_path / "exports" / "catalog"),
         AUTOTHROTTLE_ENABLED=False,
         DOWNLOAD_SLOTS={"api.spotify.com": {"concurrency": 2, "delay": 0.0},
                         "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},

@@ -10,6 +10,7 @@ running the same command later is the plan, and the log says when.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
 from runclub_spiders.auth.credentials import CredentialsError, load_credentials
+from runclub_spiders.export.build import source_date_epoch
 from runclub_spiders.quota import QuotaLedger, QuotaStateError
 from runclub_spiders.seeds import SeedError, load_plan
 from runclub_spiders.store import Store, StoreError
@@ -28,7 +30,11 @@ class ConfigError(Exception):
     """One line: what is wrong, where, and how to fix it."""
 
 
-def preflight(settings) -> None:
+def preflight(settings, spider_args: dict[str, str] | None = None) -> None:
+    mode = (spider_args or {}).get("mode", "full")
+    if mode not in ("full", "export", "discover"):
+        raise ConfigError(f"-a mode={mode}: use full (crawl, then export), export (export "
+                          f"the store, no API calls) or discover (crawl, no export)")
     market = settings.get("SPOTIFY_MARKET", "")
     if not re.fullmatch(r"[A-Z]{2}", market or ""):
         raise ConfigError(f"SPOTIFY_MARKET={market!r} is not an ISO 3166-1 alpha-2 country "
@@ -36,7 +42,7 @@ def preflight(settings) -> None:
     profile = settings.get("SPOTIFY_API_PROFILE")
     if profile not in ("development", "extended"):
         raise ConfigError(f"SPOTIFY_API_PROFILE={profile!r} must be development or extended")
-    if settings.getbool("SPOTIFY_AUTH_ENABLED"):
+    if settings.getbool("SPOTIFY_AUTH_ENABLED") and mode != "export":
         try:
             load_credentials(settings["SPOTIFY_TOKEN_FILE"])
         except CredentialsError as exc:
@@ -56,6 +62,24 @@ def preflight(settings) -> None:
             Store.check(store)
         except StoreError as exc:
             raise ConfigError(str(exc)) from None
+    if settings.getbool("EXPORT_ENABLED") and mode != "discover":
+        check_export_dir(Path(settings["EXPORT_DIR"]))
+    try:
+        source_date_epoch()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_export_dir(export_dir: Path) -> None:
+    """The export is staged beside EXPORT_DIR and swapped in: its parent must be writable."""
+    parent = export_dir.resolve().parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"EXPORT_DIR={export_dir}: {existing or parent} is not a writable "
+                          f"folder; fix its permissions or point EXPORT_DIR elsewhere")
+    if export_dir.exists() and not export_dir.is_dir():
+        raise ConfigError(f"EXPORT_DIR={export_dir} is a file, not a folder; move it aside or "
+                          f"point EXPORT_DIR elsewhere")
 
 
 class Command(ScrapyCrawlCommand):
@@ -64,7 +88,7 @@ class Command(ScrapyCrawlCommand):
         assert self.settings is not None
         # Before Scrapy builds the crawler process (and starts logging): one line, exit 2.
         try:
-            preflight(self.settings)
+            preflight(self.settings, opts.spargs)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None

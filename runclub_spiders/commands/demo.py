@@ -37,6 +37,8 @@ class Command(ScrapyCommand):
                            choices=("development", "extended"))
         group.add_argument("--dir", default=".cache/demo",
                            help="where the demo keeps its store and state [default .cache/demo]")
+        group.add_argument("--export-dir", default="exports/demo",
+                           help="where the export is published [default exports/demo]")
         group.add_argument("--keep", action="store_true",
                            help="keep the previous demo store (a second run then resumes)")
 
@@ -58,6 +60,7 @@ class Command(ScrapyCommand):
             "RECCOBEATS_BASE_URL": self.simulator.reccobeats_base_url,
             "SPOTIFY_API_PROFILE": opts.api_profile,
             "STORE_PATH": str(folder / "catalog.sqlite"),
+            "EXPORT_DIR": opts.export_dir,
             "QUOTA_STATE_FILE": str(folder / "quota_state.json"),
             "SPOTIFY_TOKEN_FILE": str(folder / "spotify_token.json"),
             # Loopback has no rate limit to respect; a real crawl keeps settings.py's pacing.
@@ -65,9 +68,10 @@ class Command(ScrapyCommand):
             "DOWNLOAD_SLOTS": {"api.spotify.com": fast, "accounts.spotify.com": fast,
                                "api.reccobeats.com": fast},
             "DISCOVERY_CONCURRENCY": 4,
-            # A 30,000-track sandbox holds a few hundred tracks per cell: smaller targets.
-            "CATALOG_CELL_MIN": 80,
-            "CATALOG_CELL_TARGET": 120,
+            # A 30,000-track sandbox holds about 120 exportable tracks per cell (21 to 365):
+            # smaller targets than a real crawl's 400/600.
+            "CATALOG_CELL_MIN": 40,
+            "CATALOG_CELL_TARGET": 80,
             "CATALOG_MAX_TRACKS": 10_000,
             "PROGRESS_INTERVAL": 10,
         }, priority="cmdline")

@@ -331,6 +331,13 @@ class RateLimitMiddleware(RetryMiddleware):
             self.crawler.engine.crawl(request_from_dict(entry, spider=spider))
         logger.info("Resumed %d requests set aside by a quota park", len(saved))
 
+    def waiting_in_process(self) -> bool:
+        """True while set-aside requests will be sent again by this process (a short park)."""
+        if not self.stash:
+            return False
+        ends = [self.ledger.parked_until(b) for b in self._stash_buckets()]
+        return not all(ends) or min(ends) - time.time() <= self.idle_wait
+
     def spider_idle(self) -> None:
         if not self.stash:
             return

@@ -15,6 +15,12 @@ Search and playlist items already carry full track objects, so no track is looke
 Every new track is stored first (state ``pending``) and then yielded as a ``CandidateItem`` to
 the pipeline chain (cheap filters, ReccoBeats enrichment). A resumed run re-yields what is
 still pending, so a crash loses nothing.
+
+When nothing is left to discover or enrich (``spider_idle``), the export phase builds the
+catalog from the store (``export.build``: classify, filter, dedupe, balance) and yields its
+rows; the feeds write them into a staging folder and ``export.extension.ExportPublisher``
+publishes it with the manifest. ``-a mode=export`` exports the store without any API call;
+``-a mode=discover`` crawls without exporting.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +39,10 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.utils.asyncio import create_looping_call
 
+from runclub_spiders.catalog.selection import BalanceSettings
+from runclub_spiders.export.build import Clock, build_export
+from runclub_spiders.export.feeds import export_feeds
+from runclub_spiders.export.manifest import crawl_facts, explain_thin_cells
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.planner import Planner
 from runclub_spiders.seeds import SeedQuery, load_plan
@@ -42,6 +54,7 @@ logger = logging.getLogger(__name__)
 GENRE_FILTER = re.compile(r'genre:"([^"]+)"')
 EDITORIAL_PREFIX = "37i9dQZ"
 PLAYLIST_PAGE = 50
+MODES = ("full", "export", "discover")
 
 
 def utc_now() -> str:
@@ -52,6 +65,16 @@ class SpotifyCatalogSpider(Spider):
     name = "spotify_catalog"
 
     @classmethod
+    def update_settings(cls, settings) -> None:
+        super().update_settings(settings)
+        if settings.getbool("EXPORT_ENABLED"):
+            # The eight data files are feeds of this spider only (see export/feeds.py).
+            feeds = settings.getdict("FEEDS")
+            feeds.update(export_feeds(settings["EXPORT_DIR"],
+                                      gzip_level=settings.getint("EXPORT_GZIP_LEVEL")))
+            settings.set("FEEDS", feeds, priority="spider")
+
+    @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> SpotifyCatalogSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.setup(crawler)
@@ -59,6 +82,16 @@ class SpotifyCatalogSpider(Spider):
 
     def setup(self, crawler) -> None:
         s = crawler.settings
+        self.mode = getattr(self, "mode", "full")
+        if self.mode not in MODES:
+            raise ValueError(f"-a mode={self.mode}: use one of {', '.join(MODES)}")
+        self.export_enabled = s.getbool("EXPORT_ENABLED") and self.mode != "discover"
+        self.export_build = None            # set by the export phase
+        self.export_complete = False        # every export row has been yielded
+        self.export_state = "idle"          # idle | scheduled | done
+        # Export requests left in a JOBDIR queue by a killed run carry another token and are
+        # ignored: the export phase starts only when this run's discovery is done.
+        self.run_token = secrets.token_hex(8)
         self.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
         self.market = s["SPOTIFY_MARKET"]
         self.extended = s["SPOTIFY_API_PROFILE"] == "extended"
@@ -130,6 +163,8 @@ class SpotifyCatalogSpider(Spider):
                     yields or "none yet")
 
     async def start(self):
+        if self.mode == "export":
+            return                            # no API calls: the idle handler exports
         now = utc_now()
         for track_id in self.store.pending_enrichment(now):
             row = self.store.track(track_id)
@@ -144,11 +179,67 @@ class SpotifyCatalogSpider(Spider):
     def spider_idle(self) -> None:
         if self.artist_lookups_inflight:
             raise DontCloseSpider
-        request = self._artist_request()
+        request = self._artist_request() if self.mode != "export" else None
         if request is not None:
             self.artist_lookups_inflight = True
             self.crawler.engine.crawl(request)
             raise DontCloseSpider
+        if self.export_enabled and self.export_state == "idle" and not self._waiting_for_park():
+            # Nothing left to discover or enrich: build the catalog. A data: request runs the
+            # export callback through the scraper, so its rows meet the pipelines and feeds.
+            self.export_state = "scheduled"
+            self.crawler.engine.crawl(Request("data:,export", callback=self.export_rows,
+                                              errback=self.export_failed, dont_filter=True,
+                                              meta={"export_token": self.run_token}))
+            raise DontCloseSpider
+
+    def _waiting_for_park(self) -> bool:
+        """True while requests set aside by a short quota park wait to be sent in-process."""
+        for mw in self.crawler.engine.downloader.middleware.middlewares:
+            waiting = getattr(mw, "waiting_in_process", None)
+            if waiting is not None and waiting():
+                return True
+        return False
+
+    # ---------------------------------------------------------------- export
+    def export_rows(self, response):
+        if response.meta.get("export_token") != self.run_token:
+            self.crawler.stats.inc_value("export/stale_request")
+            return
+        started = time.monotonic()
+        s = self.crawler.settings
+        settings = BalanceSettings(
+            min_duration_ms=self.min_ms, max_duration_ms=self.max_ms,
+            cell_min=s.getint("CATALOG_CELL_MIN"), cell_target=s.getint("CATALOG_CELL_TARGET"),
+            max_tracks=s.getint("CATALOG_MAX_TRACKS"),
+            max_featureless_share=s.getfloat("CATALOG_MAX_FEATURELESS_SHARE"))
+        build = build_export(self.store, self.plan, settings, market=self.market,
+                             clock=Clock.from_environment(time.time()),
+                             primary_markets=tuple(s.getlist("EXPORT_PRIMARY_MARKETS")))
+        explain_thin_cells(build.selection, self.store, self.plan)
+        build.facts = crawl_facts(self.store, self.plan, self.crawler.stats.get_stats(),
+                                  market=self.market,
+                                  profile="extended" if self.extended else "development")
+        self.export_build = build
+        stats = self.crawler.stats
+        for reason, n in sorted(build.selection.rejections.items()):
+            stats.set_value(f"export/rejected/{reason}", n)
+        for kind, n in sorted(build.selection.backfill.items()):
+            stats.set_value(f"export/backfill/{kind}", n)
+        stats.set_value("export/tracks", len(build.wide))
+        stats.set_value("export/artists", len(build.artists))
+        stats.set_value("export/build_seconds", round(time.monotonic() - started, 2))
+        logger.info("Export built: %d tracks, %d artists from %d candidates in %.1f s",
+                    len(build.wide), len(build.artists),
+                    sum(build.selection.rejections.values()) + len(build.wide),
+                    time.monotonic() - started)
+        yield from build.items()
+        self.export_complete = True
+        self.export_state = "done"
+
+    def export_failed(self, failure) -> None:
+        self.export_state = "done"
+        logger.error("The export phase failed: %s", failure.getErrorMessage())
 
     # ---------------------------------------------------------------- search
     def _fill(self) -> list[Request]:
@@ -391,9 +482,9 @@ class SpotifyCatalogSpider(Spider):
         genres = self.store.genres_of(r.artist_ids[0] for r in records)
         for record in records:
             if self._counts_toward_cells(record):
-                cells = self.planner.track_cells(record.release_date,
-                                                 genres.get(record.artist_ids[0], ()),
-                                                 query.umbrella if query else None)
+                cell_query = query.umbrella if query and query.decade else None
+                cells = self.planner.track_cells(record, genres.get(record.artist_ids[0], ()),
+                                                 cell_query)
                 self.planner.add_candidate(cells)
                 self.store.set_planning_cells(record.id, cells)
             yield CandidateItem(id=record.id, isrc=record.isrc, duration_ms=record.duration_ms,

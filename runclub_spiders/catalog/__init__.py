@@ -1,0 +1,1 @@
+"""Turning the store's candidates into the catalog: classify, filter, dedupe, balance."""

@@ -1,0 +1,1 @@
+"""Writing the app's files: row shapes, feeds, manifest, coverage report, validation."""

@@ -1,0 +1,217 @@
+"""From the store to export rows: select the catalog, then build its rows.
+
+``build_export`` runs the whole selection (``catalog.candidates`` then ``catalog.selection``)
+and returns an ``ExportBuild``: the wide rows in Spotify-ID order, the unique artists, and
+what the manifest reports. ``ExportBuild.items()`` yields every row for the feeds in a fixed
+order: wide, track and features row per track, then the artists.
+
+Timestamps: rows carry the store's UTC times (first seen, last updated, features fetched).
+With ``SOURCE_DATE_EPOCH`` set they are clamped to it (the reproducible-builds convention),
+so a resumed crawl and an uninterrupted one export the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runclub_spiders.catalog.cadence import best_cadence, tempo_bucket
+from runclub_spiders.catalog.candidates import Candidate, load_candidates
+from runclub_spiders.catalog.selection import BalanceSettings, Selection, select
+from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow
+from runclub_spiders.export.splitter import to_audio_feature, to_cached_artists, to_cached_track
+from runclub_spiders.quota import utc_iso
+from runclub_spiders.seeds import SeedPlan
+from runclub_spiders.store import Store
+from runclub_spiders.umbrellas import normalize_genre
+
+TRACK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://open.spotify.com/track/")
+RECCO_FEATURES_VERSION = "reccobeats-v1"   # ReccoBeats publishes no model version; its API's
+DEFAULT_PRIMARY_MARKETS = ("US", "CA", "GB", "AU")
+
+
+def row_id(spotify_track_id: str) -> str:
+    """UUID v5 of the track's Spotify ID: the same track has the same row ID in every run."""
+    return str(uuid.uuid5(TRACK_NAMESPACE, spotify_track_id))
+
+
+def source_date_epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` as an int, None when unset; ValueError names it when invalid."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds since "
+                         f"1970; unset it or give e.g. SOURCE_DATE_EPOCH=$(date +%s)")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Export time, and the clamp applied to every stored timestamp."""
+
+    now: str
+    clamp_to: str | None = None
+
+    @classmethod
+    def from_environment(cls, now: float) -> Clock:
+        epoch = source_date_epoch()
+        if epoch is None:
+            return cls(utc_iso(now))
+        return cls(utc_iso(epoch), utc_iso(epoch))
+
+    def stamp(self, value: str | None) -> str | None:
+        if value is None or self.clamp_to is None:
+            return value
+        return min(value, self.clamp_to)
+
+
+@dataclass
+class ExportBuild:
+    wide: list[CatalogWideRow]
+    artists: list[CachedArtistRow]
+    selection: Selection
+    market: str
+    clock: Clock
+    umbrellas: tuple[str, ...] = ()
+    decades: tuple[str, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)   # manifest parts read at build time
+
+    def items(self) -> Iterator[Any]:
+        for wide in self.wide:
+            yield wide
+            yield to_cached_track(wide, self.market)
+            features = to_audio_feature(wide)
+            if features is not None:
+                yield features
+        yield from self.artists
+
+    @property
+    def counts(self) -> dict[str, int]:
+        features = sum(1 for w in self.wide if to_audio_feature(w) is not None)
+        return {"catalog_wide": len(self.wide), "cached_tracks": len(self.wide),
+                "audio_features": features, "cached_artists": len(self.artists)}
+
+
+def build_export(store: Store, plan: SeedPlan, settings: BalanceSettings, *, market: str,
+                 clock: Clock, primary_markets: tuple[str, ...] = DEFAULT_PRIMARY_MARKETS
+                 ) -> ExportBuild:
+    candidates = load_candidates(store, plan.rules, market)
+    selection = select(candidates, plan.rules, settings, plan.decades)
+    markets = tuple(dict.fromkeys((market, *primary_markets)))
+    builder = _RowBuilder(store.db, selection, market, markets, clock)
+    wide = [builder.wide_row(c) for c in selection.chosen]
+    popularity = builder.artist_popularity
+    artists: dict[str, CachedArtistRow] = {}
+    for row in wide:
+        for artist in to_cached_artists(row, popularity):
+            artists.setdefault(artist.id, artist)
+    return ExportBuild(wide, [artists[k] for k in sorted(artists)], selection, market, clock,
+                       umbrellas=plan.rules.names(), decades=plan.decades)
+
+
+class _RowBuilder:
+    def __init__(self, db: sqlite3.Connection, selection: Selection, market: str,
+                 primary_markets: tuple[str, ...], clock: Clock) -> None:
+        self.selection, self.market, self.clock = selection, market, clock
+        self.primary_markets = primary_markets
+        chosen = {c.id for c in selection.chosen}
+        self.artists = {r["id"]: r for r in db.execute("SELECT * FROM artists")}
+        self.artist_popularity = {a: r["popularity"] for a, r in self.artists.items()}
+        self.playlists = {r["id"]: r for r in db.execute("SELECT * FROM playlists")}
+        self.terms: dict[str, list[str]] = defaultdict(list)
+        for track_id, q in db.execute("SELECT track_id, q FROM seed_tracks ORDER BY q, kind"):
+            if track_id in chosen:
+                self.terms[track_id].append(q)
+        self.in_playlists: dict[str, list[str]] = defaultdict(list)
+        for playlist_id, track_id in db.execute(
+                "SELECT playlist_id, track_id FROM playlist_tracks ORDER BY playlist_id"):
+            if track_id in chosen:
+                self.in_playlists[track_id].append(playlist_id)
+
+    def _genres(self, artist_id: str) -> list[str]:
+        row = self.artists.get(artist_id)
+        if row is None:
+            return []
+        spotify = json.loads(row["genres"]) if row["genres"] else []
+        inferred = json.loads(row["inferred_genres"] or "[]")
+        return list(dict.fromkeys(normalize_genre(g) for g in [*spotify, *inferred] if g))
+
+    def _sources(self, c: Candidate) -> list[dict[str, Any]]:
+        sources: list[dict[str, Any]] = []
+        for playlist_id in self.in_playlists.get(c.id, ()):
+            p = self.playlists.get(playlist_id)
+            sources.append({"type": "playlist", "playlist_id": playlist_id,
+                            "owner": p["owner"] if p else None, "name": p["name"] if p else None})
+        for term in dict.fromkeys(self.terms.get(c.id, ())):
+            sources.append({"type": "search", "term": term})
+        return sources
+
+    def wide_row(self, c: Candidate) -> CatalogWideRow:
+        row, features = c.row, c.features or {}
+        artist_ids = list(c.artist_ids)
+        names = json.loads(row["artist_names"])
+        playlist_id = row["first_playlist_id"] or next(iter(self.in_playlists.get(c.id, ())),
+                                                       None)
+        playlist = self.playlists.get(playlist_id) if playlist_id else None
+        popularity = c.popularity
+        markets = self._primary_markets(c)
+        tempo = features.get("tempo")
+        cadence = best_cadence(tempo)
+        cell, backfill = self.selection.assigned[c.id]
+        fetched = self.clock.stamp(features.get("fetched_at")) if features else None
+        updated = max(filter(None, (row["updated_at"], features.get("fetched_at"))))
+        images = [self.artists[a]["image_url"] if a in self.artists else None
+                  for a in artist_ids]
+        return CatalogWideRow(
+            id=row_id(c.id), spotify_track_id=c.id, isrc=c.isrc, name=row["name"],
+            duration_ms=c.duration_ms, explicit=bool(row["explicit"]),
+            album_name=row["album_name"], album_release_date=row["release_date"],
+            album_release_year=c.year.year, album_decade_label=c.decade,
+            album_image_url=row["album_image_url"], popularity_snapshot=popularity,
+            popularity_bucket=None if popularity is None else min(popularity // 10, 9) * 10,
+            available_us="US" in markets, available_primary_markets=markets,
+            preview_url=row["preview_url"], artist_ids=artist_ids, artist_names=names,
+            artist_genres=[self._genres(a) for a in artist_ids],
+            artist_image_urls=images if any(images) else None,
+            source_playlist_id=playlist_id,
+            source_playlist_name=playlist["name"] if playlist else None,
+            source_playlist_owner=playlist["owner"] if playlist else None,
+            sources=self._sources(c),
+            recco_track_id=features.get("recco_id"),
+            recco_features_version=RECCO_FEATURES_VERSION if features else None,
+            recco_features_at=fetched,
+            tempo=tempo, energy=features.get("energy"),
+            danceability=features.get("danceability"), valence=features.get("valence"),
+            loudness=features.get("loudness"), acousticness=features.get("acousticness"),
+            instrumentalness=features.get("instrumentalness"),
+            liveness=features.get("liveness"), speechiness=features.get("speechiness"),
+            key=features.get("key"), mode=features.get("mode"), time_signature=None,
+            created_at=self.clock.stamp(row["first_seen_at"]),
+            updated_at=self.clock.stamp(updated),
+            _extra={
+                "umbrellas": list(c.umbrellas), "umbrella_source": c.umbrella_source,
+                "year_source": c.year.source, "album_year": c.album_year,
+                "album_type": row["album_type"], "cell": list(cell), "backfill": backfill,
+                "features_source": c.features_source if features else None,
+                "playable": c.playable, "playability_source": c.playability_source,
+                "recco_popularity": c.recco_popularity,
+                "tempo_bucket": tempo_bucket(tempo),
+                "cadence_spm": cadence.spm if cadence else None,
+                "cadence_match": cadence.match if cadence else None,
+                "cadence_off_bpm": cadence.off_bpm if cadence else None,
+                "ingest_source": row["first_source"], "ingest_query": row["first_query"],
+            })
+
+    def _primary_markets(self, c: Candidate) -> list[str]:
+        """The primary markets it is known to play in (the market itself when playable)."""
+        known = set(c.markets or ())
+        if c.playable:
+            known.add(self.market)
+        return sorted(m for m in self.primary_markets if m in known)

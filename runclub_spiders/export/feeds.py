@@ -1,0 +1,116 @@
+"""Where the export is written: the feeds, the staging folder, and the atomic publish.
+
+The eight data files are plain Scrapy feeds (``FEEDS``): ``format: jsonlines``, one row
+class per file (``item_classes``), and ``GzipPlugin`` with ``gzip_mtime: 0`` and
+``gzip_filename: ""`` for the ``.gz`` twins, so equal rows give equal bytes.
+
+Feeds write into a staging folder beside the export folder (``exports/.catalog.partial`` for
+``exports/catalog``). Only a complete export is published, by swapping whole folders:
+
+1. ``exports/catalog`` -> ``exports/.catalog.previous``;
+2. ``exports/.catalog.partial`` -> ``exports/catalog``;
+3. ``exports/.catalog.previous`` is deleted.
+
+A reader therefore sees the old export or the new one, never a mix. A crash between 1 and 2
+leaves the old export under ``.previous``; ``recover`` (run when the next crawl starts) puts
+it back. A crash anywhere else leaves the published export as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from runclub_spiders.export.rows import ROW_CLASSES
+
+logger = logging.getLogger(__name__)
+
+GZIP_PLUGIN = "scrapy.extensions.postprocessing.GzipPlugin"
+DATA_FILES = tuple(f"{name}{suffix}" for name in ROW_CLASSES
+                   for suffix in (".jsonl", ".jsonl.gz"))
+MANIFEST = "manifest.json"
+
+
+def staging_dir(export_dir: str | Path) -> Path:
+    final = Path(export_dir)
+    return final.parent / f".{final.name}.partial"
+
+
+def previous_dir(export_dir: str | Path) -> Path:
+    final = Path(export_dir)
+    return final.parent / f".{final.name}.previous"
+
+
+def export_feeds(export_dir: str | Path, *, gzip_level: int = 6) -> dict[Path, dict[str, Any]]:
+    """The ``FEEDS`` entries for the eight data files, in the staging folder."""
+    staging = staging_dir(export_dir)
+    feeds: dict[Path, dict[str, Any]] = {}
+    for name, row_class in ROW_CLASSES.items():
+        item_class = f"{row_class.__module__}.{row_class.__qualname__}"
+        common = {"format": "jsonlines", "encoding": "utf-8", "item_classes": [item_class],
+                  "overwrite": True, "store_empty": True}
+        feeds[staging / f"{name}.jsonl"] = dict(common)
+        feeds[staging / f"{name}.jsonl.gz"] = {
+            **common, "postprocessing": [GZIP_PLUGIN], "gzip_compresslevel": gzip_level,
+            "gzip_mtime": 0, "gzip_filename": ""}
+    return feeds
+
+
+def recover(export_dir: str | Path) -> None:
+    """Undo a publish that stopped halfway; drop a stale staging folder."""
+    final, previous = Path(export_dir), previous_dir(export_dir)
+    if previous.exists():
+        if final.exists():
+            shutil.rmtree(previous)
+        else:
+            os.replace(previous, final)
+            logger.warning("Restored the previous export to %s (a publish was interrupted)",
+                           final)
+    staging = staging_dir(export_dir)
+    if staging.exists():
+        shutil.rmtree(staging)
+
+
+def publish(export_dir: str | Path) -> Path:
+    """Swap the staging folder in as the export folder (see module doc)."""
+    final, previous, staging = Path(export_dir), previous_dir(export_dir), \
+        staging_dir(export_dir)
+    _fsync_tree(staging)
+    if previous.exists():
+        shutil.rmtree(previous)
+    if final.exists():
+        os.replace(final, previous)
+    os.replace(staging, final)
+    _fsync_dir(final.parent)
+    if previous.exists():
+        shutil.rmtree(previous)
+    return final
+
+
+def discard(export_dir: str | Path) -> None:
+    staging = staging_dir(export_dir)
+    if staging.exists():
+        shutil.rmtree(staging)
+
+
+def _fsync_tree(path: Path) -> None:
+    """Flush the staged files to disk before they become the export."""
+    for child in path.iterdir():
+        if child.is_file():
+            fd = os.open(child, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,244 @@
+"""``manifest.json``: what was exported, from what, under which policies, with file hashes.
+
+Two halves. ``crawl_facts`` reads the store and the crawl's stats when the export is built
+(the spider closes the store before the feeds close); ``build_manifest`` adds the files'
+counts and hashes once the feeds are closed. Keys follow the brief's camelCase. ``NOTES``
+lists every decision where the brief and today's Spotify API differ, and where each rule
+came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from runclub_spiders.catalog.selection import PREFERRED_MAX_MS, Selection
+from runclub_spiders.quota import utc_day
+from runclub_spiders.seeds import SeedPlan
+from runclub_spiders.store import Store
+
+FORMAT_VERSION = 1
+GENERATOR = "runclub-spiders"
+GENERATOR_VERSION = "0.1.0"
+
+NOTES = (
+    "Spotify API as of 2026 (Development Mode) versus the brief: search pages hold at most 10 "
+    "results, batch lookups (/tracks?ids=, /artists?ids=) answer 403, and playlist items are "
+    "readable only for the owner's playlists. Discovery therefore uses the full track objects "
+    "that search and playlist items carry and never looks a track up again; the Extended "
+    "Quota profile uses 50-result pages, other users' playlists and /artists?ids=.",
+    "Popularity: Spotify removed track and artist popularity in Development Mode, so "
+    "popularity_snapshot, popularity_bucket and CachedTrack.popularity are null there; "
+    "CachedArtist.popularity is filled only where artist lookups returned it (extended). "
+    "ReccoBeats' popularity is kept in _extra.recco_popularity and used only to rank tracks "
+    "within a cell.",
+    "Markets: available_markets is gone in Development Mode. Playability comes from Spotify's "
+    "is_playable (every request carries market=), then available_markets (extended), then "
+    "ReccoBeats availableCountries; a track no source answers for is exported only where a "
+    "cell cannot reach its minimum otherwise. isPlayable follows the brief's splitter rule.",
+    "Artist genres: Spotify returns none in Development Mode. Genres are those Spotify gives "
+    "(extended) plus genres inferred from genre:\"...\" field-filter searches that returned "
+    "the artist's tracks; umbrellas come from them, else from the cell-targeted queries that "
+    "found the track (_extra.umbrella_source).",
+    "Release year: the earliest regular release of the ISRC across every album it was seen on; "
+    "compilations and remaster/deluxe/anniversary/greatest-hits albums do not set the year "
+    "while a regular release is known; then the anniversary number, then the ISRC's year of "
+    "registration, then the earliest album (_extra.year_source; counts under "
+    "classification.yearSources). album_release_date stays the exported album's own date.",
+    "timeSignature is null everywhere: ReccoBeats has no time_signature and Spotify's "
+    "audio-features endpoint is gone for new apps.",
+    "ISRC dedupe keeps the most popular, then the earliest album year, then the smallest ID "
+    "(the brief allows most popular or first seen; popularity is absent in Development Mode). "
+    "A kept track without its own features takes those of a track with the same ISRC (the "
+    "same recording) and says so in _extra.features_source.",
+    "audio_features.jsonl has a row for every exported track ReccoBeats knew; tracks it did "
+    "not know have no row (the wide row's feature fields are null).",
+    "Row id is UUID v5 of the Spotify track ID (namespace: UUID v5 of "
+    "https://open.spotify.com/track/ in the URL namespace), stable across runs. addedAt is "
+    "the time the crawl first saw the track. With SOURCE_DATE_EPOCH set, every timestamp is "
+    "clamped to it.",
+    "recco_features_version is 'reccobeats-v1' (the API version); ReccoBeats publishes no "
+    "model version.",
+)
+
+
+def crawl_facts(store: Store, plan: SeedPlan, stats: dict[str, Any], *, market: str,
+                profile: str) -> dict[str, Any]:
+    """The manifest's ``spotify`` and ``reccobeats`` parts, from the store and this run."""
+    db = store.db
+    families: dict[str, dict[str, int]] = {}
+    exhausted: Counter[str] = Counter()
+    queries = requests = new_tracks = 0
+    for row in db.execute("SELECT family, requests, new_tracks, exhausted FROM seeds "
+                          "ORDER BY family, q, kind"):
+        family = families.setdefault(row["family"], {"queries": 0, "requests": 0,
+                                                     "newTracks": 0})
+        family["queries"] += 1
+        family["requests"] += row["requests"]
+        family["newTracks"] += row["new_tracks"]
+        queries += 1
+        requests += row["requests"]
+        new_tracks += row["new_tracks"]
+        if row["exhausted"]:
+            exhausted[row["exhausted"]] += 1
+    one = db.execute
+    playlists = {
+        "seen": one("SELECT COUNT(*) FROM playlists").fetchone()[0],
+        "read": one("SELECT COUNT(*) FROM playlists WHERE last_processed_at IS NOT NULL "
+                    "OR next_offset > 0").fetchone()[0],
+        "tracks": one("SELECT COUNT(*) FROM playlist_tracks").fetchone()[0],
+    }
+    by_day = {day: dict(counts) for day, counts in store.get_meta("requests_by_day", {}).items()}
+    this_run = {k.rsplit("/", 1)[1]: v for k, v in stats.items()
+                if k.startswith("quota/requests/")}
+    if this_run:
+        today = by_day.setdefault(utc_day(time.time()), {})
+        for bucket, n in this_run.items():
+            today[bucket] = today.get(bucket, 0) + n
+    by_bucket: Counter[str] = Counter()
+    for counts in by_day.values():
+        by_bucket.update(counts)
+    previous = store.get_meta("run_totals", {})
+    recco = {
+        "errors": previous.get("reccobeats_errors", 0) + stats.get("reccobeats/errors", 0),
+        "retries": previous.get("reccobeats_retries", 0) + reccobeats_retries(stats),
+        "misses": one("SELECT COUNT(*) FROM tracks WHERE enrich_state = 'miss'").fetchone()[0],
+    }
+    return {
+        "spotify": {
+            "market": market, "profile": profile, "seedsSummary": plan.summary(),
+            "searchCounts": {"queries": queries, "requests": requests, "newTracks": new_tracks,
+                             "byFamily": dict(sorted(families.items())),
+                             "exhausted": dict(sorted(exhausted.items()))},
+            "playlistCounts": playlists,
+            "requestsByBucket": {b: n for b, n in sorted(by_bucket.items()) if b != "reccobeats"},
+            "requestsByDay": {d: dict(sorted(c.items())) for d, c in sorted(by_day.items())},
+        },
+        "reccobeats": recco,
+    }
+
+
+def reccobeats_retries(stats: dict[str, Any]) -> int:
+    return sum(v for k, v in stats.items()
+               if k.startswith(("retry/reccobeats/", "ratelimit/reccobeats/")))
+
+
+def explain_thin_cells(selection: Selection, store: Store, plan: SeedPlan) -> None:
+    """Say why each cell below its minimum is there: its queries, its candidates."""
+    states: dict[tuple[str, str], list[str | None]] = {}
+    for row in store.db.execute("SELECT umbrella, decade, exhausted, family FROM seeds "
+                                "WHERE umbrella IS NOT NULL AND decade IS NOT NULL"):
+        states.setdefault((row["umbrella"], row["decade"]), []).append(row["exhausted"])
+    minimum = selection.settings.cell_min
+    for cell, report in selection.cells.items():
+        if report.count >= minimum:
+            continue
+        planned = len(plan.cell_queries(*cell))
+        sent = states.get(cell, [])
+        done = [s for s in sent if s]
+        reasons = Counter(done)
+        detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+        if len(done) >= planned:
+            queries = f"all {planned} cell queries exhausted ({detail})"
+        else:
+            queries = (f"{len(done)} of {planned} cell queries exhausted"
+                       + (f" ({detail})" if detail else "")
+                       + "; discovery stopped before the rest (raise CATALOG_MAX_TRACKS or "
+                         "run again)")
+        report.why = (f"{report.candidates} candidates classified here, {report.eligible} "
+                      f"passed filters and dedupe, {report.backfilled} backfilled; {queries}")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_manifest(*, selection: Selection, facts: dict[str, Any], created_at: str,
+                   files: dict[str, dict[str, Any]], hashes: dict[str, str],
+                   totals: dict[str, int], umbrellas: list[str], decades: list[str],
+                   scrapy_version: str) -> dict[str, Any]:
+    s = selection.settings
+    by_cell: dict[str, dict[str, int]] = {u: dict.fromkeys(decades, 0) for u in umbrellas}
+    for c in selection.chosen:
+        by_cell[c.umbrellas[0]][c.decade] += 1
+    cells = [{"umbrella": r.umbrella, "decade": r.decade, "count": r.count, "home": r.home,
+              "backfilled": r.backfilled, "min": s.cell_min, "target": s.cell_target,
+              "status": cell_status(r.count, s.cell_min, s.cell_target), "why": r.why}
+             for r in selection.cells.values()]
+    wide_hash = hashes.get("catalog_wide.jsonl", "0" * 64)
+    return {
+        "version": f"{created_at[:10].replace('-', '.')}-{wide_hash[:8]}",
+        "formatVersion": FORMAT_VERSION,
+        "createdAt": created_at,
+        "generator": {"name": GENERATOR, "version": package_version(),
+                      "scrapy": scrapy_version},
+        "spotify": facts["spotify"],
+        "reccobeats": {
+            "featureCoveragePct": round(100 * totals["audioFeatures"] / totals["tracks"], 2)
+            if totals["tracks"] else 0.0,
+            **facts["reccobeats"]},
+        "totals": {"tracks": totals["tracks"], "artists": totals["artists"],
+                   "audioFeatures": totals["audioFeatures"], "byUmbrellaAndDecade": by_cell},
+        "balance": {
+            "cellMin": s.cell_min, "cellTarget": s.cell_target, "maxTracks": s.max_tracks,
+            "cellsAtMin": sum(1 for c in cells if c["count"] >= s.cell_min),
+            "cellsAtTarget": sum(1 for c in cells if c["count"] >= s.cell_target),
+            "cells": cells, "backfill": dict(sorted(selection.backfill.items()))},
+        "filtersApplied": filters_applied(selection),
+        "rejections": {
+            "total": dict(sorted(selection.rejections.items())),
+            "bySeed": {seed: dict(sorted(r.items()))
+                       for seed, r in sorted(selection.rejections_by_seed.items())}},
+        "classification": {
+            "yearSources": dict(sorted(selection.year_sources.items())),
+            "umbrellaSources": dict(sorted(selection.umbrella_sources.items()))},
+        "files": {name: files[name] for name in sorted(files)},
+        "fileHashes": {name: hashes[name] for name in sorted(hashes)},
+        "notes": list(NOTES),
+    }
+
+
+def cell_status(count: int, minimum: int, target: int) -> str:
+    if count >= target:
+        return "at_target"
+    return "at_min" if count >= minimum else "below_min"
+
+
+def filters_applied(selection: Selection) -> dict[str, Any]:
+    s = selection.settings
+    return {
+        "minDurationMs": s.min_duration_ms,
+        "maxDurationMs": s.max_duration_ms,
+        "longTrackPolicy": f"tracks over {PREFERRED_MAX_MS} ms (5 min) only where a cell is "
+                           f"below its target; none over {s.max_duration_ms} ms",
+        "explicitPolicy": "retained; the explicit flag is exported for the app to filter",
+        "playabilityPolicy": "playable in the primary market by Spotify is_playable, else "
+                             "available_markets (extended), else ReccoBeats "
+                             "availableCountries; unknown only where a cell is below its "
+                             "minimum; unplayable never",
+        "dedupePolicy": "unique Spotify track ID; one track per ISRC (most popular, then "
+                        "earliest album year, then smallest ID); without ISRC, normalised "
+                        "title + primary artist + duration within 2 s",
+        "featuresPolicy": f"tracks without ReccoBeats features only where a cell is below its "
+                          f"minimum, at most {s.max_featureless_share:.0%} of the export",
+    }
+
+
+def package_version() -> str:
+    try:
+        return version(GENERATOR)
+    except PackageNotFoundError:
+        return GENERATOR_VERSION
+
+
+def dumps(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
