@@ -2,12 +2,15 @@
 
 Starts the simulator in-process on 127.0.0.1, points every address and credential at it, and
 runs ``spotify_catalog`` with its own store under ``.cache/demo/`` so a real crawl's store,
-token file and quota ledger are never touched. ``make demo`` runs this.
+token file and quota ledger are never touched. The crawl ends with the export phase, which
+publishes ``exports/demo/``; the demo then validates it (``scrapy validate-export``) and exits
+non-zero if any check fails. ``make demo`` runs this.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 
+from runclub_spiders.export import validate
 from runclub_spiders.simulator import Simulator, SimulatorConfig
 
 
@@ -85,9 +89,24 @@ class Command(ScrapyCommand):
         finally:
             self.simulator.stop()
         stats = crawler.stats.get_stats()
-        print(f"demo: {stats.get('finish_reason')}; {stats.get('store/tracks', 0):,} tracks in "
-              f"{opts.dir}/catalog.sqlite, {stats.get('store/features', 0):,} with features, "
-              f"{stats.get('discovery/cells_at_target', 0)}/{stats.get('discovery/cells', 0)} "
-              f"cells at target")
-        if stats.get("finish_reason") != "finished" or stats.get("log_count/ERROR", 0):
+        print(f"demo: {stats.get('finish_reason')}; {stats.get('store/tracks', 0):,} candidates "
+              f"in {opts.dir}/catalog.sqlite, {stats.get('store/features', 0):,} with features")
+        if stats.get("finish_reason") != "finished" or stats.get("log_count/ERROR", 0) \
+                or not stats.get("export/published"):
+            print("demo: the crawl did not finish cleanly or published no export; see the log")
             self.exitcode = 1
+            return
+        export = Path(opts.export_dir)
+        manifest = json.loads((export / "manifest.json").read_text(encoding="utf-8"))
+        balance = manifest["balance"]
+        print(f"demo: exported {manifest['totals']['tracks']:,} tracks, "
+              f"{manifest['totals']['artists']:,} artists, "
+              f"{manifest['reccobeats']['featureCoveragePct']}% with audio features; "
+              f"{balance['cellsAtMin']}/{len(balance['cells'])} cells at their minimum "
+              f"({balance['cellMin']}), {balance['cellsAtTarget']} at target "
+              f"({balance['cellTarget']})")
+        print(f"demo: validating {export} (scrapy validate-export {export})")
+        self.exitcode = validate.run(export)
+        if self.exitcode == 0:
+            print(f"demo: done; coverage report in {export / 'coverage.md'} and "
+                  f"{export / 'coverage.png'}")

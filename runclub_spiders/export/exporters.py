@@ -1,0 +1,41 @@
+"""The ``jsonlines`` feed format, serialised with orjson.
+
+Scrapy's ``JsonLinesItemExporter`` goes through ``ItemAdapter`` field by field, which costs
+about 160 microseconds per row: two thirds of an export's time at 40,000 tracks. The rows
+here are dataclasses: a dict of their fields in order goes to orjson in one C call (not the
+dataclass itself: orjson leaves out fields whose names start with ``_``). The
+output is still JSON Lines: UTF-8 without escapes, one object per line, ``\\n`` endings.
+``FEED_EXPORTERS`` maps ``jsonlines`` to this class, so ``FEEDS`` keep ``format: jsonlines``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import orjson
+from itemadapter import ItemAdapter
+from scrapy.exporters import JsonLinesItemExporter
+
+
+class FastJsonLinesItemExporter(JsonLinesItemExporter):
+    def export_item(self, item: Any) -> None:
+        if dataclasses.is_dataclass(item) and not self.fields_to_export:
+            names = _field_names(type(item))
+            self.file.write(orjson.dumps({n: getattr(item, n) for n in names}) + b"\n")
+            return
+        # Anything else (another spider's dict items, a field selection): as Scrapy does it.
+        self.file.write(orjson.dumps(dict(self._get_serialized_fields(item)),
+                                     default=_default) + b"\n")
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) or ItemAdapter.is_item(value):
+        return ItemAdapter(value).asdict()
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
