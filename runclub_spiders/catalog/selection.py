@@ -156,14 +156,14 @@ def dedupe(candidates: list[Candidate]) -> tuple[list[Candidate], dict[str, str]
 
 def _collapse_title_cluster(cluster: list[Candidate], tie_break: Callable,
                             losers: dict[str, str]) -> None:
-    """Keep one per cluster; two tracks with different ISRCs are different recordings."""
+    """Tracks with ISRCs here are distinct recordings (ISRC dedupe ran first) and all stay;
+    a track without an ISRC duplicates them, or, among tracks without one, the best stays."""
     if len(cluster) < 2:
         return
-    ordered = sorted(cluster, key=tie_break)
-    winner = ordered[0]
-    for c in ordered[1:]:
-        if not (c.isrc and winner.isrc):
-            losers[c.id] = "duplicate_title"
+    with_isrc = [c for c in cluster if c.isrc]
+    without = sorted((c for c in cluster if not c.isrc), key=tie_break)
+    for c in without if with_isrc else without[1:]:
+        losers[c.id] = "duplicate_title"
 
 
 def select(candidates: list[Candidate], rules: UmbrellaRules,

@@ -26,6 +26,8 @@ DECADES = ("70s", "80s", "90s", "00s", "10s", "20s")
 REISSUE_WORDS = re.compile(
     r"\b(remaster(?:ed)?|deluxe|anniversary|greatest hits|best of|very best|the essential|"
     r"anthology|collection|expanded edition|reissue|gold)\b", re.IGNORECASE)
+# In a track title only a remaster mark counts: "Gold" or "Best of You" are songs, not reissues.
+TRACK_REISSUE_WORDS = re.compile(r"\bremaster(?:ed)?\b", re.IGNORECASE)
 ANNIVERSARY = re.compile(r"\b(\d{1,3})(?:st|nd|rd|th) anniversary\b", re.IGNORECASE)
 ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}(\d{2})\d{5}$")
 
@@ -64,7 +66,8 @@ class AlbumAppearance:
     def regular(self) -> bool:
         if self.album_type not in ("album", "single"):
             return False            # compilation, appears_on, unknown
-        return not (REISSUE_WORDS.search(self.album_name) or REISSUE_WORDS.search(self.track_name))
+        return not (REISSUE_WORDS.search(self.album_name)
+                    or TRACK_REISSUE_WORDS.search(self.track_name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +80,12 @@ class YearVerdict:
         return decade_label(self.year)
 
 
+EARLIEST_ISRC_YEAR = 1950     # back-dated codes exist (GBAYE63... is 1963); 1915 is a misread
+
+
 def isrc_year(isrc: str | None, not_after: int | None) -> int | None:
-    """The registration year encoded in an ISRC, in the century that makes it <= not_after."""
+    """The registration year encoded in an ISRC, in the century that makes it <= not_after;
+    None when neither reading is plausible."""
     if not isrc or not_after is None:
         return None
     match = ISRC.match(isrc.upper())
@@ -86,7 +93,7 @@ def isrc_year(isrc: str | None, not_after: int | None) -> int | None:
         return None
     yy = int(match.group(1))
     year = 2000 + yy if 2000 + yy <= not_after else 1900 + yy
-    return year if year <= not_after else None
+    return year if EARLIEST_ISRC_YEAR <= year <= not_after else None
 
 
 def recording_year(appearances: Iterable[AlbumAppearance], isrc: str | None) -> YearVerdict:
