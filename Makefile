@@ -14,11 +14,14 @@ $(VENV)/.installed: requirements.txt
 demo: $(VENV)/.installed
 	$(BIN)/scrapy demo
 
+# Two workers: each crawl test runs the simulator and Scrapy in one process (one core).
+PYTEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 test-quick: $(VENV)/.installed
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -29,7 +29,8 @@ TARGET = 20                  # per cell; discovery aims at TARGET x DISCOVERY_OV
 def discovery_settings(sim, tmp_path, **overrides):
     settings = {"STORE_PATH": str(tmp_path / "store.sqlite"), "CATALOG_CELL_TARGET": TARGET,
                 "CATALOG_MAX_TRACKS": 100_000, "DISCOVERY_OVERSAMPLE": 1.0,
-                "PROGRESS_INTERVAL": 0, **overrides}
+                # Discovery alone: tests/test_export.py covers the export phase.
+                "EXPORT_ENABLED": False, "PROGRESS_INTERVAL": 0, **overrides}
     return crawl_settings(sim, tmp_path, **settings)
 
 
