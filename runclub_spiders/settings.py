@@ -61,6 +61,8 @@ RETRY_BACKOFF_MAX = 60.0             # capped
 DOWNLOAD_TIMEOUT = 30
 
 DOWNLOADER_MIDDLEWARES = {
+    # First: requests of an earlier process (JOBDIR, quota stash) are replanned, not resent.
+    "runclub_spiders.downloadermiddlewares.stale_requests.StaleRequestsMiddleware": 40,
     "runclub_spiders.downloadermiddlewares.service_slots.ServiceSlotsMiddleware": 50,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "runclub_spiders.downloadermiddlewares.rate_limit.RateLimitMiddleware": 550,

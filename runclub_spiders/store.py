@@ -398,7 +398,8 @@ class Store:
                             [(playlist_id, t, a) for t, a in rows])
 
     def playlist_progress(self, playlist_id: str, next_offset: int) -> None:
-        self.db.execute("UPDATE playlists SET next_offset = ? WHERE id = ?",
+        # Never backwards: a late duplicate of an earlier page must not rewind the reading.
+        self.db.execute("UPDATE playlists SET next_offset = MAX(next_offset, ?) WHERE id = ?",
                         (next_offset, playlist_id))
 
     def finish_playlist(self, playlist_id: str, snapshot_id: str | None, now: str, *,

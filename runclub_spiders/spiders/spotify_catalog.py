@@ -89,8 +89,8 @@ class SpotifyCatalogSpider(Spider):
         self.export_build = None            # set by the export phase
         self.export_complete = False        # every export row has been yielded
         self.export_state = "idle"          # idle | scheduled | done
-        # Export requests left in a JOBDIR queue by a killed run carry another token and are
-        # ignored: the export phase starts only when this run's discovery is done.
+        # Stamped on discovery and export requests: those of an earlier process (JOBDIR, quota
+        # stash) are dropped before download and planned again (stale_requests.py).
         self.run_token = secrets.token_hex(8)
         self.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
         self.market = s["SPOTIFY_MARKET"]
@@ -190,7 +190,7 @@ class SpotifyCatalogSpider(Spider):
             self.export_state = "scheduled"
             self.crawler.engine.crawl(Request("data:,export", callback=self.export_rows,
                                               errback=self.export_failed, dont_filter=True,
-                                              meta={"export_token": self.run_token}))
+                                              meta={"run": self.run_token}))
             raise DontCloseSpider
 
     def _waiting_for_park(self) -> bool:
@@ -203,9 +203,6 @@ class SpotifyCatalogSpider(Spider):
 
     # ---------------------------------------------------------------- export
     def export_rows(self, response):
-        if response.meta.get("export_token") != self.run_token:
-            self.crawler.stats.inc_value("export/stale_request")
-            return
         started = time.monotonic()
         s = self.crawler.settings
         settings = BalanceSettings(
@@ -256,10 +253,12 @@ class SpotifyCatalogSpider(Spider):
     def _search_request(self, query: SeedQuery, offset: int) -> Request:
         params = {"q": query.q, "type": query.kind, "limit": self.page_size,
                   "offset": offset, "market": self.market}
+        # dont_filter + the run stamp: the planner, not the dupefilter, decides what is asked
+        # (see downloadermiddlewares/stale_requests.py).
         return Request(f"{self.api}/search?{urlencode(params)}", callback=self.parse_search,
-                       errback=self.failed,
+                       errback=self.failed, dont_filter=True,
                        meta={"seed": [query.family, query.q, query.kind, query.umbrella,
-                                      query.decade], "offset": offset})
+                                      query.decade], "offset": offset, "run": self.run_token})
 
     def parse_search(self, response):
         body = _json(response)
@@ -393,7 +392,9 @@ class SpotifyCatalogSpider(Spider):
                   "additional_types": "track"}
         return Request(f"{self.api}/playlists/{playlist_id}/items?{urlencode(params)}",
                        callback=self.parse_playlist_items, errback=self.failed,
-                       meta={"playlist": playlist_id, "snapshot": snapshot, "offset": offset},
+                       dont_filter=True,
+                       meta={"playlist": playlist_id, "snapshot": snapshot, "offset": offset,
+                             "run": self.run_token},
                        priority=5)
 
     def parse_playlist_items(self, response):
