@@ -135,6 +135,8 @@ EXPORT_COPIES: list[str] = []          # analyst copies of the wide file: "csv",
 EXPORT_PRIMARY_MARKETS = ["US", "CA", "GB", "AU"]   # for available_primary_markets
 EXPORT_GZIP_LEVEL = 6
 EXTENSIONS = {
+    "runclub_spiders.extensions.jobdir_repair.JobdirQueueRepair": 90,
+    "runclub_spiders.extensions.jobdir_version.JobdirVersionRecorder": 100,
     "runclub_spiders.export.extension.ExportPublisher": 500,
 }
 # The same JSON Lines, written by orjson: 10x faster than Scrapy's exporter on 150,000 rows.

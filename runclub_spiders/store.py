@@ -174,9 +174,13 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             # Idempotent DDL: an interrupted first open is completed by the next one.
             db.executescript(SCHEMA)
-            with _transaction(db):
-                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            # Stamped once: reopening an unchanged store leaves its bytes unchanged.
+            stamped = (db.execute("PRAGMA application_id").fetchone()[0],
+                       db.execute("PRAGMA user_version").fetchone()[0])
+            if stamped != (APPLICATION_ID, SCHEMA_VERSION):
+                with _transaction(db):
+                    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} cannot be opened as the crawl store ({exc}); move it "
                              f"aside and run again") from None
@@ -191,12 +195,15 @@ class Store:
             try:
                 app_id = db.execute("PRAGMA application_id").fetchone()[0]
                 version = db.execute("PRAGMA user_version").fetchone()[0]
-                db.execute("PRAGMA quick_check").fetchone()
+                integrity = db.execute("PRAGMA quick_check").fetchall()
             finally:
                 db.close()
         except sqlite3.DatabaseError:
             raise StoreError(f"{path} is not a readable SQLite file (corrupted?); move it aside "
                              f"to start a new store, or restore it from a backup") from None
+        if [tuple(row) for row in integrity] != [("ok",)]:
+            raise StoreError(f"{path} failed SQLite's integrity check (corrupted); move it aside "
+                             f"to start a new store, or restore it from a backup")
         if app_id != APPLICATION_ID:
             raise StoreError(f"{path} is an SQLite file of another application; point "
                              f"STORE_PATH elsewhere or move the file aside")

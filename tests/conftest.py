@@ -116,3 +116,21 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
     )
     settings.update(overrides)
     return settings
+
+
+# ---------------------------------------------------------------------------- figures
+# Here, not in tests/reliability/conftest.py: under xdist the controller loads only this one.
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the figures tests recorded (``figures`` fixture) in their own section."""
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "figure":
+                    lines.append(f"{report.nodeid.split('::')[-1]}: {value}")
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from runclub_spiders.catalog.cadence import Cadence, best_cadence, tempo_bucket
-from runclub_spiders.catalog.candidates import Candidate
+from runclub_spiders.catalog.candidates import Candidate, PrimarySource
 from runclub_spiders.catalog.selection import BalanceSettings, dedupe, filter_reason, select
 from runclub_spiders.catalog.years import (
     AlbumAppearance,
@@ -51,7 +51,8 @@ class Tracks(list):
                 album_year=album_year if album_year is not None else year,
                 umbrellas=(umbrellas,) if isinstance(umbrellas, str) else umbrellas,
                 umbrella_source="artist_genres", playable=playable, playability_source="test",
-                markets=None, features=features, seed=seed)
+                markets=None, features=features,
+                source=PrimarySource("search", seed, None))
             self.append(candidate)
             made.append(candidate)
         return made

@@ -33,6 +33,7 @@ def test_bad_knobs_give_one_clear_line_and_no_traceback():
                           (("--quota", "search"), "--quota takes BUCKET=N"),
                           (("--api-profile", "premium"), "profile must be one of"),
                           (("--error-rate", "2"), "error_rate must be between 0 and 1"),
+                          (("--hostile-rate", "-0.1"), "hostile_rate must be between 0 and 1"),
                           (("--host", "0.0.0.0"), "loopback only")]:
         result = scrapy("--size", "100", *args)
         assert result.returncode == 2, args

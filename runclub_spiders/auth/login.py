@@ -54,13 +54,25 @@ def check_redirect_uri(uri: str) -> tuple[str, int, str]:
     return parts.hostname or "127.0.0.1", parts.port, parts.path or "/"
 
 
+def printable(text: object, hide: tuple[str, ...] = (), limit: int = 200) -> str:
+    """Text from outside (a redirect, the token endpoint) fit for one terminal line: the
+    strings in ``hide`` replaced by their fingerprints, control characters dropped, clipped."""
+    text = str(text)
+    for secret in sorted(filter(None, hide), key=len, reverse=True):
+        text = text.replace(secret, fingerprint(secret))
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def code_from_redirect(url: str, state: str) -> str:
-    params = parse_qs(urlsplit(url.strip()).query)
-    if "error" in params:
-        raise AuthError(f"Spotify refused the authorization: {params['error'][0]}")
-    if params.get("state", [""])[0] != state:
+    params = parse_qs(urlsplit(url.strip()).query, keep_blank_values=True)
+    # State first, errors included (RFC 6749 4.1.2.1): a redirect without this attempt's
+    # state did not come from our authorize request, whatever it says.
+    if not secrets.compare_digest(params.get("state", [""])[0].encode(), state.encode()):
         raise AuthError("the redirect's state does not match this login attempt (possible "
                         "forgery, or an old browser tab); run `scrapy spotify-auth` again")
+    if "error" in params:
+        raise AuthError(f"Spotify refused the authorization: {printable(params['error'][0])}")
     code = params.get("code", [""])[0]
     if not code:
         raise AuthError("the redirect URL carries no code; paste the full URL from the "
@@ -201,8 +213,10 @@ class Command(ScrapyCommand):
         if not isinstance(body, dict):
             body = {}
         if response.status_code != 200 or "refresh_token" not in body:
+            said = printable(f"{body.get('error', '')} {body.get('error_description', '')}",
+                             (client_secret, code))
             raise AuthError(f"the token exchange failed: HTTP {response.status_code} "
-                            f"{body.get('error', '')} {body.get('error_description', '')}".strip())
+                            f"{said}".strip())
         token_file = TokenFile(opts.token_file or self.settings["SPOTIFY_TOKEN_FILE"])
         try:
             token_file.write(body["refresh_token"], scope=body.get("scope", SCOPES))

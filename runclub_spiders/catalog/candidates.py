@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from runclub_spiders.catalog.years import AlbumAppearance, YearVerdict, recording_year
@@ -61,8 +61,11 @@ class Candidate:
     markets: tuple[str, ...] | None           # where it is known to play, if known
     features: dict[str, Any] | None = None    # the features row (own or an ISRC sibling's)
     features_source: str | None = None        # own | isrc_sibling
-    seed: str = ""                            # what found it first (for per-seed counts)
-    reasons: list[str] = field(default_factory=list)
+    source: PrimarySource | None = None       # see PrimarySource
+
+    @property
+    def seed(self) -> str:
+        return self.source.seed if self.source else self.row["first_source"]
 
     @property
     def decade(self) -> str | None:
@@ -79,13 +82,38 @@ class Candidate:
         return (self.umbrellas[0], self.decade)
 
 
-def first_seed(row: sqlite3.Row) -> str:
-    """The per-seed key rejections are counted under: the query or playlist that found it."""
-    if row["first_query"]:
-        return row["first_query"]
-    if row["first_playlist_id"]:
-        return f"playlist:{row['first_playlist_id']}"
-    return row["first_source"]
+@dataclass(frozen=True, slots=True)
+class PrimarySource:
+    """Where a track is said to come from: the owner's playlist that holds it (smallest ID),
+    else the search that found it (first in sort order). Chosen from everything the store
+    knows, not from what happened to arrive first, so a resumed crawl names the same one."""
+
+    kind: str                         # playlist | search | lookup
+    query: str | None
+    playlist_id: str | None
+
+    @property
+    def seed(self) -> str:
+        """The key rejections are counted under, per seed."""
+        if self.kind == "playlist":
+            return f"playlist:{self.playlist_id}"
+        return self.query or self.kind
+
+
+def primary_sources(db: sqlite3.Connection) -> dict[str, PrimarySource]:
+    queries: dict[str, str] = {}
+    for track_id, q in db.execute("SELECT track_id, MIN(q) FROM seed_tracks GROUP BY track_id"):
+        queries[track_id] = q
+    playlists: dict[str, str] = {}
+    for track_id, p in db.execute("SELECT track_id, MIN(playlist_id) FROM playlist_tracks "
+                                  "GROUP BY track_id"):
+        playlists[track_id] = p
+    result = {}
+    for track_id in queries.keys() | playlists.keys():
+        playlist = playlists.get(track_id)
+        result[track_id] = PrimarySource("playlist" if playlist else "search",
+                                         queries.get(track_id), playlist)
+    return result
 
 
 def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Candidate]:
@@ -94,6 +122,7 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Can
     rows = db.execute("SELECT rowid AS seq, * FROM tracks ORDER BY rowid").fetchall()
     spotify_genres = _spotify_genres(db)
     votes = artist_votes(db)
+    sources = primary_sources(db)
     features = {r["track_id"]: dict(r) for r in db.execute("SELECT * FROM features")}
     by_isrc: dict[str, list[sqlite3.Row]] = defaultdict(list)
     for row in rows:
@@ -114,7 +143,8 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Can
             recco_popularity=row["recco_popularity"], year=year,
             album_year=AlbumAppearance(row["release_date"], None, "", "").year,
             umbrellas=umbrellas, umbrella_source=umbrella_source, playable=playable,
-            playability_source=playability_source, markets=markets, seed=first_seed(row))
+            playability_source=playability_source, markets=markets,
+            source=sources.get(row["id"]) or PrimarySource(row["first_source"], None, None))
         candidate.features, candidate.features_source = _features_for(row, siblings, features)
         candidates.append(candidate)
     return candidates

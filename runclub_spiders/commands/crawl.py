@@ -1,6 +1,7 @@
 """``scrapy crawl`` with a preflight check and exit codes that say how the crawl ended.
 
-Bad configuration (missing credentials, an invalid market, an unreadable state file) is
+Bad configuration (missing credentials, an invalid market, an unreadable state file, a
+damaged or foreign store, an unwritable export folder, a JOBDIR of another Scrapy version) is
 reported as one line naming the variable or file and how to fix it, with exit code 2, before
 anything starts: no traceback, nothing touched. After the crawl, a close reason that needs a
 human (``auth_failed``, ``missing_credentials``) exits 1; ``quota_parked`` exits 0, because
@@ -10,20 +11,26 @@ running the same command later is the plan, and the log says when.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
 from runclub_spiders.auth.credentials import CredentialsError, load_credentials
 from runclub_spiders.export.build import source_date_epoch
+from runclub_spiders.export.copies import COPY_FORMATS
+from runclub_spiders.extensions.jobdir_version import JobdirVersionError, check_jobdir
 from runclub_spiders.quota import QuotaLedger, QuotaStateError
 from runclub_spiders.seeds import SeedError, load_plan
 from runclub_spiders.store import Store, StoreError
 
 FAILED_REASONS = {"auth_failed", "missing_credentials"}
+TOKENS_LOGGER = "runclub_spiders.auth.tokens"
 
 
 class ConfigError(Exception):
@@ -44,8 +51,14 @@ def preflight(settings, spider_args: dict[str, str] | None = None) -> None:
         raise ConfigError(f"SPOTIFY_API_PROFILE={profile!r} must be development or extended")
     if settings.getbool("SPOTIFY_AUTH_ENABLED") and mode != "export":
         try:
-            load_credentials(settings["SPOTIFY_TOKEN_FILE"])
+            with warnings_on_stderr(TOKENS_LOGGER):     # "changed it to 600", said once
+                load_credentials(settings["SPOTIFY_TOKEN_FILE"])
         except CredentialsError as exc:
+            raise ConfigError(str(exc)) from None
+    if settings.get("JOBDIR"):
+        try:
+            check_jobdir(settings["JOBDIR"])
+        except JobdirVersionError as exc:
             raise ConfigError(str(exc)) from None
     try:
         QuotaLedger(settings["QUOTA_STATE_FILE"])
@@ -56,27 +69,74 @@ def preflight(settings, spider_args: dict[str, str] | None = None) -> None:
             load_plan(settings["SEEDS_PLAN"], settings["SEEDS_UMBRELLAS"])
         except SeedError as exc:
             raise ConfigError(str(exc)) from None
-    store = Path(settings.get("STORE_PATH") or "")
-    if settings.get("STORE_PATH") and store.exists() and store.stat().st_size:
-        try:
-            Store.check(store)
-        except StoreError as exc:
-            raise ConfigError(str(exc)) from None
-    if settings.getbool("EXPORT_ENABLED") and mode != "discover":
-        check_export_dir(Path(settings["EXPORT_DIR"]))
+    if settings.get("STORE_PATH"):
+        check_store(Path(settings["STORE_PATH"]))
+    if settings.getbool("EXPORT_ENABLED"):
+        unknown = sorted(set(settings.getlist("EXPORT_COPIES")) - set(COPY_FORMATS))
+        if unknown:
+            raise ConfigError(f"EXPORT_COPIES: unknown format {', '.join(unknown)}; use any of "
+                              f"{', '.join(COPY_FORMATS)}")
+        if mode != "discover":
+            check_export_dir(Path(settings["EXPORT_DIR"]))
     try:
         source_date_epoch()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def check_export_dir(export_dir: Path) -> None:
-    """The export is staged beside EXPORT_DIR and swapped in: its parent must be writable."""
-    parent = export_dir.resolve().parent
+@contextmanager
+def warnings_on_stderr(name: str) -> Iterator[None]:
+    """Logging is not set up yet: print ``name``'s warnings as ``warning: ...`` lines."""
+    log = logging.getLogger(name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    propagate, log.propagate = log.propagate, False
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+def check_writable_parent(name: str, path: Path) -> None:
+    """``path``'s folder, or the nearest one that exists (it is created), must be writable."""
+    parent = path.resolve().parent
     existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"EXPORT_DIR={export_dir}: {existing or parent} is not a writable "
-                          f"folder; fix its permissions or point EXPORT_DIR elsewhere")
+        raise ConfigError(f"{name}={path}: {existing or parent} is not a writable folder; fix "
+                          f"its permissions or point {name} elsewhere")
+
+
+def check_store(store: Path) -> None:
+    """Refuse a store the crawl could not open, before ``Store.open`` writes to it."""
+    if store.is_dir():
+        raise ConfigError(f"STORE_PATH={store} is a folder; point STORE_PATH at the store's "
+                          f"file (for example {store / 'catalog.sqlite'})")
+    check_writable_parent("STORE_PATH", store)
+    if not (store.exists() and store.stat().st_size):
+        return
+    if not os.access(store, os.R_OK | os.W_OK):
+        raise ConfigError(f"STORE_PATH={store} is not readable and writable; fix its "
+                          f"permissions or point STORE_PATH elsewhere")
+    # A read-only SQLite connection to a WAL database creates -wal and -shm files and, not
+    # being allowed to checkpoint, leaves them behind: remove the ones the check created.
+    sidecars = [store.with_name(store.name + suffix) for suffix in ("-wal", "-shm")]
+    existed = {path for path in sidecars if path.exists()}
+    try:
+        Store.check(store)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        for path in sidecars:
+            if path not in existed:
+                path.unlink(missing_ok=True)
+
+
+def check_export_dir(export_dir: Path) -> None:
+    """The export is staged beside EXPORT_DIR and swapped in: its parent must be writable."""
+    check_writable_parent("EXPORT_DIR", export_dir)
     if export_dir.exists() and not export_dir.is_dir():
         raise ConfigError(f"EXPORT_DIR={export_dir} is a file, not a folder; move it aside or "
                           f"point EXPORT_DIR elsewhere")
@@ -101,6 +161,9 @@ class Command(ScrapyCrawlCommand):
         crawler = self._create_crawler(args[0])
         self.crawler_process.crawl(crawler, **opts.spargs)
         self.crawler_process.start()
-        reason = crawler.stats.get_value("finish_reason")
+        try:
+            reason = crawler.stats.get_value("finish_reason")
+        except RuntimeError:        # the crawl never started (the error is logged): no stats
+            reason = None
         if self.crawler_process.bootstrap_failed or reason in FAILED_REASONS:
             self.exitcode = 1

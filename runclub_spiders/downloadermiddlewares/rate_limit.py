@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+COUNTED = "_quota_counted"             # this attempt was counted against its bucket
 NOT_BEFORE = "_not_before"           # monotonic time before which a retry must not go out
 RATE_LIMIT_RETRIES = "_rate_limit_retries"
 DECISION_429 = "_rate_limit_429"     # what response_downloaded decided for this 429
@@ -143,8 +144,10 @@ class RateLimitMiddleware(RetryMiddleware):
                 self._set_aside(request, bucket)
                 raise IgnoreRequest(f"quota bucket {bucket!r} is parked until {utc_iso(until)}")
             # Counted as it goes out: what Spotify sees is what the daily quota charges.
-            # (Taken back if a park sets it aside from the slot queue before it is sent.)
+            # Taken back if a later middleware refuses it (no token: process_exception) or a
+            # park sets it aside from the slot queue before it is sent (_drop_queued).
             self._count(bucket, 1)
+            request.meta[COUNTED] = True
 
     def _count(self, bucket: str, n: int) -> None:
         self.ledger.count(bucket, n)
@@ -162,6 +165,9 @@ class RateLimitMiddleware(RetryMiddleware):
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if isinstance(exception, IgnoreRequest) and request.meta.pop(COUNTED, False):
+            self._count(request.meta["spotify_bucket"], -1)    # refused before it went out
+            return None
         if isinstance(exception, self.exceptions_to_retry) and not request.meta.get(
                 "dont_retry", False):
             return self._retry_later(request, exception)
@@ -256,7 +262,8 @@ class RateLimitMiddleware(RetryMiddleware):
             slot.queue.clear()
             slot.queue.extend(keep)
         for request, deferred in dropped:
-            self._count(bucket, -1)
+            if request.meta.pop(COUNTED, False):     # so process_exception does not undo twice
+                self._count(bucket, -1)
             self._set_aside(request, bucket)
             deferred.errback(IgnoreRequest(f"quota bucket {bucket!r} is parked"))
 

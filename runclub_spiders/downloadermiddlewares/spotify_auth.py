@@ -8,7 +8,10 @@ wait; tokens are renewed shortly before they expire.
 Secrets stay out of JOBDIR and logs: the ``Authorization`` header is added in
 ``process_request`` (after the scheduler, so never pickled) and removed again in
 ``process_response``/``process_exception`` before any middleware can copy the request for a
-retry or redirect. Token requests bypass the scheduler entirely. Logs carry fingerprints only.
+retry or redirect. Token requests bypass the scheduler entirely. Logs carry fingerprints only,
+and text from the token endpoint is logged with our secrets masked (a broken proxy may echo the
+request). With ``HTTPCACHE_ENABLED`` the API requests are not cached: Scrapy's filesystem
+cache writes each request's headers to disk, and a cached 401 would answer every retry.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class SpotifyAuthMiddleware:
         self.services = ServiceMap(settings)
         self.token_file = TokenFile(settings["SPOTIFY_TOKEN_FILE"])
         self.margin = settings.getfloat("SPOTIFY_TOKEN_REFRESH_MARGIN")
+        self.no_cache = settings.getbool("HTTPCACHE_ENABLED")
+        if self.no_cache:
+            logger.warning("HTTPCACHE_ENABLED: Spotify API requests are not cached (the cache "
+                           "would store their access tokens, and replay 401s)")
         self.credentials: SpotifyCredentials | None = None
         self.problem: str | None = None
         try:
@@ -84,6 +91,8 @@ class SpotifyAuthMiddleware:
             return
         if self.failed:
             raise IgnoreRequest("Spotify credentials failed; see the error above")
+        if self.no_cache:
+            request.meta["dont_cache"] = True
         token, generation = await self._access_token()
         request.headers["Authorization"] = f"Bearer {token}"
         request.meta[TOKEN_GENERATION] = generation
@@ -151,10 +160,11 @@ class SpotifyAuthMiddleware:
             return
         error = body.get("error") if isinstance(body.get("error"), str) else None
         if error == "invalid_grant":
+            description = self._masked(body.get("error_description") or "invalid_grant")
             self._fail("auth_failed",
                        f"Spotify refused the refresh token from {creds.refresh_token_source} "
-                       f"({body.get('error_description', 'invalid_grant')}): run `scrapy "
-                       f"spotify-auth` again (refresh tokens expire 6 months after the grant)")
+                       f"({description}): run `scrapy spotify-auth` again (refresh tokens "
+                       f"expire 6 months after the grant)")
         elif error == "invalid_client":
             self._fail("auth_failed",
                        "Spotify refused the client credentials (invalid_client): check "
@@ -162,8 +172,22 @@ class SpotifyAuthMiddleware:
         else:
             self.crawler.stats.inc_value("spotify/auth/token_errors")
             logger.error("Spotify token endpoint answered HTTP %s%s", response.status,
-                         f" ({error})" if error else "")
+                         f" ({self._masked(error)})" if error else "")
         raise IgnoreRequest("no Spotify access token")
+
+    def _masked(self, text: object, limit: int = 200) -> str:
+        """Text from the token endpoint, fit for a log line: our secrets replaced by their
+        fingerprints, control characters dropped, clipped to ``limit``."""
+        text = str(text)
+        creds = self.credentials
+        known = [self._token]
+        if creds is not None:
+            basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode())
+            known += [creds.client_secret, creds.refresh_token, basic.decode()]
+        for secret in sorted(filter(None, known), key=len, reverse=True):
+            text = text.replace(secret, fingerprint(secret))
+        text = "".join(c if c.isprintable() else " " for c in text)
+        return text if len(text) <= limit else text[:limit] + "..."
 
     def _store_rotated(self, refresh_token: str) -> None:
         assert self.credentials is not None

@@ -157,8 +157,7 @@ class _RowBuilder:
         row, features = c.row, c.features or {}
         artist_ids = list(c.artist_ids)
         names = json.loads(row["artist_names"])
-        playlist_id = row["first_playlist_id"] or next(iter(self.in_playlists.get(c.id, ())),
-                                                       None)
+        playlist_id = c.source.playlist_id if c.source else None
         playlist = self.playlists.get(playlist_id) if playlist_id else None
         popularity = c.popularity
         markets = self._primary_markets(c)
@@ -206,7 +205,8 @@ class _RowBuilder:
                 "cadence_spm": cadence.spm if cadence else None,
                 "cadence_match": cadence.match if cadence else None,
                 "cadence_off_bpm": cadence.off_bpm if cadence else None,
-                "ingest_source": row["first_source"], "ingest_query": row["first_query"],
+                "ingest_source": c.source.kind if c.source else row["first_source"],
+                "ingest_query": c.source.query if c.source else None,
             })
 
     def _primary_markets(self, c: Candidate) -> list[str]:

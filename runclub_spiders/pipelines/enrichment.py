@@ -262,7 +262,8 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
             headers["x-api-key"] = self.api_key
         return Request(f"{self.base}/{endpoint}?ids={','.join(ids)}", headers=headers,
                        callback=NO_CALLBACK, dont_filter=True,
-                       meta={"dont_obey_robotstxt": True})
+                       meta={"dont_obey_robotstxt": True,
+                             "dont_cache": True})  # never store the API key header
 
     async def _fetch(self, endpoint: str, ids: list[str]
                      ) -> tuple[dict[str, dict[str, Any]], set[str]]:

@@ -60,6 +60,10 @@ class SimulatorConfig:
     slow_seconds: float = knob(2.0, "delay of a slow response, seconds")
     malformed_rate: float = knob(0.0, "share of 200s with a truncated JSON body")
     recco_429_rate: float = knob(0.0, "share of ReccoBeats requests answered 429")
+    hostile_rate: float = knob(0.0, "share of tracks on search and playlist-item pages served "
+                                    "corrupted (5,000-char or odd-Unicode names, missing or "
+                                    "mistyped fields, duplicates); as often per page, a huge "
+                                    "total and a next URL on another host")
     request_log: str | None = knob(None, "also append every request to this JSONL file")
 
     def __post_init__(self) -> None:

@@ -24,11 +24,13 @@ class LoggedRequest:
     bucket: str
     fault: str            # "" or what was injected
     retry_after: str = ""  # the Retry-After header sent, if any
+    hostile: tuple[str, ...] = ()  # hostile_rate: the corruptions served, one per item or page
 
     def as_dict(self) -> dict[str, Any]:
         return {"t": self.t, "service": self.service, "method": self.method, "path": self.path,
                 "query": self.query, "status": self.status, "bucket": self.bucket,
-                "fault": self.fault, "retry_after": self.retry_after}
+                "fault": self.fault, "retry_after": self.retry_after,
+                "hostile": list(self.hostile)}
 
 
 class RequestLog:

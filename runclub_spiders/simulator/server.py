@@ -18,6 +18,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from aiohttp import web
 from runclub_spiders.simulator.accounts import Accounts
 from runclub_spiders.simulator.catalog import Catalog
 from runclub_spiders.simulator.config import SimulatorConfig
+from runclub_spiders.simulator.hostile import HOSTILE_KEY, TRACK_KINDS
 from runclub_spiders.simulator.limits import (
     FaultPlan,
     LoggedRequest,
@@ -162,9 +164,12 @@ class Simulator:
             fault = "drop"
             return web.Response(status=499)
         finally:
+            # Corruptions count as served only when the body went out whole.
+            hostile = tuple(request.get(HOSTILE_KEY, ())) if not fault else ()
             self.log.add(LoggedRequest(time.time(), service, request.method, request.path,
-                                       request.query_string, status, bucket, fault,
-                                       retry_after))
+                                       request.query_string, status, bucket,
+                                       fault or ("hostile" if hostile else ""), retry_after,
+                                       hostile))
 
     async def _respond(self, request: web.Request, handler, service: str, bucket: str,
                        key: str, attempt: int) -> tuple[web.StreamResponse, str]:
@@ -289,6 +294,19 @@ class Simulator:
         """The log from position ``since`` of the whole log (all services), filtered after."""
         entries = self.log.entries(since)
         return [e for e in entries if service is None or e.service == service]
+
+    def hostile_served(self) -> Counter[str]:
+        """How many of each ``hostile_rate`` corruption went out in a whole 200 response."""
+        return Counter(kind for entry in self.log.entries() for kind in entry.hostile)
+
+    def hostile_skips(self) -> Counter[str]:
+        """The ``discovery/skipped/<reason>`` counts the corruptions served should cause."""
+        served = self.hostile_served()
+        skips: Counter[str] = Counter()
+        for kind, reason in TRACK_KINDS.items():
+            if reason is not None and served[kind]:
+                skips[reason] += served[kind]
+        return skips
 
     def edit_playlist(self, playlist_id: str, add: int = 5, remove: int = 0) -> str:
         """Edit a playlist on the simulator's own loop; returns the new snapshot_id."""

@@ -26,6 +26,7 @@ from runclub_spiders.simulator.catalog import (
     Track,
 )
 from runclub_spiders.simulator.config import SimulatorConfig
+from runclub_spiders.simulator.hostile import HOSTILE_KEY, HostilePlan
 from runclub_spiders.simulator.search import Query, SearchIndex
 
 SPOTIFY_ID = re.compile(r"^[0-9A-Za-z]{22}$")
@@ -250,6 +251,7 @@ class SpotifyApi:
         self.catalog, self.index, self.config = catalog, index, config
         self.shapes = SpotifyShapes(catalog, config, base_url)
         self.base = base_url
+        self.hostile = HostilePlan(config.fault_seed, config.hostile_rate)
 
     def routes(self) -> list[web.RouteDef]:
         r = [web.get("/search", self.search),
@@ -271,6 +273,13 @@ class SpotifyApi:
         return r + [web.get(route.path + "/", route.handler) for route in r]
 
     # ---------------------------------------------------------------- helpers
+    def _corrupt(self, request: web.Request, page: dict[str, Any], *, rows: bool) -> None:
+        """Apply ``hostile_rate`` to a page; the request log records what was done."""
+        applied = self.hostile.corrupt_page(page, f"{request.method} {request.path_qs}",
+                                            rows=rows)
+        if applied:
+            request[HOSTILE_KEY] = applied
+
     def _limit(self, request: web.Request, default: int, maximum: int) -> int | web.Response:
         raw = request.query.get("limit", str(default))
         try:
@@ -367,6 +376,7 @@ class SpotifyApi:
                         for i in hits[offset:offset + limit]]
                 body["tracks"] = self.shapes.page(rows, href, dict(params, type=kind), offset,
                                                   limit, len(hits))
+                self._corrupt(request, body["tracks"], rows=False)
             elif kind == "artist":
                 hits = self.index.artists(query, self.config.genre_filter)
                 rows = [self.shapes.artist(self.catalog.artists[i])
@@ -540,8 +550,10 @@ class SpotifyApi:
         params = {k: request.query[k] for k in ("market", "additional_types")
                   if k in request.query}
         suffix = "tracks" if legacy_key_only else "items"
-        return web.json_response(self.shapes.page(
-            rows, f"{self.base}/playlists/{playlist.id}/{suffix}", params, offset, limit, total))
+        page = self.shapes.page(rows, f"{self.base}/playlists/{playlist.id}/{suffix}", params,
+                                offset, limit, total)
+        self._corrupt(request, page, rows=True)
+        return web.json_response(page)
 
     async def get_playlist_tracks(self, request: web.Request) -> web.Response:
         if not self.config.extended:

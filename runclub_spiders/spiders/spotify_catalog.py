@@ -92,6 +92,9 @@ class SpotifyCatalogSpider(Spider):
         # Stamped on discovery and export requests: those of an earlier process (JOBDIR, quota
         # stash) are dropped before download and planned again (stale_requests.py).
         self.run_token = secrets.token_hex(8)
+        self.owner_phase_open = True        # reading the owner's playlists; no search yet
+        self.owner_listing_done = False
+        self.owner_chains = 0               # owner playlists whose pages are being read
         self.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
         self.market = s["SPOTIFY_MARKET"]
         self.extended = s["SPOTIFY_API_PROFILE"] == "extended"
@@ -170,15 +173,23 @@ class SpotifyCatalogSpider(Spider):
             row = self.store.track(track_id)
             if row is not None:
                 yield self._candidate(row, source="store")
-        # Who we are decides which playlists' items are readable in development mode.
+        # The owner's playlists first (who we are decides which playlists' items are readable
+        # in development mode); searching starts once they are read (_owner_phase_step), so
+        # the planner always decides from the same counts, however a run was interrupted.
         yield Request(f"{self.api}/me", callback=self.parse_me, errback=self.failed,
-                      dont_filter=True, priority=10)
-        for request in self._fill():
-            yield request
+                      dont_filter=True, priority=10, meta={"owner_listing": True})
 
     def spider_idle(self) -> None:
         if self.artist_lookups_inflight:
             raise DontCloseSpider
+        if self.owner_phase_open and self.mode != "export":
+            # Safety net: whatever stopped the playlist phase from closing, search now.
+            self.owner_listing_done, self.owner_chains = True, 0
+            requests = list(self._owner_phase_step())
+            if requests:
+                for request in requests:
+                    self.crawler.engine.crawl(request)
+                raise DontCloseSpider
         request = self._artist_request() if self.mode != "export" else None
         if request is not None:
             self.artist_lookups_inflight = True
@@ -328,6 +339,12 @@ class SpotifyCatalogSpider(Spider):
         self.user_id = user_id if isinstance(user_id, str) else None
         yield self._my_playlists_request(0)
 
+    def _owner_phase_step(self):
+        """Start searching once the owner's playlist listing and every list's pages are read."""
+        if self.owner_phase_open and self.owner_listing_done and self.owner_chains <= 0:
+            self.owner_phase_open = False
+            yield from self._fill()
+
     def parse_my_playlists(self, response):
         body = _json(response)
         if body is None:
@@ -336,15 +353,20 @@ class SpotifyCatalogSpider(Spider):
         items, total, _ = paging(body)
         with self.store.transaction():
             requests = self._consider_playlists(items, utc_now())
+        self.owner_chains += len(requests)
         yield from requests
         offset = response.meta.get("offset", 0)
-        if total and offset + PLAYLIST_PAGE < total:
+        if total and offset + PLAYLIST_PAGE < total and items:
             yield self._my_playlists_request(offset + PLAYLIST_PAGE)
+        else:
+            self.owner_listing_done = True
+            yield from self._owner_phase_step()
 
     def _my_playlists_request(self, offset: int) -> Request:
         return Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={offset}",
                        callback=self.parse_my_playlists, errback=self.failed,
-                       dont_filter=True, priority=10, meta={"offset": offset})
+                       dont_filter=True, priority=10,
+                       meta={"offset": offset, "owner_listing": True})
 
     def _consider_playlists(self, objects: list[Any], now: str) -> list[Request]:
         """Register every listed playlist; requests for those whose items are worth reading."""
@@ -385,16 +407,17 @@ class SpotifyCatalogSpider(Spider):
             start = max(0, previous["next_offset"] - PLAYLIST_PAGE) \
                 if previous["last_snapshot_processed"] else previous["next_offset"]
         stats.inc_value("playlists/read")
-        return self._items_request(playlist_id, snapshot, start)
+        return self._items_request(playlist_id, snapshot, start, owner=self.owner_phase_open)
 
-    def _items_request(self, playlist_id: str, snapshot: str | None, offset: int) -> Request:
+    def _items_request(self, playlist_id: str, snapshot: str | None, offset: int, *,
+                       owner: bool = False) -> Request:
         params = {"limit": PLAYLIST_PAGE, "offset": offset, "market": self.market,
                   "additional_types": "track"}
         return Request(f"{self.api}/playlists/{playlist_id}/items?{urlencode(params)}",
                        callback=self.parse_playlist_items, errback=self.failed,
                        dont_filter=True,
                        meta={"playlist": playlist_id, "snapshot": snapshot, "offset": offset,
-                             "run": self.run_token},
+                             "run": self.run_token, "owner": owner},
                        priority=5)
 
     def parse_playlist_items(self, response):
@@ -434,7 +457,11 @@ class SpotifyCatalogSpider(Spider):
         self.crawler.stats.inc_value("discovery/playlist_new_tracks", len(new_rows))
         yield from candidates
         if total is not None and following < total and items:
-            yield self._items_request(playlist_id, snapshot, following)
+            yield self._items_request(playlist_id, snapshot, following,
+                                      owner=response.meta.get("owner", False))
+        elif response.meta.get("owner"):
+            self.owner_chains -= 1
+            yield from self._owner_phase_step()
 
     # ---------------------------------------------------------------- artists
     def _artist_request(self) -> Request | None:
@@ -521,14 +548,27 @@ class SpotifyCatalogSpider(Spider):
             yield retry
             return
         # Out of retries: let the query be picked again later rather than marked empty.
+        yield from self._owner_phase_failed(response.meta)
         if "seed" in response.meta:
             self.active = max(0, self.active - 1)
             self.planner.release(SeedQuery(*response.meta["seed"]))
         if "artist_ids" in response.meta:
             self.artist_lookups_inflight = False
 
+    def _owner_phase_failed(self, meta):
+        """A playlist-phase request gave up: the phase goes on without it."""
+        if meta.get("owner_listing"):
+            self.owner_listing_done = True
+            yield from self._owner_phase_step()
+        elif meta.get("owner"):
+            self.owner_chains -= 1
+            yield from self._owner_phase_step()
+
     def failed(self, failure):
         request = failure.request
+        owner_requests = list(self._owner_phase_failed(request.meta))
+        if owner_requests:
+            return owner_requests
         if "seed" in request.meta:
             self.active = max(0, self.active - 1)
             query = SeedQuery(*request.meta["seed"])

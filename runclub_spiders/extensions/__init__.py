@@ -1,0 +1,1 @@
+"""Scrapy extensions of runclub-spiders (the export publisher lives in ``export.extension``)."""

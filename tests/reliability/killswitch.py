@@ -1,0 +1,90 @@
+"""A test add-on that SIGKILLs the crawl at a chosen point, like a laptop losing power.
+
+``-s ADDONS='{"tests.reliability.killswitch.KillSwitchAddon": 0}' -s KILL_AT=<point>:<n>``:
+
+* ``discovery:N``: after the N-th search response arrives (before its callback runs);
+* ``enrichment:N``: after the N-th ReccoBeats response;
+* ``store:N``: inside the N-th search-page transaction, after its edges are written and
+  before it commits;
+* ``export:N``: after N catalog rows reached the feeds (the staging files are half written);
+* ``publish:1``: while publishing, after the old export was moved aside and before the new
+  one is moved in.
+
+No cleanup of any kind runs: no ``spider_closed``, no feed close, no store close.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from scrapy import signals
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillSwitch:
+    def __init__(self, crawler) -> None:
+        point, _, n = crawler.settings["KILL_AT"].partition(":")
+        self.point, self.limit, self.count = point, int(n or 1), 0
+        if point in ("discovery", "enrichment"):
+            crawler.signals.connect(self.response_received, signal=signals.response_received)
+        elif point == "export":
+            crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
+        elif point == "store":
+            self._patch_store()
+        elif point == "publish":
+            self._patch_publish()
+        else:
+            raise ValueError(f"KILL_AT={crawler.settings['KILL_AT']!r}")
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def _tick(self) -> None:
+        self.count += 1
+        if self.count >= self.limit:
+            die()
+
+    def response_received(self, response, request, spider) -> None:
+        wanted = "/search" if self.point == "discovery" else "/reccobeats/"
+        if wanted in response.url and response.status == 200:
+            self._tick()
+
+    def item_scraped(self, item, response, spider) -> None:
+        if type(item).__name__ == "CatalogWideRow":
+            self._tick()
+
+    def _patch_store(self) -> None:
+        from runclub_spiders.store import Store  # noqa: PLC0415
+
+        original = Store.add_edges
+        switch = self
+
+        def add_edges(store, *args, **kwargs):
+            original(store, *args, **kwargs)
+            assert store.db.in_transaction
+            switch._tick()
+
+        Store.add_edges = add_edges
+
+    def _patch_publish(self) -> None:
+        from runclub_spiders.export import feeds  # noqa: PLC0415
+
+        def publish(export_dir):
+            final, previous = feeds.Path(export_dir), feeds.previous_dir(export_dir)
+            if final.exists():
+                os.replace(final, previous)
+            die()
+
+        feeds.publish = publish
+
+
+class KillSwitchAddon:
+    """Adds ``KillSwitch`` to the project's extensions without replacing them."""
+
+    def update_settings(self, settings) -> None:
+        settings["EXTENSIONS"][f"{__name__}.KillSwitch"] = 900
