@@ -77,7 +77,14 @@ class Planner:
             family = self.families.setdefault(row["family"], FamilyYield())
             family.requests += row["requests"]
             family.new_tracks += row["new_tracks"]
+        # A restarted run demotes what the interrupted one had demoted, before asking anything.
+        for family in self.families.values():
+            family.demoted = self._fails_trial(family)
         self.recount()
+
+    def _fails_trial(self, family: FamilyYield) -> bool:
+        return (family.requests >= self.family_trial
+                and family.per_request < self.family_min_yield)
 
     # ---------------------------------------------------------------- cells
     @property
@@ -187,8 +194,7 @@ class Planner:
         family = self.families.setdefault(query.family, FamilyYield())
         family.requests += 1
         family.new_tracks += new
-        if (not family.demoted and family.requests >= self.family_trial
-                and family.per_request < self.family_min_yield):
+        if not family.demoted and self._fails_trial(family):
             family.demoted = True
             logger.info("Query family %r pays %.2f new tracks per request after %d requests: "
                         "demoted behind the families that pay", query.family,

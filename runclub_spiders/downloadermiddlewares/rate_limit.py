@@ -360,10 +360,12 @@ class RateLimitMiddleware(RetryMiddleware):
                                                  self._reinject)
             raise DontCloseSpider
         latest = max(ends)
-        self.crawler.stats.set_value("quota/resume_after", utc_iso(latest))
-        logger.warning("Every remaining request needs a parked quota bucket (%s). Run the same "
-                       "command again after %s UTC to continue.",
-                       ", ".join(sorted(self._stash_buckets())), utc_iso(latest))
+        if self.crawler.stats.get_value("quota/resume_after") != utc_iso(latest):
+            # Once: another idle handler (the export phase) may keep the crawl open a while.
+            self.crawler.stats.set_value("quota/resume_after", utc_iso(latest))
+            logger.warning("Every remaining request needs a parked quota bucket (%s). Run the "
+                           "same command again after %s UTC to continue.",
+                           ", ".join(sorted(self._stash_buckets())), utc_iso(latest))
         raise CloseSpider("quota_parked")
 
     def spider_closed(self) -> None:

@@ -1,0 +1,78 @@
+"""Quota park: the search bucket runs out mid-crawl. The crawl parks it within one request
+(no later call to it), exports what it has, and closes with ``quota_parked``; the same
+command after the park time continues and ends with the clean run's export, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from runclub_spiders.export.validate import validate_export
+from runclub_spiders.simulator import Simulator
+from tests.conftest import cached_catalog, use_credentials
+from tests.reliability.scenario import EPOCH, SIZE, crawl, export_hashes
+
+LOCK_SECONDS = 4
+
+
+@pytest.mark.slow
+@deferred_f_from_coro_f
+async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
+        tmp_path, monkeypatch, figures):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    catalog = cached_catalog(SIZE)
+    clean = Simulator(catalog=catalog, size=SIZE).start()
+    try:
+        use_credentials(monkeypatch, clean)
+        stats, _ = await crawl(clean, tmp_path / "clean")
+        assert stats["finish_reason"] == "finished"
+        searches = stats["quota/requests/search"]
+    finally:
+        clean.stop()
+    reference = export_hashes(tmp_path / "clean")
+
+    budget = searches * 6 // 10
+    sim = Simulator(catalog=catalog, size=SIZE, quota={"search": budget},
+                    quota_retry_after=LOCK_SECONDS).start()
+    try:
+        use_credentials(monkeypatch, sim)
+        folder = tmp_path / "parked"
+        # A Retry-After over RATE_LIMIT_MAX_WAIT parks; nothing waits in-process for it.
+        park = {"RATE_LIMIT_MAX_WAIT": 1, "QUOTA_PARK_IDLE_WAIT": 0,
+                "JOBDIR": str(folder / "job")}
+        first, _ = await crawl(sim, folder, **park)
+        assert first["finish_reason"] == "quota_parked"
+        assert first.get("log_count/ERROR", 0) == 0
+        log = [e for e in sim.requests() if e.bucket == "search"]
+        refused = [i for i, e in enumerate(log) if e.status == 429]
+        # Parked within one request: the first QUOTA_EXCEEDED is the last search call.
+        assert len(refused) == 1 and refused[0] == len(log) - 1 == budget
+        assert log[-1].fault == "quota"
+        # It exported what it had, and that export is whole and valid.
+        assert first["export/published"] == 1
+        export = folder / "exports" / "catalog"
+        assert all(c.ok for c in validate_export(export)), \
+            [c for c in validate_export(export) if not c.ok]
+        partial = json.loads((export / "manifest.json").read_text())["totals"]["tracks"]
+
+        await asyncio.sleep(LOCK_SECONDS + 0.5)
+        mark = len(sim.requests())
+        second, _ = await crawl(sim, folder, **park)
+        assert second["finish_reason"] == "finished"
+        assert second.get("log_count/ERROR", 0) == 0
+        assert not any(e.status == 429 for e in sim.requests(mark))
+        # Requests set aside by the park come back from the stash and are replanned.
+        assert second.get("discovery/stale_requests_dropped", 0) >= 1
+        assert export_hashes(folder) == reference
+        full = json.loads((export / "manifest.json").read_text())["totals"]["tracks"]
+    finally:
+        sim.stop()
+    figures("search requests, clean run", searches)
+    figures("search budget before the park", budget)
+    figures("tracks exported while parked / after resuming", f"{partial} / {full}")
+    figures("search requests after resuming",
+            second["quota/requests/search"])
