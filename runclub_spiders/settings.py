@@ -47,6 +47,8 @@ SPOTIFY_TOKEN_REFRESH_MARGIN = 300                   # renew access tokens this 
 # artists, albums, playlists, user, reccobeats) until then, in QUOTA_STATE_FILE.
 RATE_LIMIT_MAX_WAIT = 60
 RATE_LIMIT_MAX_RETRIES = 20          # short 429s per request before giving up
+RATE_LIMIT_WINDOW = 30               # Spotify's rolling window, seconds: a short 429 teaches
+RATE_LIMIT_LEARN_MIN = 20            # the slot's pace if at least this many went out in it
 QUOTA_PARK_DEFAULT = 86_400          # park length when QUOTA_EXCEEDED comes without Retry-After
 QUOTA_PARK_IDLE_WAIT = 600           # wait in-process for parks that end within this; else
                                      # close with reason quota_parked and resume later
@@ -106,7 +108,7 @@ CATALOG_MAX_DURATION_MS = 360_000      # 6 minutes: never longer
 # candidates of a cell can be exported with features.
 DISCOVERY_OVERSAMPLE = 1.8
 DISCOVERY_CONCURRENCY = 2              # search queries in flight (each pages sequentially)
-DISCOVERY_MIN_NEW_PER_PAGE = 2         # per 10 results: a page below this is "low yield"...
+DISCOVERY_MIN_NEW_PER_PAGE = 4         # per 10 results: a page below this is "low yield"...
 DISCOVERY_PATIENCE = 2                 # ...and this many low pages in a row stop the query
 DISCOVERY_FAMILY_TRIAL = 20            # requests before a query family is judged
 DISCOVERY_FAMILY_MIN_YIELD = 1.0       # new tracks per request below which it is demoted

@@ -116,6 +116,12 @@ class RateLimitMiddleware(RetryMiddleware):
         self.stash: list[Request] = []
         self._reinject_call = None
         self._run_counts: dict[str, int] = {}
+        # Learned pacing (see _learn_pacing): per download slot.
+        self.window = settings.getfloat("RATE_LIMIT_WINDOW")
+        self.learn_min = settings.getint("RATE_LIMIT_LEARN_MIN")
+        self.sent: dict[str, deque[float]] = {}
+        self.pacing: dict[str, tuple[float, float]] = {}   # slot -> (interval, learnt at)
+        self.next_send: dict[str, float] = {}
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -132,6 +138,7 @@ class RateLimitMiddleware(RetryMiddleware):
             wait = not_before - time.monotonic()
             if wait > 0:
                 await async_sleep(wait)    # before the park check: a park may start meanwhile
+        await self._pace(request.meta.get("download_slot"))
         bucket = request.meta.get("spotify_bucket")
         if bucket:
             now = time.time()
@@ -148,6 +155,7 @@ class RateLimitMiddleware(RetryMiddleware):
             # park sets it aside from the slot queue before it is sent (_drop_queued).
             self._count(bucket, 1)
             request.meta[COUNTED] = True
+            self._sent_log(request.meta.get("download_slot")).append(time.monotonic())
 
     def _count(self, bucket: str, n: int) -> None:
         self.ledger.count(bucket, n)
@@ -206,6 +214,7 @@ class RateLimitMiddleware(RetryMiddleware):
             self._drop_queued(bucket)
         elif decision[0] == "wait":
             self._pause_slot(request, decision[1])
+            self._learn_pacing(request.meta.get("download_slot"))
 
     def _on_429(self, request: Request, response: Response) -> Request | Response:
         stats = self.crawler.stats
@@ -231,6 +240,48 @@ class RateLimitMiddleware(RetryMiddleware):
         retry.meta[RATE_LIMIT_RETRIES] = retries
         retry.dont_filter = True
         return retry
+
+    # ---------------------------------------------------------------- learned pacing
+    # Spotify limits each app over a rolling 30 s window and does not say how much. A short
+    # 429 tells: the requests sent to that slot in the last window, less one, is the limit.
+    # From then on requests to the slot are spaced window / limit apart, so the crawl runs
+    # just under the ceiling instead of bursting into it and pausing. The spacing relaxes by
+    # 10% for every window without a 429, so a limit that rises is found again. Fewer than
+    # RATE_LIMIT_LEARN_MIN requests in the window teach nothing (a lone 429 from a fault).
+    def _sent_log(self, slot: str | None) -> deque[float]:
+        log = self.sent.setdefault(slot or "", deque())
+        horizon = time.monotonic() - self.window
+        while log and log[0] < horizon:
+            log.popleft()
+        return log
+
+    def _learn_pacing(self, slot: str | None) -> None:
+        sent = len(self._sent_log(slot))
+        if slot is None or sent - 1 < self.learn_min:
+            return
+        interval = self.window / (sent - 1) * 1.02
+        if interval > self._interval(slot):
+            self.pacing[slot] = (interval, time.monotonic())
+            self.crawler.stats.set_value(f"ratelimit/pacing/{slot}", round(interval, 4))
+            logger.info("Slot %s allows about %d requests per %.0f s: one every %.3f s from "
+                        "now on", slot, sent - 1, self.window, interval)
+
+    def _interval(self, slot: str) -> float:
+        learnt = self.pacing.get(slot)
+        if learnt is None:
+            return 0.0
+        interval, at = learnt
+        return interval * 0.9 ** int((time.monotonic() - at) / self.window)
+
+    async def _pace(self, slot: str | None) -> None:
+        interval = self._interval(slot) if slot else 0.0
+        if not interval:
+            return
+        now = time.monotonic()
+        at = max(now, self.next_send.get(slot, 0.0))
+        self.next_send[slot] = at + interval
+        if at > now:
+            await async_sleep(at - now)
 
     def _pause_slot(self, request: Request, wait: float) -> None:
         """Hold every queued request of this slot for ``wait`` seconds.

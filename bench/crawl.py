@@ -1,0 +1,320 @@
+"""Crawler benchmarks against the simulator: request efficiency, rate-limit throughput, scale,
+export alone, and the naive baseline. Writes a Markdown report.
+
+Run (not part of ``make test``): ``make bench`` or
+``.venv/bin/python -m bench.crawl [--quick] [--out BENCHMARKS.md]``.
+
+Every crawl is the real ``scrapy crawl spotify_catalog`` in a subprocess (so its peak RSS is
+its own) against a simulator started in this process. Requests are counted from the
+simulator's request log, not from the crawler's own stats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from runclub_spiders.simulator import Catalog, Simulator
+from runclub_spiders.simulator.catalog import decade_label
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 100_000
+MIN_MS, MAX_MS = 120_000, 360_000
+CELLS = 108                   # 18 umbrellas x 6 decades
+
+
+def cell_settings(target_tracks: int) -> dict[str, int]:
+    """Per-cell minimum and soft target that spread ``target_tracks`` over every cell."""
+    per_cell = max(10, target_tracks // CELLS)
+    return {"CATALOG_MAX_TRACKS": target_tracks, "CATALOG_CELL_TARGET": per_cell,
+            "CATALOG_CELL_MIN": max(5, per_cell * 2 // 3)}
+
+
+def passing_share(catalog: Catalog, market: str = "US") -> float:
+    """Ground truth: the share of catalog tracks that pass every export filter (duration,
+    playable in the market, ReccoBeats features, a decade from 1970 on), one per ISRC."""
+    seen: set[str] = set()
+    passing = 0
+    for t in catalog.tracks:
+        if not (MIN_MS <= t.duration_ms <= MAX_MS and market in t.markets and t.recco_known
+                and decade_label(t.original_year)) or t.isrc in seen:
+            continue
+        seen.add(t.isrc)
+        passing += 1
+    return passing / len(catalog.tracks)
+
+
+def fillable_cells(catalog: Catalog, per_cell: int, market: str = "US") -> set[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    seen: set[str] = set()
+    for t in catalog.tracks:
+        decade = decade_label(t.original_year)
+        if not (MIN_MS <= t.duration_ms <= MAX_MS and market in t.markets and t.recco_known
+                and decade) or t.isrc in seen:
+            continue
+        seen.add(t.isrc)
+        counts[(catalog.artists[t.artist_idxs[0]].umbrellas[0], decade)] += 1
+    return {cell for cell, n in counts.items() if n >= per_cell}
+
+
+def run_crawl(sim: Simulator, folder: Path, settings: dict[str, object]) -> dict[str, object]:
+    """One crawl in a subprocess; what it cost and what it exported."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = {
+        "STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "export",
+        "QUOTA_STATE_FILE": folder / "quota.json", "SPOTIFY_TOKEN_FILE": folder / "token.json",
+        "LOG_FILE": folder / "crawl.log", "LOG_LEVEL": "INFO", "PROGRESS_INTERVAL": 0,
+    }
+    argv = [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog"]
+    for name, value in {**base, **settings}.items():
+        text = json.dumps(value) if isinstance(value, dict) else value
+        argv += ["-s", f"{name}={text}"]
+    mark = len(sim.requests())
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=REPO, env={**os.environ, **sim.env()},
+                          capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode != 0:
+        raise RuntimeError(f"crawl failed ({done.returncode}): {done.stderr[-2000:]}")
+    log = sim.requests(mark)
+    manifest = json.loads((folder / "export" / "manifest.json").read_text())
+    spotify = [e for e in log if e.service == "spotify"]
+    return {
+        "wall_s": wall,
+        # ru_maxrss of children is the largest so far: runs go smallest first.
+        "peak_rss_mb": max(peak, before) / 1024,
+        "spotify_requests": len(spotify),
+        "spotify_429": sum(1 for e in spotify if e.status == 429),
+        "reccobeats_requests": sum(1 for e in log if e.service == "reccobeats"),
+        "exported": manifest["totals"]["tracks"],
+        "cells_at_target": manifest["balance"]["cellsAtTarget"],
+        "cells_at_min": manifest["balance"]["cellsAtMin"],
+        "cells": manifest["balance"]["cells"],
+        "feature_pct": manifest["reccobeats"]["featureCoveragePct"],
+        "first_t": log[0].t if log else 0.0, "last_t": log[-1].t if log else 0.0,
+        "spotify_times": [e.t for e in spotify if e.status != 429],
+    }
+
+
+def fast_slots(concurrency: int = 4) -> dict[str, object]:
+    slot = {"concurrency": concurrency, "delay": 0.0}
+    return {"AUTOTHROTTLE_ENABLED": False, "DISCOVERY_CONCURRENCY": concurrency,
+            "DOWNLOAD_SLOTS": {"api.spotify.com": slot, "accounts.spotify.com": slot,
+                               "api.reccobeats.com": slot}}
+
+
+# ------------------------------------------------------------------------------ benchmarks
+def efficiency(catalog: Catalog, target: int, work: Path) -> dict[str, object]:
+    sim = Simulator(catalog=catalog, size=len(catalog.tracks)).start()
+    try:
+        r = run_crawl(sim, work / f"efficiency-{target}", {**cell_settings(target),
+                                                             **fast_slots()})
+    finally:
+        sim.stop()
+    share = passing_share(catalog)
+    floor = 1 / (10 * share)
+    per_cell = cell_settings(target)["CATALOG_CELL_TARGET"]
+    fillable = fillable_cells(catalog, per_cell)
+    at_target = {(c["umbrella"], c["decade"]) for c in r["cells"] if c["status"] == "at_target"}
+    return {**r, "passing_share": share, "floor": floor,
+            "spotify_per_track": r["spotify_requests"] / r["exported"],
+            "recco_per_track": r["reccobeats_requests"] / r["exported"],
+            "fillable": len(fillable), "fillable_at_target": len(fillable & at_target)}
+
+
+def throughput(catalog: Catalog, work: Path, limit: int = 60, window: float = 30.0,
+               target: int = 3000) -> dict[str, object]:
+    """With a rolling window of ``limit`` requests per ``window`` seconds, the crawler's
+    Spotify request rate as a share of the ceiling, and the share of 429 answers."""
+    sim = Simulator(catalog=catalog, size=len(catalog.tracks), rate_limit=limit,
+                    rate_window=window).start()
+    try:
+        # The project's own pacing (settings.py: AutoThrottle, slot delays), as shipped.
+        r = run_crawl(sim, work / "throughput", {**cell_settings(target)})
+    finally:
+        sim.stop()
+    times = r["spotify_times"]
+    # Answered (non-429) requests per second, from the first to the last Spotify request.
+    span = (times[-1] - times[0]) if len(times) > 1 else 1.0
+    ceiling = limit / window
+    rate = (len(times) - 1) / span
+    return {**r, "ceiling_rps": ceiling, "rate_rps": rate, "share_of_ceiling": rate / ceiling,
+            "share_429": r["spotify_429"] / max(1, r["spotify_requests"])}
+
+
+def scale(catalog: Catalog, targets: list[int], work: Path) -> list[dict[str, object]]:
+    rows = []
+    sim = Simulator(catalog=catalog, size=len(catalog.tracks)).start()
+    try:
+        for target in sorted(targets):
+            r = run_crawl(sim, work / f"scale-{target}", {**cell_settings(target),
+                                                          **fast_slots()})
+            rows.append({"target": target, **r})
+    finally:
+        sim.stop()
+    return rows
+
+
+def export_alone(folder: Path, target: int) -> dict[str, float]:
+    """Re-export an existing store (``-a mode=export``): rows, gzip, reports, manifest."""
+    argv = [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog", "-a", "mode=export",
+            "-s", f"STORE_PATH={folder / 'store.sqlite'}",
+            "-s", f"EXPORT_DIR={folder / 'export-again'}", "-s", "LOG_LEVEL=WARNING"]
+    for name, value in cell_settings(target).items():
+        argv += ["-s", f"{name}={value}"]
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=REPO, check=True, capture_output=True,
+                   env={**os.environ, "SPOTIFY_MARKET": "US"})
+    wall = time.perf_counter() - started
+    manifest = json.loads((folder / "export-again" / "manifest.json").read_text())
+    return {"wall_s": wall, "tracks": manifest["totals"]["tracks"],
+            "bytes": sum(f["bytes"] for f in manifest["files"].values())}
+
+
+def baseline(catalog: Catalog, target: int, budget_s: float) -> dict[str, object]:
+    from bench.naive_baseline import run_baseline  # noqa: PLC0415
+
+    sim = Simulator(catalog=catalog, size=len(catalog.tracks)).start()
+    try:
+        return run_baseline(sim.env(), target_tracks=target, time_budget_s=budget_s)
+    finally:
+        sim.stop()
+
+
+# ------------------------------------------------------------------------------ report
+def report(results: dict[str, object], args: argparse.Namespace) -> str:
+    e, t = results["efficiency"], results["throughput"]
+    lines = [
+        f"## Crawler benchmarks ({datetime.now(UTC):%Y-%m-%d})",
+        "",
+        f"`.venv/bin/python -m bench.crawl{' --quick' if args.quick else ''}`. Machine: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}. Simulator: {args.size:,}-track catalog, "
+        f"development profile, market US. Requests counted from the simulator's log.",
+        "",
+        f"### 1. Request efficiency ({e['exported']:,} tracks exported, target "
+        f"{args.target:,})",
+        "",
+        "| figure | measured | target |",
+        "| --- | ---: | ---: |",
+        f"| catalog share passing every filter (ground truth) | {e['passing_share']:.3f} | |",
+        f"| floor: 1 / (10 x share) Spotify requests per track | {e['floor']:.3f} | |",
+        f"| Spotify requests per exported track | {e['spotify_per_track']:.3f} "
+        f"({e['spotify_per_track'] / e['floor']:.2f} x floor) | <= 1.5 x floor |",
+        f"| ReccoBeats requests per exported track | {e['recco_per_track']:.4f} | <= 0.07 |",
+        f"| fillable cells at target | {e['fillable_at_target']} / {e['fillable']} "
+        f"({e['fillable_at_target'] / max(1, e['fillable']):.0%}) | |",
+        f"| cells at minimum / at target (all {CELLS}) | {e['cells_at_min']} / "
+        f"{e['cells_at_target']} | |",
+        f"| features coverage | {e['feature_pct']}% | >= 95% |",
+        f"| wall time | {e['wall_s']:.0f} s | |",
+        "",
+    ]
+    b = results.get("baseline")
+    if b:
+        b_per = b["spotify_requests"] / max(1, b["exported_tracks"])
+        lines += [
+            "### 2. Against the naive baseline (bench/naive_baseline.py)",
+            "",
+            "| figure | crawler | baseline | ratio |",
+            "| --- | ---: | ---: | ---: |",
+            f"| Spotify requests | {e['spotify_requests']:,} | {b['spotify_requests']:,} | |",
+            f"| exported tracks | {e['exported']:,} | {b['exported_tracks']:,} | |",
+            f"| Spotify requests per exported track | {e['spotify_per_track']:.3f} | "
+            f"{b_per:.3f} | {e['spotify_per_track'] / b_per:.2f} |",
+            f"| wall time (s) | {e['wall_s']:.0f} | {b['wall_seconds']:.0f} | "
+            f"{e['wall_s'] / max(1e-9, b['wall_seconds']):.2f} |",
+            f"| cells at target | {e['cells_at_target']} | {b.get('cells_at_target', 'n/a')} | |",
+            "",
+            f"The baseline stopped because: {b['stopped_because']}.",
+            "",
+        ]
+    lines += [
+        f"### 3. Throughput under a rate limit ({t['ceiling_rps'] * 30:.0f} requests per "
+        f"rolling 30 s)",
+        "",
+        "| figure | measured | target |",
+        "| --- | ---: | ---: |",
+        f"| Spotify request rate / window ceiling | {t['rate_rps']:.2f} / "
+        f"{t['ceiling_rps']:.2f} req/s = {t['share_of_ceiling']:.0%} | >= 90% |",
+        f"| share of 429 answers | {t['share_429']:.2%} ({t['spotify_429']} of "
+        f"{t['spotify_requests']}) | < 1% |",
+        "",
+        "### 4. Scale without limits",
+        "",
+        "| target | exported | wall (s) | peak RSS (MB) | Spotify requests | targets |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in results["scale"]:
+        lines.append(f"| {r['target']:,} | {r['exported']:,} | {r['wall_s']:.0f} | "
+                     f"{r['peak_rss_mb']:.0f} | {r['spotify_requests']:,} | "
+                     f"{'< 300 s, < 400 MB' if r['target'] >= 40_000 else ''} |")
+    x = results["export"]
+    lines += [
+        "",
+        "### 5. Export alone",
+        "",
+        f"`-a mode=export` of the largest store: {x['tracks']:,} tracks to every file, gzip, "
+        f"coverage report and manifest in {x['wall_s']:.1f} s including interpreter start "
+        f"(target < 15 s); {x['bytes'] / 1e6:.0f} MB written.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=SIZE)
+    parser.add_argument("--target", type=int, default=15_000)
+    parser.add_argument("--scale", default="5000,10000,40000")
+    parser.add_argument("--quick", action="store_true",
+                        help="a 20,000-track catalog and small targets: a smoke run")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--baseline-budget", type=float, default=900)
+    parser.add_argument("--out", help="append the report to this Markdown file")
+    args = parser.parse_args()
+    if args.quick:
+        args.size, args.target, args.scale = 20_000, 2000, "1000,2000"
+    catalog = Catalog(args.size, seed=1)
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="runclub-bench-") as tmp:
+        work = Path(tmp)
+        results["efficiency"] = efficiency(catalog, args.target, work)
+        print(json.dumps({k: v for k, v in results["efficiency"].items()
+                          if k not in ("cells", "spotify_times")}), flush=True)
+        if not args.no_baseline:
+            results["baseline"] = baseline(catalog, args.target, args.baseline_budget)
+            print(json.dumps({k: v for k, v in results["baseline"].items()
+                              if k != "exported_ids"}), flush=True)
+        results["throughput"] = throughput(catalog, work,
+                                           target=min(args.target, 3000))
+        print(json.dumps({k: v for k, v in results["throughput"].items()
+                          if k not in ("cells", "spotify_times")}), flush=True)
+        targets = [int(t) for t in args.scale.split(",")]
+        results["scale"] = scale(catalog, targets, work)
+        for r in results["scale"]:
+            print(json.dumps({k: v for k, v in r.items() if k not in ("cells", "spotify_times")}),
+                  flush=True)
+        results["export"] = export_alone(work / f"scale-{max(targets)}", max(targets))
+        print(json.dumps(results["export"]), flush=True)
+    text = report(results, args)
+    print(text)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as out:
+            out.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
