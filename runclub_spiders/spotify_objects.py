@@ -2,7 +2,8 @@
 
 Search pages and playlist items carry ``null`` entries, episodes, local files, objects with
 missing or mistyped fields, oversized or odd strings. Nothing here raises on bad input: a
-parser returns ``(record, None)`` or ``(None, reason)`` and the caller counts the reason.
+parser returns ``(None, reason)`` for what it skips and ``(record, note)`` for what it keeps
+(``note`` None, or the repair made); :class:`PageTracks` counts both per page.
 
 What counts as bad, decided once here:
 

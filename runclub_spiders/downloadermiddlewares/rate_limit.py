@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+RELAX_AFTER = 4                        # quiet windows before learned pacing relaxes 10%
 COUNTED = "_quota_counted"             # this attempt was counted against its bucket
+TWICE_429 = "_second_429"              # this 429 followed another one on the same slot
 NOT_BEFORE = "_not_before"           # monotonic time before which a retry must not go out
 RATE_LIMIT_RETRIES = "_rate_limit_retries"
 DECISION_429 = "_rate_limit_429"     # what response_downloaded decided for this 429
@@ -121,6 +123,8 @@ class RateLimitMiddleware(RetryMiddleware):
         self.learn_min = settings.getint("RATE_LIMIT_LEARN_MIN")
         self.sent: dict[str, deque[float]] = {}
         self.pacing: dict[str, tuple[float, float]] = {}   # slot -> (interval, learnt at)
+        self.limits: dict[str, int] = {}                    # slot -> requests per window
+        self.last_429: dict[str, bool] = {}                 # slot -> last answer was a 429
         self.next_send: dict[str, float] = {}
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
@@ -184,8 +188,12 @@ class RateLimitMiddleware(RetryMiddleware):
     # ---------------------------------------------------------------- 429
     def response_downloaded(self, response: Response, request: Request) -> None:
         """Act on a 429 before the downloader sends the slot's next queued request."""
+        slot = request.meta.get("download_slot") or ""
+        previous = self.last_429.get(slot, False)
+        self.last_429[slot] = response.status == 429
         if response.status != 429 or request.meta.get("dont_retry", False):
             return
+        request.meta[TWICE_429] = previous
         decision = self._decide_429(request, response)
         request.meta[DECISION_429] = decision
         self._apply_429(request, decision)
@@ -214,7 +222,8 @@ class RateLimitMiddleware(RetryMiddleware):
             self._drop_queued(bucket)
         elif decision[0] == "wait":
             self._pause_slot(request, decision[1])
-            self._learn_pacing(request.meta.get("download_slot"))
+            if request.meta.pop(TWICE_429, False):
+                self._learn_pacing(request.meta.get("download_slot"))
 
     def _on_429(self, request: Request, response: Response) -> Request | Response:
         stats = self.crawler.stats
@@ -246,8 +255,10 @@ class RateLimitMiddleware(RetryMiddleware):
     # 429 tells: the requests sent to that slot in the last window, less one, is the limit.
     # From then on requests to the slot are spaced window / limit apart, so the crawl runs
     # just under the ceiling instead of bursting into it and pausing. The spacing relaxes by
-    # 10% for every window without a 429, so a limit that rises is found again. Fewer than
-    # RATE_LIMIT_LEARN_MIN requests in the window teach nothing (a lone 429 from a fault).
+    # 10% after every RELAX_AFTER windows without a 429, so a limit that rises is found again
+    # at the cost of about one 429 per two minutes. Only two 429s in a row teach (a full
+    # window refuses everything until it slides; a lone 429 is more likely a fault), and
+    # fewer than RATE_LIMIT_LEARN_MIN requests in the window teach nothing.
     def _sent_log(self, slot: str | None) -> deque[float]:
         log = self.sent.setdefault(slot or "", deque())
         horizon = time.monotonic() - self.window
@@ -256,22 +267,29 @@ class RateLimitMiddleware(RetryMiddleware):
         return log
 
     def _learn_pacing(self, slot: str | None) -> None:
-        sent = len(self._sent_log(slot))
-        if slot is None or sent - 1 < self.learn_min:
+        limit = len(self._sent_log(slot)) - 1
+        if slot is None or limit < self.learn_min:
             return
-        interval = self.window / (sent - 1) * 1.02
-        if interval > self._interval(slot):
-            self.pacing[slot] = (interval, time.monotonic())
-            self.crawler.stats.set_value(f"ratelimit/pacing/{slot}", round(interval, 4))
+        known = self.limits.get(slot)
+        if known is not None and 0.9 * known <= limit < known:
+            # At the pace we keep already (a retry pause or a stray 429 makes the count look a
+            # little lower): keep the limit, restart the relaxing clock. Taking the lower count
+            # each time would ratchet the pace down on every stray 429.
+            limit = known
+        elif known is None or limit != known:
             logger.info("Slot %s allows about %d requests per %.0f s: one every %.3f s from "
-                        "now on", slot, sent - 1, self.window, interval)
+                        "now on", slot, limit, self.window, self.window / limit * 1.02)
+        self.limits[slot] = limit
+        interval = self.window / limit * 1.02
+        self.pacing[slot] = (interval, time.monotonic())
+        self.crawler.stats.set_value(f"ratelimit/pacing/{slot}", round(interval, 4))
 
     def _interval(self, slot: str) -> float:
         learnt = self.pacing.get(slot)
         if learnt is None:
             return 0.0
         interval, at = learnt
-        return interval * 0.9 ** int((time.monotonic() - at) / self.window)
+        return interval * 0.9 ** int((time.monotonic() - at) / (RELAX_AFTER * self.window))
 
     async def _pace(self, slot: str | None) -> None:
         interval = self._interval(slot) if slot else 0.0

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from scrapy import Request, signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.asyncio import sleep as async_sleep
 from scrapy.utils.defer import _schedule_coro
 
 from runclub_spiders.auth.credentials import CredentialsError, SpotifyCredentials, load_credentials
@@ -42,6 +43,7 @@ TOKEN_REQUEST = "_spotify_token_request"
 TOKEN_GENERATION = "_spotify_token_generation"
 AUTH_RETRIES = "_spotify_auth_retries"
 MAX_AUTH_RETRIES = 5
+TOKEN_ATTEMPTS = 4                  # token endpoint calls per refresh when answers are garbled
 
 
 class SpotifyAuthError(Exception):
@@ -145,8 +147,19 @@ class SpotifyAuthMiddleware:
             meta={TOKEN_REQUEST: True, "dont_obey_robotstxt": True, "dont_cache": True,
                   "download_slot": SPOTIFY_ACCOUNTS, "handle_httpstatus_all": True},
             dont_filter=True, callback=NO_CALLBACK)
-        response = await self.crawler.engine.download_async(request)
-        body = _json(response)
+        for attempt in range(1, TOKEN_ATTEMPTS + 1):
+            response = await self.crawler.engine.download_async(request)
+            body = _json(response)
+            # A cut-off body or a server error that outlived the retries: a transient fault,
+            # not a verdict on the credentials; ask again a little later.
+            transient = (response.status == 200 and not body) or response.status >= 500
+            if not transient or attempt == TOKEN_ATTEMPTS:
+                break
+            self.crawler.stats.inc_value("spotify/auth/token_retries")
+            logger.warning("Spotify token endpoint gave an unusable answer (HTTP %s); asking "
+                           "again (%d/%d)", response.status, attempt, TOKEN_ATTEMPTS - 1)
+            await async_sleep(min(2.0 ** attempt * 0.25, 5.0))
+            request = request.replace(dont_filter=True)
         if response.status == 200 and isinstance(body.get("access_token"), str):
             lifetime = float(body.get("expires_in") or 3600)
             self._token = body["access_token"]

@@ -59,6 +59,8 @@ class SimulatorConfig:
     slow_rate: float = knob(0.0, "share of responses delayed by slow_seconds")
     slow_seconds: float = knob(2.0, "delay of a slow response, seconds")
     malformed_rate: float = knob(0.0, "share of 200s with a truncated JSON body")
+    spotify_429_rate: float = knob(0.0, "share of Spotify API requests answered with a short "
+                                        "429 (Retry-After: 1), besides any rate window")
     recco_429_rate: float = knob(0.0, "share of ReccoBeats requests answered 429")
     hostile_rate: float = knob(0.0, "share of tracks on search and playlist-item pages served "
                                     "corrupted (5,000-char or odd-Unicode names, missing or "

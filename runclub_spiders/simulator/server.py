@@ -190,6 +190,10 @@ class Simulator:
             if denied is not None:
                 return denied, ""
             now = time.time()
+            if plan.hit("spotify429", key, attempt, cfg.spotify_429_rate):
+                response = _spotify_error(429, "API rate limit exceeded")
+                response.headers["Retry-After"] = "1"
+                return response, "429"
             if not self.rate.admit(now):
                 retry_after = 1 + int(plan.draw("retry-after", key, attempt) * 5)
                 response = _spotify_error(429, "API rate limit exceeded")

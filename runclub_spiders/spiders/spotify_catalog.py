@@ -46,7 +46,7 @@ from runclub_spiders.export.manifest import crawl_facts, explain_thin_cells
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.planner import Planner
 from runclub_spiders.seeds import SeedQuery, load_plan
-from runclub_spiders.spotify_objects import clean_text, paging, parse_track
+from runclub_spiders.spotify_objects import PageTracks, clean_text, paging, timestamp, token
 from runclub_spiders.store import Store
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ GENRE_FILTER = re.compile(r'genre:"([^"]+)"')
 EDITORIAL_PREFIX = "37i9dQZ"
 PLAYLIST_PAGE = 50
 MODES = ("full", "export", "discover")
+DOWNLOADER_META = ("download_latency", "download_slot")
 
 
 def utc_now() -> str:
@@ -290,11 +291,11 @@ class SpotifyCatalogSpider(Spider):
         now = utc_now()
         genre = GENRE_FILTER.search(query.q)
         new_rows, known, edges = [], 0, []
+        page = PageTracks(self.crawler.stats)       # counts skips, repairs, duplicates
         with self.store.transaction():
             for position, obj in enumerate(items):
-                record, reason = parse_track(obj)
+                record = page.track(obj)
                 if record is None:
-                    self.crawler.stats.inc_value(f"discovery/skipped/{reason}")
                     continue
                 is_new = self.store.upsert_track(record, source="search", query=query.q,
                                                  now=now)
@@ -335,8 +336,7 @@ class SpotifyCatalogSpider(Spider):
         if body is None:
             yield from self._retry_malformed(response)
             return
-        user_id = body.get("id") if isinstance(body, dict) else None
-        self.user_id = user_id if isinstance(user_id, str) else None
+        self.user_id = token(body.get("id")) if isinstance(body, dict) else None
         yield self._my_playlists_request(0)
 
     def _owner_phase_step(self):
@@ -392,7 +392,7 @@ class SpotifyCatalogSpider(Spider):
             return None
         items_ref = obj.get("items") if isinstance(obj.get("items"), dict) else {}
         total = items_ref.get("total") if isinstance(items_ref.get("total"), int) else None
-        snapshot = obj.get("snapshot_id") if isinstance(obj.get("snapshot_id"), str) else None
+        snapshot = token(obj.get("snapshot_id"))
         previous = self.store.playlist(playlist_id)
         self.store.see_playlist(playlist_id, owner=clean_text(owner.get("id")),
                                 name=clean_text(obj.get("name")), snapshot_id=snapshot,
@@ -430,20 +430,20 @@ class SpotifyCatalogSpider(Spider):
         items, total, _ = paging(body)
         now = utc_now()
         new_rows, rows = [], []
+        page = PageTracks(self.crawler.stats)       # counts skips, repairs, duplicates
         with self.store.transaction():
             for row in items:
                 if not isinstance(row, dict):
                     self.crawler.stats.inc_value("discovery/skipped/null")
                     continue
                 obj = row.get("item") if "item" in row else row.get("track")
-                record, reason = parse_track(obj)
+                record = page.track(obj)
                 if record is None:
-                    self.crawler.stats.inc_value(f"discovery/skipped/{reason}")
                     continue
                 if self.store.upsert_track(record, source="playlist", playlist_id=playlist_id,
                                            now=now):
                     new_rows.append(record)
-                added = row.get("added_at") if isinstance(row.get("added_at"), str) else None
+                added = timestamp(row.get("added_at"))
                 rows.append((record.id, added))
             self.store.add_playlist_tracks(playlist_id, rows)
             following = offset + PLAYLIST_PAGE
@@ -545,6 +545,9 @@ class SpotifyCatalogSpider(Spider):
         self.crawler.stats.inc_value("discovery/malformed_json")
         retry = get_retry_request(response.request, spider=self, reason="malformed_json")
         if retry is not None:
+            # Meta set by the downloader stays behind (it describes the failed attempt).
+            for key in DOWNLOADER_META:
+                retry.meta.pop(key, None)
             yield retry
             return
         # Out of retries: let the query be picked again later rather than marked empty.
