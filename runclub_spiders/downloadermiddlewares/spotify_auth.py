@@ -150,9 +150,9 @@ class SpotifyAuthMiddleware:
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
             response = await self.crawler.engine.download_async(request)
             body = _json(response)
-            # A cut-off body or a server error that outlived the retries: a transient fault,
-            # not a verdict on the credentials; ask again a little later.
-            transient = (response.status == 200 and not body) or response.status >= 500
+            # A cut-off body is a transient fault, not a verdict on the credentials: ask again
+            # a little later. (5xx answers were retried already by the retry middleware.)
+            transient = response.status == 200 and not body
             if not transient or attempt == TOKEN_ATTEMPTS:
                 break
             self.crawler.stats.inc_value("spotify/auth/token_retries")

@@ -2,8 +2,8 @@
 
 ``build_export`` runs the whole selection (``catalog.candidates`` then ``catalog.selection``)
 and returns an ``ExportBuild``: the wide rows in Spotify-ID order, the unique artists, and
-what the manifest reports. ``ExportBuild.items()`` yields every row for the feeds in a fixed
-order: wide, track and features row per track, then the artists.
+what the manifest reports. ``ExportBuild.items()`` yields the feeds' items in a fixed
+order: one ``TrackExport`` (wide, track and features rows) per track, then the artists.
 
 Timestamps: rows carry the store's UTC times (first seen, last updated, features fetched).
 With ``SOURCE_DATE_EPOCH`` set they are clamped to it (the reproducible-builds convention),
@@ -24,7 +24,7 @@ from typing import Any
 from runclub_spiders.catalog.cadence import best_cadence, tempo_bucket
 from runclub_spiders.catalog.candidates import Candidate, load_candidates
 from runclub_spiders.catalog.selection import BalanceSettings, Selection, select
-from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow
+from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow, TrackExport
 from runclub_spiders.export.splitter import to_audio_feature, to_cached_artists, to_cached_track
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.seeds import SeedPlan
@@ -85,11 +85,7 @@ class ExportBuild:
 
     def items(self) -> Iterator[Any]:
         for wide in self.wide:
-            yield wide
-            yield to_cached_track(wide, self.market)
-            features = to_audio_feature(wide)
-            if features is not None:
-                yield features
+            yield TrackExport(wide, to_cached_track(wide, self.market), to_audio_feature(wide))
         yield from self.artists
 
     @property

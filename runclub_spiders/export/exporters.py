@@ -20,7 +20,16 @@ from scrapy.exporters import JsonLinesItemExporter
 
 
 class FastJsonLinesItemExporter(JsonLinesItemExporter):
+    """``row`` (from the feed's ``item_export_kwargs``): write this attribute of each item
+    instead of the item, e.g. ``TrackExport.track``."""
+
+    def __init__(self, file: Any, *, row: str | None = None, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.row = row
+
     def export_item(self, item: Any) -> None:
+        if self.row is not None:
+            item = getattr(item, self.row)
         if dataclasses.is_dataclass(item) and not self.fields_to_export:
             names = _field_names(type(item))
             self.file.write(orjson.dumps({n: getattr(item, n) for n in names}) + b"\n")

@@ -1,8 +1,9 @@
 """Where the export is written: the feeds, the staging folder, and the atomic publish.
 
-The eight data files are plain Scrapy feeds (``FEEDS``): ``format: jsonlines``, one row
-class per file (``item_classes``), and ``GzipPlugin`` with ``gzip_mtime: 0`` and
-``gzip_filename: ""`` for the ``.gz`` twins, so equal rows give equal bytes.
+The eight data files are plain Scrapy feeds (``FEEDS``): ``format: jsonlines`` (written by
+``exporters.FastJsonLinesItemExporter``), routed by ``item_classes``, and ``GzipPlugin`` with
+``gzip_mtime: 0`` and ``gzip_filename: ""`` for the ``.gz`` twins, so equal rows give equal
+bytes. A track's three rows travel as one ``TrackExport`` item; each feed writes its part.
 
 Feeds write into a staging folder beside the export folder (``exports/.catalog.partial`` for
 ``exports/catalog``). Only a complete export is published, by swapping whole folders:
@@ -24,7 +25,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from runclub_spiders.export.rows import ROW_CLASSES
+from scrapy.extensions.feedexport import ItemFilter
+
+from runclub_spiders.export.rows import ROW_CLASSES, CachedArtistRow, TrackExport
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +47,33 @@ def previous_dir(export_dir: str | Path) -> Path:
     return final.parent / f".{final.name}.previous"
 
 
+class HasFeatures(ItemFilter):
+    """``audio_features`` takes only the tracks ReccoBeats had features for."""
+
+    def accepts(self, item: Any) -> bool:
+        return super().accepts(item) and item.features is not None
+
+
 def export_feeds(export_dir: str | Path, *, gzip_level: int = 6) -> dict[Path, dict[str, Any]]:
     """The ``FEEDS`` entries for the eight data files, in the staging folder."""
     staging = staging_dir(export_dir)
+    bundle = f"{TrackExport.__module__}.{TrackExport.__qualname__}"
+    artist = f"{CachedArtistRow.__module__}.{CachedArtistRow.__qualname__}"
+    shapes = {  # file -> (item class, attribute written, item filter)
+        "catalog_wide": (bundle, "wide", None),
+        "cached_tracks": (bundle, "track", None),
+        "audio_features": (bundle, "features", f"{__name__}.HasFeatures"),
+        "cached_artists": (artist, None, None),
+    }
     feeds: dict[Path, dict[str, Any]] = {}
-    for name, row_class in ROW_CLASSES.items():
-        item_class = f"{row_class.__module__}.{row_class.__qualname__}"
-        common = {"format": "jsonlines", "encoding": "utf-8", "item_classes": [item_class],
-                  "overwrite": True, "store_empty": True}
+    for name, (item_class, row, item_filter) in shapes.items():
+        common: dict[str, Any] = {
+            "format": "jsonlines", "encoding": "utf-8", "item_classes": [item_class],
+            "overwrite": True, "store_empty": True}
+        if row is not None:
+            common["item_export_kwargs"] = {"row": row}
+        if item_filter is not None:
+            common["item_filter"] = item_filter
         feeds[staging / f"{name}.jsonl"] = dict(common)
         feeds[staging / f"{name}.jsonl.gz"] = {
             **common, "postprocessing": [GZIP_PLUGIN], "gzip_compresslevel": gzip_level,

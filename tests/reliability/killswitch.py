@@ -55,7 +55,7 @@ class KillSwitch:
             self._tick()
 
     def item_scraped(self, item, response, spider) -> None:
-        if type(item).__name__ == "CatalogWideRow":
+        if type(item).__name__ == "TrackExport":
             self._tick()
 
     def _patch_store(self) -> None:
