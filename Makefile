@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-quick lint simulator clean
+.PHONY: demo test test-quick lint simulator bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-quick: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+
+# Benchmarks (not part of `make test`): about 10 minutes; appends to BENCHMARKS.md.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.crawl --out BENCHMARKS.md
 
 simulator: $(VENV)/.installed
 	$(BIN)/scrapy simulator --port 8765

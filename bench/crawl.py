@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -80,16 +81,18 @@ def run_crawl(sim: Simulator, folder: Path, settings: dict[str, object]) -> dict
         argv += ["-s", f"{name}={text}"]
     mark = len(sim.requests())
     started = time.perf_counter()
-    with (folder / "stderr.txt").open("wb") as err:
-        child = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **sim.env()},
-                                 stdout=subprocess.DEVNULL, stderr=err)
-        # wait4: this child's own peak RSS (RUSAGE_CHILDREN would be the largest so far).
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+    # posix_spawn, not fork: a forked child starts with this process's pages resident (the
+    # simulator's catalog), and ru_maxrss would report those as the crawler's. wait4 gives
+    # this child's own peak (RUSAGE_CHILDREN would give the largest child so far).
+    script = f"cd {shlex.quote(str(REPO))} && exec {shlex.join(argv)} " \
+             f">/dev/null 2>{shlex.quote(str(folder / 'stderr.txt'))}"
+    pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", script], {**os.environ, **sim.env()})
+    _, status, usage = os.wait4(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
-    if child.returncode != 0:
+    if code != 0:
         tail = (folder / "stderr.txt").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"crawl failed ({child.returncode}): {tail}")
+        raise RuntimeError(f"crawl failed ({code}): {tail}")
     log = sim.requests(mark)
     manifest = json.loads((folder / "export" / "manifest.json").read_text())
     spotify = [e for e in log if e.service == "spotify"]
