@@ -282,6 +282,11 @@ class RateLimitMiddleware(RetryMiddleware):
         self.limits[slot] = limit
         interval = self.window / limit * 1.02
         self.pacing[slot] = (interval, time.monotonic())
+        # The window is full now: the next request waits until its oldest one has left it,
+        # otherwise the paced requests would meet the tail of the burst that filled it.
+        sent = self._sent_log(slot)
+        if sent:
+            self.next_send[slot] = max(self.next_send.get(slot, 0.0), sent[0] + self.window)
         self.crawler.stats.set_value(f"ratelimit/pacing/{slot}", round(interval, 4))
 
     def _interval(self, slot: str) -> float:
