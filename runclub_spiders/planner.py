@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 
 from runclub_spiders.catalog.years import (
     AlbumAppearance,
-    decade_label,
     recording_year,
-    release_year,
 )
 from runclub_spiders.seeds import SeedPlan, SeedQuery
 from runclub_spiders.store import Store, TrackRecord
@@ -27,10 +25,6 @@ from runclub_spiders.store import Store, TrackRecord
 logger = logging.getLogger(__name__)
 
 MAX_OFFSET = 1000            # Spotify serves at most 1,000 results per query
-
-
-def decade_of(release_date: str | None) -> str | None:
-    return decade_label(release_year(release_date))
 
 
 @dataclass

@@ -33,7 +33,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from runclub_spiders.catalog.years import AlbumAppearance, YearVerdict, recording_year
+from runclub_spiders.catalog.years import (
+    AlbumAppearance,
+    YearVerdict,
+    recording_year,
+    release_year,
+)
 from runclub_spiders.seeds import CELL_FAMILY
 from runclub_spiders.store import Store
 from runclub_spiders.umbrellas import UmbrellaRules, normalize_genre
@@ -141,7 +146,7 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Can
             row=row, seq=row["seq"], id=row["id"], isrc=row["isrc"], artist_ids=artist_ids,
             duration_ms=row["duration_ms"], popularity=row["popularity"],
             recco_popularity=row["recco_popularity"], year=year,
-            album_year=AlbumAppearance(row["release_date"], None, "", "").year,
+            album_year=release_year(row["release_date"]),
             umbrellas=umbrellas, umbrella_source=umbrella_source, playable=playable,
             playability_source=playability_source, markets=markets,
             source=sources.get(row["id"]) or PrimarySource(row["first_source"], None, None))

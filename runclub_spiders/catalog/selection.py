@@ -103,11 +103,21 @@ def normalized_title(name: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
-def filter_reason(candidate: Candidate, settings: BalanceSettings) -> str | None:
-    if candidate.duration_ms < settings.min_duration_ms:
+def duration_reason(duration_ms: int, min_ms: int, max_ms: int) -> str | None:
+    """``duration_short`` / ``duration_long`` outside ``[min_ms, max_ms]``, else None; the
+    cheap filter at discovery and the export apply the same rule."""
+    if duration_ms < min_ms:
         return "duration_short"
-    if candidate.duration_ms > settings.max_duration_ms:
+    if duration_ms > max_ms:
         return "duration_long"
+    return None
+
+
+def filter_reason(candidate: Candidate, settings: BalanceSettings) -> str | None:
+    reason = duration_reason(candidate.duration_ms, settings.min_duration_ms,
+                             settings.max_duration_ms)
+    if reason:
+        return reason
     if candidate.playable is False:
         return "unplayable"
     if candidate.year.year is None:

@@ -29,7 +29,7 @@ from scrapy.utils.asyncio import run_in_thread
 from runclub_spiders.export import feeds
 from runclub_spiders.export.copies import COPY_FORMATS, write_copies
 from runclub_spiders.export.coverage import CoverageTable, write_coverage
-from runclub_spiders.export.manifest import build_manifest, cell_status, dumps, sha256_file
+from runclub_spiders.export.manifest import build_manifest, cell_rows, dumps, sha256_file
 from runclub_spiders.utils.files import write_atomic
 
 if TYPE_CHECKING:
@@ -126,13 +126,7 @@ class ExportPublisher:
                    f"{selection.settings.cell_target}, global cap "
                    f"{selection.settings.max_tracks:,}",
                    f"created {build.clock.now}"]
-        cells = [{"umbrella": r.umbrella, "decade": r.decade, "count": r.count,
-                  "home": r.home, "backfilled": r.backfilled,
-                  "min": selection.settings.cell_min, "target": selection.settings.cell_target,
-                  "status": cell_status(r.count, selection.settings.cell_min,
-                                    selection.settings.cell_target),
-                  "why": r.why} for r in selection.cells.values()]
-        table = CoverageTable.from_dicts(build.umbrellas, build.decades, cells)
+        table = CoverageTable.from_dicts(build.umbrellas, build.decades, cell_rows(selection))
         extra = write_coverage(self.staging, table, title="RunClub catalog coverage",
                                summary_lines=summary)
         extra += write_copies(self.staging, self.copies)

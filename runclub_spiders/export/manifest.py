@@ -170,10 +170,7 @@ def build_manifest(*, selection: Selection, facts: dict[str, Any], created_at: s
     by_cell: dict[str, dict[str, int]] = {u: dict.fromkeys(decades, 0) for u in umbrellas}
     for c in selection.chosen:
         by_cell[c.umbrellas[0]][c.decade] += 1
-    cells = [{"umbrella": r.umbrella, "decade": r.decade, "count": r.count, "home": r.home,
-              "backfilled": r.backfilled, "min": s.cell_min, "target": s.cell_target,
-              "status": cell_status(r.count, s.cell_min, s.cell_target), "why": r.why}
-             for r in selection.cells.values()]
+    cells = cell_rows(selection)
     wide_hash = hashes.get("catalog_wide.jsonl", "0" * 64)
     return {
         "version": f"{created_at[:10].replace('-', '.')}-{wide_hash[:8]}",
@@ -205,6 +202,16 @@ def build_manifest(*, selection: Selection, facts: dict[str, Any], created_at: s
         "fileHashes": {name: hashes[name] for name in sorted(hashes)},
         "notes": list(NOTES),
     }
+
+
+def cell_rows(selection: Selection) -> list[dict[str, Any]]:
+    """Every cell's count against its minimum and target: the manifest's ``balance.cells``
+    and the coverage report's input."""
+    s = selection.settings
+    return [{"umbrella": r.umbrella, "decade": r.decade, "count": r.count, "home": r.home,
+             "backfilled": r.backfilled, "min": s.cell_min, "target": s.cell_target,
+             "status": cell_status(r.count, s.cell_min, s.cell_target), "why": r.why}
+            for r in selection.cells.values()]
 
 
 def cell_status(count: int, minimum: int, target: int) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from runclub_spiders.catalog.selection import duration_reason
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import StorePipeline, utc_now
 
@@ -64,10 +65,9 @@ class CheapFilterPipeline(StorePipeline):
 
     def verdict(self, item: CandidateItem) -> str | None:
         """Why ``item`` is not worth enriching, or None."""
-        if item.duration_ms < self.min_ms:
-            return "duration_short"
-        if item.duration_ms > self.max_ms:
-            return "duration_long"
+        reason = duration_reason(item.duration_ms, self.min_ms, self.max_ms)
+        if reason:
+            return reason
         if item.is_playable is False:
             return "unplayable"
         if item.isrc and self._held_by_another(item):
