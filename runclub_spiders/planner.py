@@ -110,11 +110,11 @@ class Planner:
         """
         self.counts = dict.fromkeys(self.cells, 0)
         self.total_candidates = 0
-        for track in self.store.tracks():
-            if track["planning_cells"] is None:      # set aside at discovery: not counted
+        for cells in self.store.planning_cells():
+            if cells is None:                        # set aside at discovery: not counted
                 continue
             self.total_candidates += 1
-            for umbrella, decade in json.loads(track["planning_cells"] or "[]"):
+            for umbrella, decade in json.loads(cells or "[]"):
                 if (umbrella, decade) in self.counts:
                     self.counts[(umbrella, decade)] += 1
 

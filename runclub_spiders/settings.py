@@ -146,3 +146,5 @@ EXTENSIONS = {
 }
 # The same JSON Lines, written by orjson: 10x faster than Scrapy's exporter on 150,000 rows.
 FEED_EXPORTERS = {"jsonlines": "runclub_spiders.export.exporters.FastJsonLinesItemExporter"}
+# Scrapy's, without a "Scraped from" record per export row (export/logformatter.py).
+LOG_FORMATTER = "runclub_spiders.export.logformatter.ExportLogFormatter"

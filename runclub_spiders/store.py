@@ -268,8 +268,10 @@ class Store:
     def track(self, track_id: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
 
-    def tracks(self) -> Iterator[sqlite3.Row]:
-        yield from self.db.execute("SELECT * FROM tracks ORDER BY id")
+    def planning_cells(self) -> Iterator[str | None]:
+        """Each track's ``planning_cells`` (JSON), in ID order."""
+        for (cells,) in self.db.execute("SELECT planning_cells FROM tracks ORDER BY id"):
+            yield cells
 
     def add_inferred_genre(self, artist_id: str, genre: str) -> None:
         row = self.db.execute("SELECT inferred_genres FROM artists WHERE id = ?",

@@ -45,13 +45,16 @@ class Tracks(list):
         for _ in range(n):
             number = len(self)
             candidate = Candidate(
-                row={"name": name or f"Song {number}"}, seq=number, id=f"id{number:020d}",
-                isrc=isrc, artist_ids=(artist,), duration_ms=duration, popularity=popularity,
+                seq=number, id=f"id{number:020d}", name=name or f"Song {number}",
+                first_source="search", isrc=isrc, artist_ids=(artist,), duration_ms=duration,
+                popularity=popularity,
                 recco_popularity=recco_popularity, year=YearVerdict(year, "regular_release"),
                 album_year=album_year if album_year is not None else year,
                 umbrellas=(umbrellas,) if isinstance(umbrellas, str) else umbrellas,
                 umbrella_source="artist_genres", playable=playable, playability_source="test",
-                markets=None, features=features,
+                markets=None, features_from=None if features is None else f"id{number:020d}",
+                features_source=None if features is None else "own",
+                has_features=bool(features and features.get("tempo") is not None),
                 source=PrimarySource("search", seed, None))
             self.append(candidate)
             made.append(candidate)

@@ -31,7 +31,6 @@ import json
 import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from runclub_spiders.catalog.years import (
     AlbumAppearance,
@@ -49,9 +48,10 @@ FREE_TEXT_WEIGHT = 0.25        # a free-text seed's umbrella tag is weaker than 
 
 @dataclass(slots=True)
 class Candidate:
-    row: sqlite3.Row                          # the store's tracks row
     seq: int                                  # store insertion order (rowid)
     id: str
+    name: str
+    first_source: str                         # the store's first_source (search | ...)
     isrc: str | None
     artist_ids: tuple[str, ...]
     duration_ms: int
@@ -64,21 +64,18 @@ class Candidate:
     playable: bool | None
     playability_source: str
     markets: tuple[str, ...] | None           # where it is known to play, if known
-    features: dict[str, Any] | None = None    # the features row (own or an ISRC sibling's)
+    features_from: str | None = None          # whose features row: its own or an ISRC sibling's
     features_source: str | None = None        # own | isrc_sibling
+    has_features: bool = False                # that row has a tempo
     source: PrimarySource | None = None       # see PrimarySource
 
     @property
     def seed(self) -> str:
-        return self.source.seed if self.source else self.row["first_source"]
+        return self.source.seed if self.source else self.first_source
 
     @property
     def decade(self) -> str | None:
         return self.year.decade
-
-    @property
-    def has_features(self) -> bool:
-        return self.features is not None and self.features.get("tempo") is not None
 
     @property
     def cell(self) -> tuple[str, str] | None:
@@ -121,14 +118,27 @@ def primary_sources(db: sqlite3.Connection) -> dict[str, PrimarySource]:
     return result
 
 
+# What the filters, the balancer and the years need of each track; the row builder reads the
+# rest for the chosen tracks only (``export.build``), so the store is never held whole.
+CANDIDATE_COLUMNS = ("rowid AS seq", "id", "name", "isrc", "artist_ids", "duration_ms",
+                     "popularity", "recco_popularity", "release_date", "album_type",
+                     "album_name", "is_playable", "available_markets", "recco_countries",
+                     "first_source")
+
+
 def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Candidate]:
     """Every stored track, classified, in store order."""
     db = store.db
-    rows = db.execute("SELECT rowid AS seq, * FROM tracks ORDER BY rowid").fetchall()
+    rows = db.execute(f"SELECT {', '.join(CANDIDATE_COLUMNS)} FROM tracks "
+                      f"ORDER BY rowid").fetchall()
+    credits = {row["id"]: tuple(json.loads(row["artist_ids"])) for row in rows}
     spotify_genres = _spotify_genres(db)
-    votes = artist_votes(db)
+    votes = artist_votes(db, credits)
     sources = primary_sources(db)
-    features = {r["track_id"]: dict(r) for r in db.execute("SELECT * FROM features")}
+    # Per track: does its features row have a tempo? (rows without one are misses kept for
+    # their ReccoBeats ID)
+    tempo_known = {track_id: bool(known) for track_id, known in db.execute(
+        "SELECT track_id, tempo IS NOT NULL FROM features")}
     by_isrc: dict[str, list[sqlite3.Row]] = defaultdict(list)
     for row in rows:
         if row["isrc"]:
@@ -138,20 +148,22 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Can
     for row in rows:
         siblings = by_isrc[row["isrc"]] if row["isrc"] else [row]
         year = recording_year((_appearance(r) for r in siblings), row["isrc"])
-        artist_ids = tuple(json.loads(row["artist_ids"]))
+        artist_ids = credits[row["id"]]
         umbrellas, umbrella_source = classify_umbrellas(
             rules, artist_ids, spotify_genres, votes)
         playable, playability_source, markets = playability(row, market)
-        candidate = Candidate(
-            row=row, seq=row["seq"], id=row["id"], isrc=row["isrc"], artist_ids=artist_ids,
+        features_from, features_source = _features_for(row, siblings, tempo_known)
+        candidates.append(Candidate(
+            seq=row["seq"], id=row["id"], name=row["name"], first_source=row["first_source"],
+            isrc=row["isrc"], artist_ids=artist_ids,
             duration_ms=row["duration_ms"], popularity=row["popularity"],
             recco_popularity=row["recco_popularity"], year=year,
             album_year=release_year(row["release_date"]),
             umbrellas=umbrellas, umbrella_source=umbrella_source, playable=playable,
             playability_source=playability_source, markets=markets,
-            source=sources.get(row["id"]) or PrimarySource(row["first_source"], None, None))
-        candidate.features, candidate.features_source = _features_for(row, siblings, features)
-        candidates.append(candidate)
+            features_from=features_from, features_source=features_source,
+            has_features=bool(features_from and tempo_known[features_from]),
+            source=sources.get(row["id"]) or PrimarySource(row["first_source"], None, None)))
     return candidates
 
 
@@ -197,18 +209,16 @@ def _appearance(row: sqlite3.Row) -> AlbumAppearance:
 
 
 def _features_for(row: sqlite3.Row, siblings: list[sqlite3.Row],
-                  features: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] | None,
-                                                                 str | None]:
-    """Its own features, else those of a track with the same ISRC (the same recording, so
-    the same audio), preferring the earliest stored sibling."""
-    own = features.get(row["id"])
-    if own is not None and own.get("tempo") is not None:
+                  tempo_known: dict[str, bool]) -> tuple[str | None, str | None]:
+    """Whose features row it exports, and why: its own, else that of a track with the same
+    ISRC (the same recording, so the same audio), preferring the earliest stored sibling."""
+    own = row["id"]
+    if tempo_known.get(own):
         return own, "own"
     for sibling in siblings:
-        found = features.get(sibling["id"])
-        if sibling["id"] != row["id"] and found is not None and found.get("tempo") is not None:
-            return found, "isrc_sibling"
-    return own, "own" if own is not None else None
+        if sibling["id"] != own and tempo_known.get(sibling["id"]):
+            return sibling["id"], "isrc_sibling"
+    return (own, "own") if own in tempo_known else (None, None)
 
 
 def _spotify_genres(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
@@ -220,16 +230,16 @@ def _spotify_genres(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
     return result
 
 
-def artist_votes(db: sqlite3.Connection) -> dict[str, Counter[str]]:
+def artist_votes(db: sqlite3.Connection, credits: dict[str, tuple[str, ...]]
+                 ) -> dict[str, Counter[str]]:
     """Per primary artist: umbrella votes from the umbrella-tagged searches that found its
-    tracks (see the module doc)."""
-    credits = {r[0]: json.loads(r[1]) for r in db.execute("SELECT id, artist_ids FROM tracks")}
+    tracks (see the module doc). ``credits``: each track's artist IDs, primary first."""
     edges = db.execute(
         "SELECT st.track_id, s.umbrella, s.family FROM seed_tracks st JOIN seeds s "
         "ON s.q = st.q AND s.kind = st.kind WHERE s.umbrella IS NOT NULL "
         "ORDER BY st.track_id, s.q").fetchall()
     solo: dict[str, Counter[str]] = defaultdict(Counter)
-    shared: list[tuple[list[str], str, float]] = []
+    shared: list[tuple[tuple[str, ...], str, float]] = []
     for track_id, umbrella, family in edges:
         artists = credits.get(track_id)
         if not artists:

@@ -148,7 +148,7 @@ def dedupe(candidates: list[Candidate]) -> tuple[list[Candidate], dict[str, str]
     by_title: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
     for c in candidates:
         if c.id not in losers and c.artist_ids:
-            by_title[(normalized_title(c.row["name"]), c.artist_ids[0])].append(c)
+            by_title[(normalized_title(c.name), c.artist_ids[0])].append(c)
     for group in by_title.values():
         if len(group) < 2 or all(c.isrc for c in group):
             continue

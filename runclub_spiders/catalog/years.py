@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DECADES = ("70s", "80s", "90s", "00s", "10s", "20s")
 REISSUE_WORDS = re.compile(
@@ -74,10 +74,11 @@ class AlbumAppearance:
 class YearVerdict:
     year: int | None
     source: str                 # regular_release | anniversary | isrc_year | reissue | none
+    # Of ``year``, worked out once: the balancer asks for it about ten times per candidate.
+    decade: str | None = field(init=False, compare=False)
 
-    @property
-    def decade(self) -> str | None:
-        return decade_label(self.year)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decade", decade_label(self.year))
 
 
 EARLIEST_ISRC_YEAR = 1950     # back-dated codes exist (GBAYE63... is 1963); 1915 is a misread

@@ -1,9 +1,11 @@
-"""From the store to export rows: select the catalog, then build its rows.
+"""From the store to export rows: select the catalog, then build its rows as they are written.
 
 ``build_export`` runs the whole selection (``catalog.candidates`` then ``catalog.selection``)
-and returns an ``ExportBuild``: the wide rows in Spotify-ID order, the unique artists, and
-what the manifest reports. ``ExportBuild.items()`` yields the feeds' items in a fixed
-order: one ``TrackExport`` (wide, track and features rows) per track, then the artists.
+and returns an ``ExportBuild``. Its ``items()`` yields the feeds' items in a fixed order: one
+``TrackExport`` (wide, track and features rows) per track in Spotify-ID order, then the
+unique artists. The rows are built while the feeds write them, reading the chosen tracks'
+store rows a chunk at a time: at 40,000 tracks, holding every row at once cost 170 MB
+(BENCHMARKS.md, "Export alone").
 
 Timestamps: rows carry the store's UTC times (first seen, last updated, features fetched).
 With ``SOURCE_DATE_EPOCH`` set they are clamped to it (the reproducible-builds convention),
@@ -12,12 +14,14 @@ so a resumed crawl and an uninterrupted one export the same bytes.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,52 +78,79 @@ class Clock:
 
 @dataclass
 class ExportBuild:
-    wide: list[CatalogWideRow]
-    artists: list[CachedArtistRow]
     selection: Selection
     market: str
     clock: Clock
+    rows: _RowBuilder
     umbrellas: tuple[str, ...] = ()
     decades: tuple[str, ...] = ()
     facts: dict[str, Any] = field(default_factory=dict)   # manifest parts read at build time
+    counts: dict[str, int] = field(default_factory=dict)  # rows per file, once items() ends
 
     def items(self) -> Iterator[Any]:
-        for wide in self.wide:
-            yield TrackExport(wide, to_cached_track(wide, self.market), to_audio_feature(wide))
-        yield from self.artists
-
-    @property
-    def counts(self) -> dict[str, int]:
-        features = sum(1 for w in self.wide if to_audio_feature(w) is not None)
-        return {"catalog_wide": len(self.wide), "cached_tracks": len(self.wide),
-                "audio_features": features, "cached_artists": len(self.artists)}
+        """Every row to export, built on the way (see the module doc); sets ``counts``."""
+        artists: dict[str, CachedArtistRow] = {}
+        popularity = self.rows.artist_popularity
+        tracks = features = 0
+        # The selection's objects live until the export ends: frozen, the cyclic collector
+        # stops walking them after every few thousand rows (a quarter of the export's time).
+        gc.freeze()
+        try:
+            for wide in self.rows.wide_rows():
+                audio = to_audio_feature(wide)
+                tracks += 1
+                features += audio is not None
+                for artist in to_cached_artists(wide, popularity):
+                    artists.setdefault(artist.id, artist)
+                yield TrackExport(wide, to_cached_track(wide, self.market), audio)
+            for artist_id in sorted(artists):
+                yield artists[artist_id]
+        finally:
+            gc.unfreeze()
+        self.counts = {"catalog_wide": tracks, "cached_tracks": tracks,
+                       "audio_features": features, "cached_artists": len(artists)}
 
 
 def build_export(store: Store, plan: SeedPlan, settings: BalanceSettings, *, market: str,
                  clock: Clock, primary_markets: tuple[str, ...] = DEFAULT_PRIMARY_MARKETS
                  ) -> ExportBuild:
-    candidates = load_candidates(store, plan.rules, market)
-    selection = select(candidates, plan.rules, settings, plan.decades)
+    with gc_paused():
+        selection = select(load_candidates(store, plan.rules, market), plan.rules, settings,
+                           plan.decades)
     markets = tuple(dict.fromkeys((market, *primary_markets)))
-    builder = _RowBuilder(store.db, selection, market, markets, clock)
-    wide = [builder.wide_row(c) for c in selection.chosen]
-    popularity = builder.artist_popularity
-    artists: dict[str, CachedArtistRow] = {}
-    for row in wide:
-        for artist in to_cached_artists(row, popularity):
-            artists.setdefault(artist.id, artist)
-    return ExportBuild(wide, [artists[k] for k in sorted(artists)], selection, market, clock,
+    return ExportBuild(selection, market, clock,
+                       _RowBuilder(store.db, selection, market, markets, clock),
                        umbrellas=plan.rules.names(), decades=plan.decades)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: building a few hundred thousand acyclic objects
+    (the candidates) otherwise triggers full collections that walk them all, again and again.
+    Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class _RowBuilder:
+    """Wide rows for the chosen tracks. What many rows share (artists, playlists, search
+    terms) is read once; the tracks' and features' rows ``CHUNK`` tracks at a time."""
+
+    CHUNK = 500
+
     def __init__(self, db: sqlite3.Connection, selection: Selection, market: str,
                  primary_markets: tuple[str, ...], clock: Clock) -> None:
-        self.selection, self.market, self.clock = selection, market, clock
+        self.db, self.selection, self.market, self.clock = db, selection, market, clock
         self.primary_markets = primary_markets
         chosen = {c.id for c in selection.chosen}
         self.artists = {r["id"]: r for r in db.execute("SELECT * FROM artists")}
         self.artist_popularity = {a: r["popularity"] for a, r in self.artists.items()}
+        self.genres: dict[str, tuple[str, ...]] = {}
         self.playlists = {r["id"]: r for r in db.execute("SELECT * FROM playlists")}
         self.terms: dict[str, list[str]] = defaultdict(list)
         for track_id, q in db.execute("SELECT track_id, q FROM seed_tracks ORDER BY q, kind"):
@@ -131,13 +162,33 @@ class _RowBuilder:
             if track_id in chosen:
                 self.in_playlists[track_id].append(playlist_id)
 
+    def wide_rows(self) -> Iterator[CatalogWideRow]:
+        """In ``selection.chosen`` order (Spotify ID). The store is not written meanwhile:
+        the export phase starts when discovery and enrichment are over."""
+        chosen = self.selection.chosen
+        for start in range(0, len(chosen), self.CHUNK):
+            part = chosen[start:start + self.CHUNK]
+            tracks = self._by_id("tracks", "id", [c.id for c in part])
+            features = self._by_id("features", "track_id",
+                                   sorted({c.features_from for c in part if c.features_from}))
+            for c in part:
+                yield self.wide_row(c, tracks[c.id],
+                                    dict(features[c.features_from]) if c.features_from else {})
+
+    def _by_id(self, table: str, key: str, ids: list[str]) -> dict[str, sqlite3.Row]:
+        marks = ", ".join("?" * len(ids))
+        return {r[key]: r for r in self.db.execute(
+            f"SELECT * FROM {table} WHERE {key} IN ({marks})", ids)}
+
     def _genres(self, artist_id: str) -> list[str]:
-        row = self.artists.get(artist_id)
-        if row is None:
-            return []
-        spotify = json.loads(row["genres"]) if row["genres"] else []
-        inferred = json.loads(row["inferred_genres"] or "[]")
-        return list(dict.fromkeys(normalize_genre(g) for g in [*spotify, *inferred] if g))
+        known = self.genres.get(artist_id)
+        if known is None:
+            row = self.artists.get(artist_id)
+            spotify = json.loads(row["genres"]) if row and row["genres"] else []
+            inferred = json.loads(row["inferred_genres"] or "[]") if row else []
+            known = self.genres[artist_id] = tuple(dict.fromkeys(
+                normalize_genre(g) for g in [*spotify, *inferred] if g))
+        return list(known)
 
     def _sources(self, c: Candidate) -> list[dict[str, Any]]:
         sources: list[dict[str, Any]] = []
@@ -149,8 +200,8 @@ class _RowBuilder:
             sources.append({"type": "search", "term": term})
         return sources
 
-    def wide_row(self, c: Candidate) -> CatalogWideRow:
-        row, features = c.row, c.features or {}
+    def wide_row(self, c: Candidate, row: sqlite3.Row, features: dict[str, Any]
+                 ) -> CatalogWideRow:
         artist_ids = list(c.artist_ids)
         names = json.loads(row["artist_names"])
         playlist_id = c.source.playlist_id if c.source else None
@@ -207,7 +258,6 @@ class _RowBuilder:
 
     def _primary_markets(self, c: Candidate) -> list[str]:
         """The primary markets it is known to play in (the market itself when playable)."""
-        known = set(c.markets or ())
-        if c.playable:
-            known.add(self.market)
-        return sorted(m for m in self.primary_markets if m in known)
+        known = c.markets or ()              # up to ~180 countries: scanned, not copied
+        return sorted(m for m in self.primary_markets
+                      if m in known or (c.playable and m == self.market))

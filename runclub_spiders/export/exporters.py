@@ -6,6 +6,9 @@ here are dataclasses: a dict of their fields in order goes to orjson in one C ca
 dataclass itself: orjson leaves out fields whose names start with ``_``). The
 output is still JSON Lines: UTF-8 without escapes, one object per line, ``\\n`` endings.
 ``FEED_EXPORTERS`` maps ``jsonlines`` to this class, so ``FEEDS`` keep ``format: jsonlines``.
+
+Every file has a ``.gz`` twin: a second feed that gets the same row right after the first.
+The line serialised for one is kept (``_LastLine``) and reused by the other.
 """
 
 from __future__ import annotations
@@ -31,12 +34,30 @@ class FastJsonLinesItemExporter(JsonLinesItemExporter):
         if self.row is not None:
             item = getattr(item, self.row)
         if dataclasses.is_dataclass(item) and not self.fields_to_export:
-            names = _field_names(type(item))
-            self.file.write(orjson.dumps({n: getattr(item, n) for n in names}) + b"\n")
+            self.file.write(_LAST_LINE.of(item))
             return
         # Anything else (another spider's dict items, a field selection): as Scrapy does it.
         self.file.write(orjson.dumps(dict(self._get_serialized_fields(item)),
                                      default=_default) + b"\n")
+
+
+class _LastLine:
+    """The JSON line of the last dataclass row serialised, for the twin feed that writes the
+    same row next. The row itself is held, so its ``id`` cannot be reused meanwhile."""
+
+    def __init__(self) -> None:
+        self.row: Any = None
+        self.line = b""
+
+    def of(self, row: Any) -> bytes:
+        if row is not self.row:
+            names = _field_names(type(row))
+            self.line = orjson.dumps({n: getattr(row, n) for n in names}) + b"\n"
+            self.row = row
+        return self.line
+
+
+_LAST_LINE = _LastLine()
 
 
 @functools.cache

@@ -1,7 +1,8 @@
 """Where the export is written: the feeds, the staging folder, and the atomic publish.
 
 The eight data files are plain Scrapy feeds (``FEEDS``): ``format: jsonlines`` (written by
-``exporters.FastJsonLinesItemExporter``), routed by ``item_classes``, and ``GzipPlugin`` with
+``exporters.FastJsonLinesItemExporter``), routed by ``item_classes``, and Scrapy's
+``GzipPlugin`` (compressing on a worker thread: ``postprocessing.ThreadedGzipPlugin``) with
 ``gzip_mtime: 0`` and ``gzip_filename: ""`` for the ``.gz`` twins, so equal rows give equal
 bytes. A track's three rows travel as one ``TrackExport`` item; each feed writes its part.
 
@@ -31,7 +32,7 @@ from runclub_spiders.export.rows import ROW_CLASSES, CachedArtistRow, TrackExpor
 
 logger = logging.getLogger(__name__)
 
-GZIP_PLUGIN = "scrapy.extensions.postprocessing.GzipPlugin"
+GZIP_PLUGIN = "runclub_spiders.export.postprocessing.ThreadedGzipPlugin"
 DATA_FILES = tuple(f"{name}{suffix}" for name in ROW_CLASSES
                    for suffix in (".jsonl", ".jsonl.gz"))
 MANIFEST = "manifest.json"
