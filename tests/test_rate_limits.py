@@ -418,3 +418,93 @@ async def test_daily_counts_add_up_across_runs(simulator_factory, tmp_path, monk
     assert len(spotify_log(sim, bucket="tracks")) == 12
     state = json.loads((tmp_path / "cache" / "quota_state.json").read_text())
     assert state["days"] == {utc_iso(time.time())[:10]: {"tracks": 12, "search": 2}}
+
+
+# ---------------------------------------------------------------------------- counted once
+# A request is counted against its bucket's day as it goes out, and taken back only if that
+# same attempt is refused before it is sent. Copies of a counted request (a request set aside
+# by a park, a retry) go out, or not, on their own: refusing one must not take back the count
+# of the attempt it was copied from. The ledger must always equal what reached Spotify.
+def ledger_today(tmp_path) -> dict[str, int]:
+    state = json.loads((tmp_path / "cache" / "quota_state.json").read_text())
+    return state["days"].get(utc_iso(time.time())[:10], {})
+
+
+class StampedProbeSpider(ProbeSpider):
+    """A ProbeSpider that stamps its requests with a run token, as the catalog spider does,
+    so that StaleRequestsMiddleware drops those of an earlier run."""
+
+    name = "stamped_probe"
+
+    def __init__(self, run_token: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.run_token = run_token
+
+    async def start(self):
+        base = self.settings["SPOTIFY_API_BASE_URL"]
+        for path in self.paths:
+            yield Request(base + path, callback=self.parse, errback=self.failed,
+                          dont_filter=True, meta={"path": path, "run": self.run_token})
+
+
+@deferred_f_from_coro_f
+async def test_set_aside_copy_refused_by_the_park_next_run_keeps_the_count(
+        simulator_factory, tmp_path, monkeypatch):
+    sim = simulator_factory(quota={"search": 3}, quota_retry_after=3600)
+    use_credentials(monkeypatch, sim)
+    settings = {"JOBDIR": str(tmp_path / "job"), "QUOTA_PARK_IDLE_WAIT": 0,
+                "DOWNLOAD_SLOTS": one_slot()}
+    _, first = await crawl(sim, tmp_path, search_paths(5), **settings)
+    assert first["finish_reason"] == "quota_parked"
+    assert first.get("log_count/ERROR", 0) == 0
+    sent = spotify_log(sim, bucket="search")
+    assert [e.status for e in sent] == [200, 200, 200, 429]
+    # The 429'd search (counted: Spotify saw it) is among those set aside and saved.
+    assert first["quota/set_aside/search"] == 2
+    assert first["quota/requests_today/search"] == ledger_today(tmp_path)["search"] == len(sent)
+
+    # Next run, bucket still parked: both saved requests are refused again, never sent.
+    _, second = await crawl(sim, tmp_path, [], **settings)
+    assert second["finish_reason"] == "quota_parked"
+    assert second.get("log_count/ERROR", 0) == 0
+    assert spotify_log(sim, bucket="search") == sent
+    assert second["quota/set_aside/search"] == 2
+    assert second.get("quota/requests/search", 0) == 0
+    assert second["quota/requests_today/search"] == ledger_today(tmp_path)["search"] == len(sent)
+
+
+@deferred_f_from_coro_f
+async def test_set_aside_copy_dropped_as_stale_next_run_keeps_the_count(
+        simulator_factory, tmp_path, monkeypatch):
+    sim = simulator_factory(quota={"search": 3}, quota_retry_after=2)
+    use_credentials(monkeypatch, sim)
+    settings = crawl_settings(sim, tmp_path, JOBDIR=str(tmp_path / "job"),
+                              QUOTA_PARK_IDLE_WAIT=0, DOWNLOAD_SLOTS=one_slot())
+    paths = search_paths(5)
+    crawler = get_crawler(StampedProbeSpider, settings)
+    await crawler.crawl_async(paths=paths, run_token="first")
+    first = crawler.stats.get_stats()
+    assert first["finish_reason"] == "quota_parked"
+    assert first.get("log_count/ERROR", 0) == 0
+    assert [e.status for e in spotify_log(sim, bucket="search")] == [200, 200, 200, 429]
+    assert first["quota/set_aside/search"] == 2
+    assert first["quota/requests_today/search"] == 4
+
+    until = json.loads((tmp_path / "cache" / "quota_state.json").read_text()
+                       )["parks"]["search"]["until"]
+    await sleep(max(0.0, until - time.time()) + 0.1)
+
+    # The next run plans the two unanswered searches again under its own token; the saved
+    # requests of the first run are dropped as stale before they cost anything.
+    mark = len(sim.requests())
+    crawler = get_crawler(StampedProbeSpider, settings)
+    await crawler.crawl_async(paths=paths[3:], run_token="second")
+    second = crawler.stats.get_stats()
+    assert second["finish_reason"] == "finished"
+    assert second.get("log_count/ERROR", 0) == 0
+    assert second["discovery/stale_requests_dropped"] == 2
+    assert crawler.spider.statuses == dict.fromkeys(paths[3:], 200)
+    assert [e.status for e in spotify_log(sim, mark, bucket="search")] == [200, 200]
+    assert second["quota/requests/search"] == 2
+    sent = len(spotify_log(sim, bucket="search"))
+    assert second["quota/requests_today/search"] == ledger_today(tmp_path)["search"] == sent

@@ -30,6 +30,7 @@ import logging
 import pickle
 import random
 import time
+import weakref
 from collections import deque
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RELAX_AFTER = 4                        # quiet windows before learned pacing relaxes 10%
-COUNTED = "_quota_counted"             # this attempt was counted against its bucket
 TWICE_429 = "_second_429"              # this 429 followed another one on the same slot
 NOT_BEFORE = "_not_before"           # monotonic time before which a retry must not go out
 RATE_LIMIT_RETRIES = "_rate_limit_retries"
@@ -118,6 +118,13 @@ class RateLimitMiddleware(RetryMiddleware):
         self.stash: list[Request] = []
         self._reinject_call = None
         self._run_counts: dict[str, int] = {}
+        # The attempts counted against their bucket (see process_request) and not yet ended.
+        # The request object itself is the mark, not a meta flag: every copy of a request (a
+        # retry, a 429 wait, one set aside by a park, the auth and malformed-JSON retries,
+        # JOBDIR) inherits its meta, so a flag there would let a copy that is later refused
+        # take back the count of the attempt it was copied from, which did reach Spotify.
+        # An object is never a copy. Weak, so an attempt ended out of our sight cannot leak.
+        self._counted: weakref.WeakSet[Request] = weakref.WeakSet()
         # Learned pacing (see _learn_pacing): per download slot.
         self.window = settings.getfloat("RATE_LIMIT_WINDOW")
         self.learn_min = settings.getint("RATE_LIMIT_LEARN_MIN")
@@ -155,10 +162,11 @@ class RateLimitMiddleware(RetryMiddleware):
                 self._set_aside(request, bucket)
                 raise IgnoreRequest(f"quota bucket {bucket!r} is parked until {utc_iso(until)}")
             # Counted as it goes out: what Spotify sees is what the daily quota charges.
-            # Taken back if a later middleware refuses it (no token: process_exception) or a
-            # park sets it aside from the slot queue before it is sent (_drop_queued).
+            # Taken back if a later middleware refuses this attempt (no token:
+            # process_exception) or a park sets it aside from the slot queue before it is sent
+            # (_drop_queued); kept once the attempt got an answer or failed on the wire.
             self._count(bucket, 1)
-            request.meta[COUNTED] = True
+            self._counted.add(request)
             self._sent_log(request.meta.get("download_slot")).append(time.monotonic())
 
     def _count(self, bucket: str, n: int) -> None:
@@ -166,7 +174,14 @@ class RateLimitMiddleware(RetryMiddleware):
         self._run_counts[bucket] = self._run_counts.get(bucket, 0) + n
         self.crawler.stats.inc_value(f"quota/requests/{bucket}", n)
 
+    def _uncount(self, request: Request) -> None:
+        """Take back the count of this very attempt, if it was counted and has not ended."""
+        if request in self._counted:
+            self._counted.discard(request)
+            self._count(request.meta["spotify_bucket"], -1)
+
     def process_response(self, request: Request, response: Response) -> Request | Response:
+        self._counted.discard(request)       # answered (no response_downloaded if cached)
         if request.meta.get("dont_retry", False):
             return response
         if response.status == 429:
@@ -177,9 +192,10 @@ class RateLimitMiddleware(RetryMiddleware):
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
-        if isinstance(exception, IgnoreRequest) and request.meta.pop(COUNTED, False):
-            self._count(request.meta["spotify_bucket"], -1)    # refused before it went out
+        if isinstance(exception, IgnoreRequest):
+            self._uncount(request)               # refused before it went out
             return None
+        self._counted.discard(request)           # failed on the wire: it may have arrived
         if isinstance(exception, self.exceptions_to_retry) and not request.meta.get(
                 "dont_retry", False):
             return self._retry_later(request, exception)
@@ -188,6 +204,7 @@ class RateLimitMiddleware(RetryMiddleware):
     # ---------------------------------------------------------------- 429
     def response_downloaded(self, response: Response, request: Request) -> None:
         """Act on a 429 before the downloader sends the slot's next queued request."""
+        self._counted.discard(request)       # answered: stays counted, whatever comes next
         slot = request.meta.get("download_slot") or ""
         previous = self.last_429.get(slot, False)
         self.last_429[slot] = response.status == 429
@@ -336,8 +353,7 @@ class RateLimitMiddleware(RetryMiddleware):
             slot.queue.clear()
             slot.queue.extend(keep)
         for request, deferred in dropped:
-            if request.meta.pop(COUNTED, False):     # so process_exception does not undo twice
-                self._count(bucket, -1)
+            self._uncount(request)       # and so process_exception does not undo it twice
             self._set_aside(request, bucket)
             deferred.errback(IgnoreRequest(f"quota bucket {bucket!r} is parked"))
 
