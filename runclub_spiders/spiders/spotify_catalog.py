@@ -39,10 +39,16 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.utils.asyncio import create_looping_call
 
-from runclub_spiders.catalog.selection import BalanceSettings
+from runclub_spiders.catalog.selection import BalanceSettings, duration_reason
+from runclub_spiders.downloadermiddlewares.stale_requests import RUN_META
 from runclub_spiders.export.build import Clock, build_export
 from runclub_spiders.export.feeds import export_feeds
-from runclub_spiders.export.manifest import crawl_facts, explain_thin_cells
+from runclub_spiders.export.manifest import (
+    crawl_facts,
+    explain_thin_cells,
+    run_requests,
+    run_totals,
+)
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.planner import Planner
 from runclub_spiders.seeds import SeedQuery, load_plan
@@ -145,17 +151,15 @@ class SpotifyCatalogSpider(Spider):
         for name, family in sorted(self.planner.families.items()):
             stats.set_value(f"discovery/family/{name}/requests", family.requests)
             stats.set_value(f"discovery/family/{name}/new_tracks", family.new_tracks)
-        self.store.add_request_counts(utc_now()[:10], self._run_requests())
+        run = stats.get_stats()
+        self.store.add_run_counts(utc_now()[:10], run_requests(run), run_totals(run))
         self.store.close()
-
-    def _run_requests(self) -> dict[str, int]:
-        return {k.rsplit("/", 1)[1]: v for k, v in self.crawler.stats.get_stats().items()
-                if k.startswith("quota/requests/")}
 
     def log_progress(self) -> None:
         counts = self.store.counts()
         today = {k.rsplit("/", 1)[1]: v for k, v in self.crawler.stats.get_stats().items()
-                 if k.startswith("quota/requests_today/")} or self._run_requests()
+                 if k.startswith("quota/requests_today/")} or \
+            run_requests(self.crawler.stats.get_stats())
         yields = ", ".join(f"{name} {family.per_request:.1f}"
                            for name, family in sorted(self.planner.families.items())
                            if family.requests)
@@ -178,7 +182,8 @@ class SpotifyCatalogSpider(Spider):
         # in development mode); searching starts once they are read (_owner_phase_step), so
         # the planner always decides from the same counts, however a run was interrupted.
         yield Request(f"{self.api}/me", callback=self.parse_me, errback=self.failed,
-                      dont_filter=True, priority=10, meta={"owner_listing": True})
+                      dont_filter=True, priority=10,
+                      meta={"owner_listing": True, RUN_META: self.run_token})
 
     def spider_idle(self) -> None:
         if self.artist_lookups_inflight:
@@ -202,7 +207,7 @@ class SpotifyCatalogSpider(Spider):
             self.export_state = "scheduled"
             self.crawler.engine.crawl(Request("data:,export", callback=self.export_rows,
                                               errback=self.export_failed, dont_filter=True,
-                                              meta={"run": self.run_token}))
+                                              meta={RUN_META: self.run_token}))
             raise DontCloseSpider
 
     def _waiting_for_park(self) -> bool:
@@ -275,7 +280,7 @@ class SpotifyCatalogSpider(Spider):
         return Request(f"{self.api}/search?{urlencode(params)}", callback=self.parse_search,
                        errback=self.failed, dont_filter=True,
                        meta={"seed": [query.family, query.q, query.kind, query.umbrella,
-                                      query.decade], "offset": offset, "run": self.run_token})
+                                      query.decade], "offset": offset, RUN_META: self.run_token})
 
     def parse_search(self, response):
         body = _json(response)
@@ -371,7 +376,7 @@ class SpotifyCatalogSpider(Spider):
         return Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={offset}",
                        callback=self.parse_my_playlists, errback=self.failed,
                        dont_filter=True, priority=10,
-                       meta={"offset": offset, "owner_listing": True})
+                       meta={"offset": offset, "owner_listing": True, RUN_META: self.run_token})
 
     def _consider_playlists(self, objects: list[Any], now: str) -> list[Request]:
         """Register every listed playlist; requests for those whose items are worth reading."""
@@ -422,7 +427,7 @@ class SpotifyCatalogSpider(Spider):
                        callback=self.parse_playlist_items, errback=self.failed,
                        dont_filter=True,
                        meta={"playlist": playlist_id, "snapshot": snapshot, "offset": offset,
-                             "run": self.run_token, "owner": owner},
+                             RUN_META: self.run_token, "owner": owner},
                        priority=5)
 
     def parse_playlist_items(self, response):
@@ -475,13 +480,14 @@ class SpotifyCatalogSpider(Spider):
             if ids:
                 return Request(f"{self.api}/artists?ids={','.join(ids)}",
                                callback=self.parse_artists, errback=self.failed,
-                               meta={"artist_ids": ids})
+                               meta={"artist_ids": ids, RUN_META: self.run_token})
         elif self.artist_budget > 0:
             ids = self.store.artists_without_details(1)
             if ids:
                 self.artist_budget -= 1
                 return Request(f"{self.api}/artists/{ids[0]}", callback=self.parse_artists,
-                               errback=self.failed, meta={"artist_ids": ids})
+                               errback=self.failed,
+                               meta={"artist_ids": ids, RUN_META: self.run_token})
         return None
 
     def parse_artists(self, response):
@@ -527,7 +533,7 @@ class SpotifyCatalogSpider(Spider):
 
     def _counts_toward_cells(self, record) -> bool:
         """Would the cheap filters keep it? Decided once, at discovery, and stored with it."""
-        if not self.min_ms <= record.duration_ms <= self.max_ms:
+        if duration_reason(record.duration_ms, self.min_ms, self.max_ms):
             return False
         if record.is_playable is False:
             return False
@@ -574,6 +580,8 @@ class SpotifyCatalogSpider(Spider):
 
     def failed(self, failure):
         request = failure.request
+        if request.meta.get(RUN_META) != self.run_token:
+            return []      # an earlier process's request (dropped as stale): not in our counts
         owner_requests = list(self._owner_phase_failed(request.meta))
         if owner_requests:
             return owner_requests
