@@ -309,9 +309,7 @@ class Store:
         marks = ",".join("?" * len(ids))
         for row in self.db.execute("SELECT id, genres, inferred_genres FROM artists WHERE id "
                                    f"IN ({marks})", ids):
-            genres = json.loads(row["genres"]) if row["genres"] else []
-            inferred = json.loads(row["inferred_genres"])
-            result[row["id"]] = tuple(dict.fromkeys([*genres, *inferred]))
+            result[row["id"]] = artist_genres(row)
         return result
 
     # ---------------------------------------------------------------- enrichment
@@ -427,14 +425,16 @@ class Store:
         self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO "
                         "UPDATE SET value = excluded.value", (key, json.dumps(value)))
 
-    def add_request_counts(self, day: str, counts: dict[str, int]) -> None:
-        """Per-bucket requests per UTC day, accumulated across runs (for the manifest)."""
+    def add_run_counts(self, day: str, requests: dict[str, int],
+                       totals: dict[str, int]) -> None:
+        """At the end of a run, for the manifest: per-bucket requests per UTC day, and
+        other counters (``run_totals``), each accumulated across runs."""
         with self.transaction():
-            days = self.get_meta("requests_by_day", {})
-            today = days.setdefault(day, {})
-            for bucket, n in counts.items():
-                today[bucket] = today.get(bucket, 0) + n
-            self.set_meta("requests_by_day", days)
+            self.set_meta("requests_by_day", add_day_counts(
+                self.get_meta("requests_by_day", {}), day, requests))
+            previous = self.get_meta("run_totals", {})
+            self.set_meta("run_totals", {k: previous.get(k, 0) + totals.get(k, 0)
+                                         for k in sorted(previous.keys() | totals.keys())})
 
     # ---------------------------------------------------------------- summaries
     def counts(self) -> dict[str, int]:
@@ -477,3 +477,20 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def add_day_counts(days: dict[str, dict[str, int]], day: str,
+                   counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """``days`` (day -> bucket -> requests) with ``counts`` added to ``day``; a new dict."""
+    merged = {d: dict(c) for d, c in days.items()}
+    if counts:
+        today = merged.setdefault(day, {})
+        for bucket, n in counts.items():
+            today[bucket] = today.get(bucket, 0) + n
+    return merged
+
+
+def artist_genres(row: sqlite3.Row) -> tuple[str, ...]:
+    """An artists row's genres: Spotify's (when it gave any), then the inferred ones."""
+    genres = json.loads(row["genres"]) if row["genres"] else []
+    return tuple(dict.fromkeys([*genres, *json.loads(row["inferred_genres"] or "[]")]))

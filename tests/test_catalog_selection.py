@@ -45,8 +45,8 @@ class Tracks(list):
         for _ in range(n):
             number = len(self)
             candidate = Candidate(
-                seq=number, id=f"id{number:020d}", name=name or f"Song {number}",
-                first_source="search", isrc=isrc, artist_ids=(artist,), duration_ms=duration,
+                id=f"id{number:020d}", name=name or f"Song {number}",
+                isrc=isrc, artist_ids=(artist,), duration_ms=duration,
                 popularity=popularity,
                 recco_popularity=recco_popularity, year=YearVerdict(year, "regular_release"),
                 album_year=album_year if album_year is not None else year,
@@ -290,11 +290,14 @@ def test_dedupe_title_one_without_isrc_against_one_with():
 def test_dedupe_title_does_not_merge_two_isrcs_through_a_track_without_one():
     # Found by review: the ISRC-less copy used to win the cluster and knock both out.
     t = Tracks()
-    t.add(name="Song", isrc="USABC7712345", duration=200_000, popularity=10)
-    t.add(name="Song", isrc="USABC8812345", duration=200_500, popularity=10)
-    t.add(name="Song", duration=201_000, popularity=90)           # no ISRC, most popular
-    survivors, _ = dedupe(t)
+    first, = t.add(name="Song", isrc="USABC7712345", duration=200_000, popularity=10)
+    second, = t.add(name="Song", isrc="USABC8812345", duration=200_500, popularity=10)
+    without, = t.add(name="Song", duration=201_000, popularity=90)  # no ISRC, most popular
+    survivors, losers = dedupe(t)
     assert len(survivors) == 2         # at most the ISRC-less copy duplicates one recording
+    # Both recordings stay; the ISRC-less copy, however popular, is the duplicate.
+    assert survivors == [first, second]
+    assert losers == {without.id: "duplicate_title"}
 
 
 # ------------------------------------------------------------------------------ balance
@@ -469,8 +472,8 @@ def test_every_candidate_is_chosen_or_rejected_exactly_once(rules):
     selection = select(t, rules, balance, ("80s",))
     assert selection.rejections == Counter(
         duration_short=1, duration_long=1, unplayable=1, no_release_year=1, before_1970=1,
-        no_umbrella=2, cell_full=2, long_not_needed=1, no_features=1, playability_unknown=1,
-        duplicate_isrc=1, duplicate_title=1)
+        no_umbrella=1, decade_not_planned=1, cell_full=2, long_not_needed=1, no_features=1,
+        playability_unknown=1, duplicate_isrc=1, duplicate_title=1)
     assert selection.rejections_by_seed["a"] + selection.rejections_by_seed["b"] == \
         selection.rejections
     padding = len(rules.names()) - 2

@@ -48,10 +48,8 @@ FREE_TEXT_WEIGHT = 0.25        # a free-text seed's umbrella tag is weaker than 
 
 @dataclass(slots=True)
 class Candidate:
-    seq: int                                  # store insertion order (rowid)
     id: str
     name: str
-    first_source: str                         # the store's first_source (search | ...)
     isrc: str | None
     artist_ids: tuple[str, ...]
     duration_ms: int
@@ -64,14 +62,14 @@ class Candidate:
     playable: bool | None
     playability_source: str
     markets: tuple[str, ...] | None           # where it is known to play, if known
+    source: PrimarySource                     # see PrimarySource
     features_from: str | None = None          # whose features row: its own or an ISRC sibling's
     features_source: str | None = None        # own | isrc_sibling
     has_features: bool = False                # that row has a tempo
-    source: PrimarySource | None = None       # see PrimarySource
 
     @property
     def seed(self) -> str:
-        return self.source.seed if self.source else self.first_source
+        return self.source.seed
 
     @property
     def decade(self) -> str | None:
@@ -120,7 +118,7 @@ def primary_sources(db: sqlite3.Connection) -> dict[str, PrimarySource]:
 
 # What the filters, the balancer and the years need of each track; the row builder reads the
 # rest for the chosen tracks only (``export.build``), so the store is never held whole.
-CANDIDATE_COLUMNS = ("rowid AS seq", "id", "name", "isrc", "artist_ids", "duration_ms",
+CANDIDATE_COLUMNS = ("id", "name", "isrc", "artist_ids", "duration_ms",
                      "popularity", "recco_popularity", "release_date", "album_type",
                      "album_name", "is_playable", "available_markets", "recco_countries",
                      "first_source")
@@ -143,19 +141,21 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Can
     for row in rows:
         if row["isrc"]:
             by_isrc[row["isrc"]].append(row)
+    years = {isrc: recording_year((_appearance(r) for r in siblings), isrc)
+             for isrc, siblings in by_isrc.items()}
 
     candidates = []
     for row in rows:
         siblings = by_isrc[row["isrc"]] if row["isrc"] else [row]
-        year = recording_year((_appearance(r) for r in siblings), row["isrc"])
+        year = years[row["isrc"]] if row["isrc"] else \
+            recording_year([_appearance(row)], None)
         artist_ids = credits[row["id"]]
         umbrellas, umbrella_source = classify_umbrellas(
             rules, artist_ids, spotify_genres, votes)
         playable, playability_source, markets = playability(row, market)
         features_from, features_source = _features_for(row, siblings, tempo_known)
         candidates.append(Candidate(
-            seq=row["seq"], id=row["id"], name=row["name"], first_source=row["first_source"],
-            isrc=row["isrc"], artist_ids=artist_ids,
+            id=row["id"], name=row["name"], isrc=row["isrc"], artist_ids=artist_ids,
             duration_ms=row["duration_ms"], popularity=row["popularity"],
             recco_popularity=row["recco_popularity"], year=year,
             album_year=release_year(row["release_date"]),

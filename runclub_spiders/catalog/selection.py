@@ -4,7 +4,8 @@ Filters (the first that fails is the reason; every reason is counted per seed an
 
 * ``duration_short`` / ``duration_long``: outside ``[min, max]`` ms; never over 6 minutes;
 * ``unplayable``: not playable in the primary market by the first source that knows;
-* ``no_release_year``, ``before_1970``, ``no_umbrella``: cannot be placed in a cell.
+* ``no_release_year``, ``before_1970``, ``no_umbrella``: cannot be placed in a cell;
+* ``decade_not_planned``: its decade is not among the seed plan's ``decades``.
 
 Dedupe, among the tracks that passed:
 
@@ -43,7 +44,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from runclub_spiders.catalog.candidates import Candidate
-from runclub_spiders.catalog.years import DECADES
+from runclub_spiders.seeds import DECADES
 from runclub_spiders.umbrellas import UmbrellaRules
 
 PREFERRED_MAX_MS = 300_000          # 5 minutes: longer tracks only where a cell needs them
@@ -193,7 +194,7 @@ def select(candidates: list[Candidate], rules: UmbrellaRules,
             cells[c.cell].candidates += 1
         reason = filter_reason(c, settings)
         if reason is None and c.cell not in cells:
-            reason = "no_umbrella"        # an umbrella outside the plan's cells
+            reason = "decade_not_planned"   # the seed plan covers only some decades
         if reason:
             reject(c, reason)
         else:
@@ -282,14 +283,11 @@ class _Balancer:
             count, i, cell = heapq.heappop(heap)
             if featureless and not self._featureless_allowed():
                 return
+            # Sources skip assigned candidates as they are pulled (_filtered).
             pick = next(iterators[cell], None)
-            while pick is not None:
-                candidate, kind = pick if backfill else (pick, None)
-                if candidate.id not in self.assigned:
-                    break
-                pick = next(iterators[cell], None)
             if pick is None:
                 continue                       # nothing left for this cell in this phase
+            candidate, kind = pick if backfill else (pick, None)
             self._assign(candidate, cell, kind, featureless)
             if count + 1 < limit:
                 heapq.heappush(heap, (count + 1, i, cell))

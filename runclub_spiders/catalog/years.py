@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-DECADES = ("70s", "80s", "90s", "00s", "10s", "20s")
 REISSUE_WORDS = re.compile(
     r"\b(remaster(?:ed)?|deluxe|anniversary|greatest hits|best of|very best|the essential|"
     r"anthology|collection|expanded edition|reissue|gold)\b", re.IGNORECASE)

@@ -32,12 +32,11 @@ from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow, TrackEx
 from runclub_spiders.export.splitter import to_audio_feature, to_cached_artists, to_cached_track
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.seeds import SeedPlan
-from runclub_spiders.store import Store
+from runclub_spiders.store import Store, artist_genres
 from runclub_spiders.umbrellas import normalize_genre
 
 TRACK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://open.spotify.com/track/")
-RECCO_FEATURES_VERSION = "reccobeats-v1"   # ReccoBeats publishes no model version; its API's
-DEFAULT_PRIMARY_MARKETS = ("US", "CA", "GB", "AU")
+RECCO_FEATURES_VERSION = "reccobeats-v1"   # ReccoBeats publishes no model version: its API's
 
 
 def row_id(spotify_track_id: str) -> str:
@@ -113,7 +112,7 @@ class ExportBuild:
 
 
 def build_export(store: Store, plan: SeedPlan, settings: BalanceSettings, *, market: str,
-                 clock: Clock, primary_markets: tuple[str, ...] = DEFAULT_PRIMARY_MARKETS
+                 clock: Clock, primary_markets: tuple[str, ...]
                  ) -> ExportBuild:
     with gc_paused():
         selection = select(load_candidates(store, plan.rules, market), plan.rules, settings,
@@ -185,10 +184,8 @@ class _RowBuilder:
         known = self.genres.get(artist_id)
         if known is None:
             row = self.artists.get(artist_id)
-            spotify = json.loads(row["genres"]) if row and row["genres"] else []
-            inferred = json.loads(row["inferred_genres"] or "[]") if row else []
             known = self.genres[artist_id] = tuple(dict.fromkeys(
-                normalize_genre(g) for g in [*spotify, *inferred] if g))
+                normalize_genre(g) for g in (artist_genres(row) if row else ()) if g))
         return list(known)
 
     def _sources(self, c: Candidate) -> list[dict[str, Any]]:
@@ -205,14 +202,14 @@ class _RowBuilder:
                  ) -> CatalogWideRow:
         artist_ids = list(c.artist_ids)
         names = json.loads(row["artist_names"])
-        playlist_id = c.source.playlist_id if c.source else None
+        playlist_id = c.source.playlist_id
         playlist = self.playlists.get(playlist_id) if playlist_id else None
         popularity = c.popularity
         markets = self._primary_markets(c)
         tempo = features.get("tempo")
         cadence = best_cadence(tempo)
         cell, backfill = self.selection.assigned[c.id]
-        fetched = self.clock.stamp(features.get("fetched_at")) if features else None
+        fetched = self.clock.stamp(features.get("fetched_at"))
         updated = max(filter(None, (row["updated_at"], features.get("fetched_at"))))
         images = [self.artists[a]["image_url"] if a in self.artists else None
                   for a in artist_ids]
@@ -223,7 +220,7 @@ class _RowBuilder:
             album_release_year=c.year.year, album_decade_label=c.decade,
             album_image_url=row["album_image_url"], popularity_snapshot=popularity,
             popularity_bucket=None if popularity is None else min(popularity // 10, 9) * 10,
-            available_us="US" in markets, available_primary_markets=markets,
+            available_us=self._plays_in(c, "US"), available_primary_markets=markets,
             preview_url=row["preview_url"], artist_ids=artist_ids, artist_names=names,
             artist_genres=[self._genres(a) for a in artist_ids],
             artist_image_urls=images if any(images) else None,
@@ -246,19 +243,22 @@ class _RowBuilder:
                 "umbrellas": list(c.umbrellas), "umbrella_source": c.umbrella_source,
                 "year_source": c.year.source, "album_year": c.album_year,
                 "album_type": row["album_type"], "cell": list(cell), "backfill": backfill,
-                "features_source": c.features_source if features else None,
+                "features_source": c.features_source,
                 "playable": c.playable, "playability_source": c.playability_source,
                 "recco_popularity": c.recco_popularity,
                 "tempo_bucket": tempo_bucket(tempo),
                 "cadence_spm": cadence.spm if cadence else None,
                 "cadence_match": cadence.match if cadence else None,
                 "cadence_off_bpm": cadence.off_bpm if cadence else None,
-                "ingest_source": c.source.kind if c.source else row["first_source"],
-                "ingest_query": c.source.query if c.source else None,
+                "ingest_source": c.source.kind,
+                "ingest_query": c.source.query,
             })
 
     def _primary_markets(self, c: Candidate) -> list[str]:
-        """The primary markets it is known to play in (the market itself when playable)."""
-        known = c.markets or ()              # up to ~180 countries: scanned, not copied
-        return sorted(m for m in self.primary_markets
-                      if m in known or (c.playable and m == self.market))
+        """The primary markets it is known to play in."""
+        return sorted(m for m in self.primary_markets if self._plays_in(c, m))
+
+    def _plays_in(self, c: Candidate, market: str) -> bool:
+        """Known to play in ``market``: listed in its markets (up to ~180 countries:
+        scanned, not copied), or it is the crawl's market and the track is playable there."""
+        return market in (c.markets or ()) or bool(c.playable and market == self.market)

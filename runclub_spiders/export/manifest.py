@@ -9,18 +9,16 @@ came from.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from runclub_spiders.catalog.selection import PREFERRED_MAX_MS, Selection
 from runclub_spiders.quota import utc_day
 from runclub_spiders.seeds import SeedPlan
-from runclub_spiders.store import Store
+from runclub_spiders.store import Store, add_day_counts
 
 FORMAT_VERSION = 1
 GENERATOR = "runclub-spiders"
@@ -93,20 +91,18 @@ def crawl_facts(store: Store, plan: SeedPlan, stats: dict[str, Any], *, market: 
                     "OR next_offset > 0").fetchone()[0],
         "tracks": one("SELECT COUNT(*) FROM playlist_tracks").fetchone()[0],
     }
-    by_day = {day: dict(counts) for day, counts in store.get_meta("requests_by_day", {}).items()}
-    this_run = {k.rsplit("/", 1)[1]: v for k, v in stats.items()
-                if k.startswith("quota/requests/")}
-    if this_run:
-        today = by_day.setdefault(utc_day(time.time()), {})
-        for bucket, n in this_run.items():
-            today[bucket] = today.get(bucket, 0) + n
+    # Earlier runs' counts are in the store (Store.add_run_counts, at each run's end); this
+    # run's are still only in its stats.
+    by_day = add_day_counts(store.get_meta("requests_by_day", {}), utc_day(time.time()),
+                            run_requests(stats))
     by_bucket: Counter[str] = Counter()
     for counts in by_day.values():
         by_bucket.update(counts)
     previous = store.get_meta("run_totals", {})
+    this_run = run_totals(stats)
     recco = {
-        "errors": previous.get("reccobeats_errors", 0) + stats.get("reccobeats/errors", 0),
-        "retries": previous.get("reccobeats_retries", 0) + reccobeats_retries(stats),
+        "errors": previous.get("reccobeats_errors", 0) + this_run["reccobeats_errors"],
+        "retries": previous.get("reccobeats_retries", 0) + this_run["reccobeats_retries"],
         "misses": one("SELECT COUNT(*) FROM tracks WHERE enrich_state = 'miss'").fetchone()[0],
     }
     return {
@@ -123,9 +119,17 @@ def crawl_facts(store: Store, plan: SeedPlan, stats: dict[str, Any], *, market: 
     }
 
 
-def reccobeats_retries(stats: dict[str, Any]) -> int:
-    return sum(v for k, v in stats.items()
-               if k.startswith(("retry/reccobeats/", "ratelimit/reccobeats/")))
+def run_requests(stats: dict[str, Any]) -> dict[str, int]:
+    """This run's requests per quota bucket."""
+    return {k.rsplit("/", 1)[1]: v for k, v in stats.items()
+            if k.startswith("quota/requests/")}
+
+
+def run_totals(stats: dict[str, Any]) -> dict[str, int]:
+    """This run's counters that the manifest adds up across runs."""
+    return {"reccobeats_errors": stats.get("reccobeats/errors", 0),
+            "reccobeats_retries": sum(v for k, v in stats.items() if k.startswith(
+                ("retry/reccobeats/", "ratelimit/reccobeats/")))}
 
 
 def explain_thin_cells(selection: Selection, store: Store, plan: SeedPlan) -> None:
@@ -152,14 +156,6 @@ def explain_thin_cells(selection: Selection, store: Store, plan: SeedPlan) -> No
                          "run again)")
         report.why = (f"{report.candidates} candidates classified here, {report.eligible} "
                       f"passed filters and dedupe, {report.backfilled} backfilled; {queries}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_manifest(*, selection: Selection, facts: dict[str, Any], created_at: str,

@@ -106,7 +106,7 @@ def make_job(sim: Simulator, tmp_path: Path) -> Job:
     try:
         store.see_playlist("sentinel", owner="me", name="Sentinel", snapshot_id="s1",
                            items_total=3, now="2025-01-01T00:00:00Z")
-        store.add_request_counts("2025-01-01", {"search": 7, "reccobeats": 2})
+        store.add_run_counts("2025-01-01", {"search": 7, "reccobeats": 2}, {})
     finally:
         store.close()
     job.export_dir.mkdir(parents=True)
@@ -392,6 +392,8 @@ def test_token_file_readable_by_others_is_fixed_and_said(job, figures, sim):
     assert len(said) == 1, output
     assert said[0].startswith("warning: ") and "644" in said[0] and "600" in said[0]
     assert not [line for line in output.splitlines() if line.startswith("error:")]
+    assert " ERROR: " not in output, output
+    assert "'finish_reason': 'closespider_pagecount'" in output, output
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert sim.config.refresh_token not in output
     assert job.guarded()["exports"] == exports              # discover mode: no export
