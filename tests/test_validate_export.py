@@ -22,12 +22,9 @@ from typing import Any
 import orjson
 import pytest
 
-from runclub_spiders.export.rows import (
-    AudioFeatureRow,
-    CachedArtistRow,
-    CachedTrackRow,
-    CatalogWideRow,
-)
+from runclub_spiders.catalog.cadence import best_cadence, tempo_bucket
+from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow
+from runclub_spiders.export.splitter import to_audio_feature, to_cached_track
 from runclub_spiders.export.validate import (
     CHECK_NAMES,
     CONSISTENCY,
@@ -75,6 +72,8 @@ def wide_row(i: int) -> CatalogWideRow:
     umbrella = UMBRELLAS[i % len(UMBRELLAS)]
     search = i % 2 == 0
     playlist_id = None if search else spotify_id("p", i % 5)
+    tempo = 160.0 + i % 20
+    cadence = best_cadence(tempo)
     return CatalogWideRow(
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, track_id)), spotify_track_id=track_id,
         isrc=f"USUM7{i:07d}", name=f"Song {i}: Ünïcode", duration_ms=180_000 + i * 1000,
@@ -90,51 +89,25 @@ def wide_row(i: int) -> CatalogWideRow:
         [{"type": "playlist", "playlist_id": playlist_id, "owner": "spotify",
           "name": "Run Mix"}],
         recco_track_id=str(uuid.uuid5(uuid.NAMESPACE_DNS, track_id)),
-        recco_features_version="1", recco_features_at=NOW, tempo=160.0 + i % 20, energy=0.7,
+        recco_features_version="1", recco_features_at=NOW, tempo=tempo, energy=0.7,
         danceability=0.6, valence=0.5, loudness=-6.1, acousticness=0.1, instrumentalness=0.0,
         liveness=0.1, speechiness=0.05, key=i % 12 - 1, mode=i % 2, time_signature=None,
         created_at=NOW, updated_at=NOW,
         _extra={"umbrellas": [umbrella], "year_source": "album", "cell": [umbrella, decade],
-                "backfill": None, "seed": "free-form keys are allowed"})
-
-
-def track_row(wide: CatalogWideRow) -> CachedTrackRow:
-    """The splitter, as the brief maps it."""
-    tempo = wide.tempo
-    return CachedTrackRow(
-        id=wide.spotify_track_id, name=wide.name, artistId=wide.artist_ids[0],
-        artistName=wide.artist_names[0], durationMs=wide.duration_ms, albumName=wide.album_name,
-        albumReleaseYear=wide.album_release_year, popularity=wide.popularity_snapshot,
-        explicit=wide.explicit, addedAt=wide.created_at, isPlayable=True,
-        _ingestSource=wide.sources[0]["type"], _ingestQuery=wide.sources[0].get("term"),
-        _ingestPlaylistId=wide.source_playlist_id, _ingestDiscoveredAt=wide.created_at,
-        _isrc=wide.isrc, _decade=wide.album_decade_label,
-        _umbrellas=wide._extra["umbrellas"], _album_decade_label=wide.album_decade_label,
-        _preview_url=wide.preview_url, _album_image_url=wide.album_image_url,
-        _popularity_bucket=wide.popularity_bucket,
-        _available_primary_markets=wide.available_primary_markets,
-        _source_playlist_id=wide.source_playlist_id,
-        _source_playlist_name=wide.source_playlist_name,
-        _source_playlist_owner=wide.source_playlist_owner,
-        _recco_features_version=wide.recco_features_version,
-        _recco_features_at=wide.recco_features_at,
-        _tempoBucket=None if tempo is None else int(tempo // 5 * 5),
-        _cadenceSpm=None if tempo is None else round(tempo), _cadenceMatch="1:1")
-
-
-def feature_row(wide: CatalogWideRow) -> AudioFeatureRow:
-    return AudioFeatureRow(trackId=wide.spotify_track_id, tempo=wide.tempo, energy=wide.energy,
-                           danceability=wide.danceability, valence=wide.valence,
-                           loudness=wide.loudness, key=wide.key, mode=wide.mode,
-                           timeSignature=wide.time_signature)
+                "backfill": None, "seed": "free-form keys are allowed",
+                "ingest_source": "search" if search else "playlist",
+                "ingest_query": f"{decade} rock running" if search else None,
+                "tempo_bucket": tempo_bucket(tempo),
+                "cadence_spm": cadence.spm if cadence else None,
+                "cadence_match": cadence.match if cadence else None})
 
 
 def make_rows(tracks: int = TRACKS) -> Rows:
     wide = [wide_row(i) for i in range(tracks)]
     return {
         "catalog_wide.jsonl": [dataclasses.asdict(row) for row in wide],
-        "cached_tracks.jsonl": [dataclasses.asdict(track_row(row)) for row in wide],
-        "audio_features.jsonl": [dataclasses.asdict(feature_row(row)) for row in wide],
+        "cached_tracks.jsonl": [dataclasses.asdict(to_cached_track(row, "US")) for row in wide],
+        "audio_features.jsonl": [dataclasses.asdict(to_audio_feature(row)) for row in wide],
         "cached_artists.jsonl": [dataclasses.asdict(artist_row(i)) for i in range(ARTISTS)],
     }
 
@@ -305,6 +278,18 @@ def test_bad_hash(tmp_path: Path) -> None:
     (export / "coverage.md").write_text("# Coverage, edited after the export\n",
                                         encoding="utf-8")
     assert "coverage.md" in only_failure(export, HASHES)
+
+
+def test_bad_hash_of_row_file_whose_gzip_twin_agrees(tmp_path: Path) -> None:
+    """The .jsonl's hash comes from the gzip check's read: it must still be checked."""
+    export = make_export(tmp_path / "export")
+    name = "cached_artists.jsonl"
+    # The same JSON in other bytes: only the hashes can tell.
+    content = (export / name).read_bytes().replace(b'"popularity": ', b'"popularity":  ', 1)
+    (export / name).write_bytes(content)
+    (export / f"{name}.gz").write_bytes(gzip.compress(content, mtime=0))
+    detail = only_failure(export, HASHES)
+    assert f"{name}: sha256" in detail and f"{name}.gz: sha256" in detail
 
 
 def test_unlisted_file(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 from scrapy.commands import ScrapyCommand
 
-from runclub_spiders.auth.tokens import TokenFile, fingerprint
+from runclub_spiders.auth.tokens import TokenFile, fingerprint, printable
 from runclub_spiders.env import env
 
 SCOPES = "playlist-read-private playlist-read-collaborative"
@@ -52,16 +52,6 @@ def check_redirect_uri(uri: str) -> tuple[str, int, str]:
         raise AuthError(f"SPOTIFY_REDIRECT_URI={uri} must be http://127.0.0.1:PORT/PATH with an "
                         f"explicit port, so this command can receive Spotify's redirect")
     return parts.hostname or "127.0.0.1", parts.port, parts.path or "/"
-
-
-def printable(text: object, hide: tuple[str, ...] = (), limit: int = 200) -> str:
-    """Text from outside (a redirect, the token endpoint) fit for one terminal line: the
-    strings in ``hide`` replaced by their fingerprints, control characters dropped, clipped."""
-    text = str(text)
-    for secret in sorted(filter(None, hide), key=len, reverse=True):
-        text = text.replace(secret, fingerprint(secret))
-    text = "".join(c if c.isprintable() else " " for c in text)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def code_from_redirect(url: str, state: str) -> str:

@@ -29,6 +29,17 @@ def fingerprint(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
+def printable(text: object, hide: tuple[str, ...] = (), limit: int = 200) -> str:
+    """Text from outside (a redirect, the token endpoint) fit for one log or terminal line:
+    the strings in ``hide`` replaced by their fingerprints, control characters dropped,
+    clipped to ``limit``."""
+    text = str(text)
+    for secret in sorted(filter(None, hide), key=len, reverse=True):
+        text = text.replace(secret, fingerprint(secret))
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class TokenFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

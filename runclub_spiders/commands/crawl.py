@@ -23,10 +23,11 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
 from runclub_spiders.auth.credentials import CredentialsError, load_credentials
 from runclub_spiders.export.build import source_date_epoch
-from runclub_spiders.export.copies import COPY_FORMATS
+from runclub_spiders.export.copies import check_formats
 from runclub_spiders.extensions.jobdir_version import JobdirVersionError, check_jobdir
 from runclub_spiders.quota import QuotaLedger, QuotaStateError
 from runclub_spiders.seeds import SeedError, load_plan
+from runclub_spiders.spiders.spotify_catalog import MODES
 from runclub_spiders.store import Store, StoreError
 
 FAILED_REASONS = {"auth_failed", "missing_credentials"}
@@ -39,7 +40,7 @@ class ConfigError(Exception):
 
 def preflight(settings, spider_args: dict[str, str] | None = None) -> None:
     mode = (spider_args or {}).get("mode", "full")
-    if mode not in ("full", "export", "discover"):
+    if mode not in MODES:
         raise ConfigError(f"-a mode={mode}: use full (crawl, then export), export (export "
                           f"the store, no API calls) or discover (crawl, no export)")
     market = settings.get("SPOTIFY_MARKET", "")
@@ -72,12 +73,13 @@ def preflight(settings, spider_args: dict[str, str] | None = None) -> None:
     if settings.get("STORE_PATH"):
         check_store(Path(settings["STORE_PATH"]))
     if settings.getbool("EXPORT_ENABLED"):
-        unknown = sorted(set(settings.getlist("EXPORT_COPIES")) - set(COPY_FORMATS))
-        if unknown:
-            raise ConfigError(f"EXPORT_COPIES: unknown format {', '.join(unknown)}; use any of "
-                              f"{', '.join(COPY_FORMATS)}")
-        if mode != "discover":
-            check_export_dir(Path(settings["EXPORT_DIR"]))
+        try:
+            check_formats(settings.getlist("EXPORT_COPIES"))
+        except ValueError as exc:
+            raise ConfigError(f"EXPORT_COPIES: {exc}") from None
+        # Even with -a mode=discover: the export feeds (staged beside EXPORT_DIR) are
+        # configured from settings, which cannot see the spider's mode.
+        check_export_dir(Path(settings["EXPORT_DIR"]))
     try:
         source_date_epoch()
     except ValueError as exc:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from scrapy.commands import ScrapyCommand
 
 from runclub_spiders.export import validate
+from runclub_spiders.export.feeds import MANIFEST
 from runclub_spiders.simulator import Simulator, SimulatorConfig
 
 
@@ -97,7 +98,7 @@ class Command(ScrapyCommand):
             self.exitcode = 1
             return
         export = Path(opts.export_dir)
-        manifest = json.loads((export / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads((export / MANIFEST).read_text(encoding="utf-8"))
         balance = manifest["balance"]
         print(f"demo: exported {manifest['totals']['tracks']:,} tracks, "
               f"{manifest['totals']['artists']:,} artists, "

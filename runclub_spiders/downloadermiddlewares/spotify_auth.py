@@ -30,7 +30,7 @@ from scrapy.utils.asyncio import sleep as async_sleep
 from scrapy.utils.defer import _schedule_coro
 
 from runclub_spiders.auth.credentials import CredentialsError, SpotifyCredentials, load_credentials
-from runclub_spiders.auth.tokens import TokenFile, fingerprint
+from runclub_spiders.auth.tokens import TokenFile, fingerprint, printable
 from runclub_spiders.services import SPOTIFY_ACCOUNTS, ServiceMap
 
 if TYPE_CHECKING:
@@ -188,19 +188,15 @@ class SpotifyAuthMiddleware:
                          f" ({self._masked(error)})" if error else "")
         raise IgnoreRequest("no Spotify access token")
 
-    def _masked(self, text: object, limit: int = 200) -> str:
-        """Text from the token endpoint, fit for a log line: our secrets replaced by their
-        fingerprints, control characters dropped, clipped to ``limit``."""
-        text = str(text)
+    def _masked(self, text: object) -> str:
+        """Text from the token endpoint, fit for a log line: our secrets (the access token,
+        client secret, refresh token and their Basic header) hidden by :func:`printable`."""
         creds = self.credentials
         known = [self._token]
         if creds is not None:
             basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode())
             known += [creds.client_secret, creds.refresh_token, basic.decode()]
-        for secret in sorted(filter(None, known), key=len, reverse=True):
-            text = text.replace(secret, fingerprint(secret))
-        text = "".join(c if c.isprintable() else " " for c in text)
-        return text if len(text) <= limit else text[:limit] + "..."
+        return printable(text, tuple(s for s in known if s))
 
     def _store_rotated(self, refresh_token: str) -> None:
         assert self.credentials is not None

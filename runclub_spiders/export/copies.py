@@ -194,17 +194,23 @@ def write_parquet(jsonl_path: Path, parquet_path: Path) -> int:
 _WRITERS = {"csv": write_csv, "parquet": write_parquet}
 
 
+def check_formats(formats: Iterable[str]) -> list[str]:
+    """The asked copy formats, each once in the order asked; ValueError naming any unknown."""
+    asked = list(dict.fromkeys(formats))
+    unknown = [name for name in asked if name not in COPY_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown copy format {', '.join(map(repr, unknown))}; allowed: "
+                         f"{', '.join(COPY_FORMATS)}")
+    return asked
+
+
 def write_copies(directory: Path, formats: Iterable[str]) -> list[str]:
     """Write the asked copies of ``directory/catalog_wide.jsonl`` next to it; return names.
 
     Every format is checked before anything is written, so a typo does not leave half the
     copies behind. A format asked twice is written once.
     """
-    asked = list(dict.fromkeys(formats))
-    unknown = [name for name in asked if name not in COPY_FORMATS]
-    if unknown:
-        raise ValueError(f"unknown copy format {', '.join(map(repr, unknown))}; allowed: "
-                         f"{', '.join(COPY_FORMATS)}")
+    asked = check_formats(formats)
     source = directory / WIDE_NAME
     names = []
     for name in asked:

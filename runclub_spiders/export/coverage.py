@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,16 +69,19 @@ class CoverageTable:
     umbrellas: tuple[str, ...]
     decades: tuple[str, ...]
     cells: tuple[CoverageCell, ...]
+    # (umbrella, decade) -> cell, built once here: not a field to give, compare or hash.
+    _index: dict[tuple[str, str], CoverageCell] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_unique("umbrella", self.umbrellas)
         _check_unique("decade", self.decades)
-        seen: set[tuple[str, str]] = set()
+        index: dict[tuple[str, str], CoverageCell] = {}
         for cell in self.cells:
             _check_cell(cell, self.umbrellas, self.decades)
-            if (cell.umbrella, cell.decade) in seen:
+            if (cell.umbrella, cell.decade) in index:
                 raise ValueError(f"coverage cell {cell.label}: given twice")
-            seen.add((cell.umbrella, cell.decade))
+            index[cell.umbrella, cell.decade] = cell
+        object.__setattr__(self, "_index", index)       # frozen: set once, here
 
     @classmethod
     def from_dicts(cls, umbrellas: Iterable[str], decades: Iterable[str],
@@ -88,18 +91,14 @@ class CoverageTable:
                    tuple(CoverageCell.from_dict(cell) for cell in cells))
 
     def cell(self, umbrella: str, decade: str) -> CoverageCell | None:
-        return self._index().get((umbrella, decade))
+        return self._index.get((umbrella, decade))
 
     def ordered_cells(self) -> list[CoverageCell]:
         """Cells in row order, then column order: the order of every list in the report."""
-        index = self._index()
-        return [index[key] for key in self._keys() if key in index]
+        return [self._index[key] for key in self._keys() if key in self._index]
 
     def _keys(self) -> list[tuple[str, str]]:
         return [(umbrella, decade) for umbrella in self.umbrellas for decade in self.decades]
-
-    def _index(self) -> dict[tuple[str, str], CoverageCell]:
-        return {(cell.umbrella, cell.decade): cell for cell in self.cells}
 
 
 def _check_unique(kind: str, names: Sequence[str]) -> None:

@@ -27,10 +27,10 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import run_in_thread
 
 from runclub_spiders.export import feeds
-from runclub_spiders.export.copies import COPY_FORMATS, write_copies
+from runclub_spiders.export.copies import check_formats, write_copies
 from runclub_spiders.export.coverage import CoverageTable, write_coverage
-from runclub_spiders.export.manifest import build_manifest, cell_rows, dumps, sha256_file
-from runclub_spiders.utils.files import write_atomic
+from runclub_spiders.export.manifest import build_manifest, cell_rows, dumps
+from runclub_spiders.utils.files import sha256_file, write_atomic
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -55,11 +55,10 @@ class ExportPublisher:
         settings = crawler.settings
         if not settings.getbool("EXPORT_ENABLED"):
             raise NotConfigured("EXPORT_ENABLED is off")
-        copies = settings.getlist("EXPORT_COPIES")
-        unknown = sorted(set(copies) - set(COPY_FORMATS))
-        if unknown:
-            raise ValueError(f"EXPORT_COPIES: unknown format {', '.join(unknown)}; use any of "
-                             f"{', '.join(COPY_FORMATS)}")
+        try:
+            copies = check_formats(settings.getlist("EXPORT_COPIES"))
+        except ValueError as exc:
+            raise ValueError(f"EXPORT_COPIES: {exc}") from None
         publisher = cls(crawler, Path(settings["EXPORT_DIR"]), copies)
         # Before the feed exporter opens its files (spider_opened): a stale staging folder
         # from a killed run goes, and a publish cut short is undone.

@@ -4,9 +4,11 @@ Eleven named checks, each a :class:`Check`: the files are there, are clean UTF-8
 their gzip twins hold the same bytes, every row matches its schema in ``schemas/``, the
 manifest's hashes and totals are right, IDs are unique, and the acceptance criteria hold
 (no track over 6 minutes, features and release years covered, the four files agree with each
-other). The row files are streamed once, line by line. Each schema is loaded once, as a
-jsonschema validator and as compiled plain-Python tests with the same verdict (see "Schemas"
-below), so an export of 40,000 tracks validates in about three seconds, not forty.
+other). The row files are streamed, never read whole: parsed once, line by line; then read
+beside their ``.gz`` twins by the gzip check, which hashes them on the way, so the hash check
+reads only the other files (and a ``.jsonl`` whose twin differs). Each schema is loaded once,
+as a jsonschema validator and as compiled plain-Python tests with the same verdict (see
+"Schemas" below), so an export of 40,000 tracks validates in about three seconds, not forty.
 
 A check's detail names the file, the line and the problem: the first few examples and how
 many more, because one systematic bug would otherwise print 40,000 lines.
@@ -23,7 +25,7 @@ import re
 import sys
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -34,15 +36,17 @@ from jsonschema.exceptions import SchemaError, best_match
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from runclub_spiders.export.feeds import DATA_FILES, MANIFEST
+from runclub_spiders.utils.files import sha256_file
+
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 WIDE = "catalog_wide.jsonl"
 TRACKS = "cached_tracks.jsonl"
 FEATURES = "audio_features.jsonl"
 ARTISTS = "cached_artists.jsonl"
-MANIFEST = "manifest.json"
 ROW_FILES = (WIDE, TRACKS, FEATURES, ARTISTS)
-REQUIRED_FILES = (*(f"{name}{gz}" for name in ROW_FILES for gz in ("", ".gz")), MANIFEST)
+REQUIRED_FILES = (*DATA_FILES, MANIFEST)        # what the exporter writes, less its reports
 
 # The brief's acceptance criteria.
 MAX_DURATION_MS = 360_000          # "no tracks > 6 minutes"
@@ -168,8 +172,7 @@ def _type_test(names: list[str]) -> Test:
         raise _UnsupportedError(f"type {names}")
     exact = frozenset(kind for name in names for kind in _PYTHON_TYPES[name])
     if "integer" in names and "number" not in names:
-        return lambda value: type(value) in exact or (type(value) is float
-                                                     and value.is_integer())
+        return lambda value: type(value) in exact or _is_integer(value)
     return lambda value: type(value) in exact
 
 
@@ -569,25 +572,22 @@ def _load_manifest(directory: Path) -> tuple[dict[str, Any], str | None]:
     return manifest, None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as content:
-        while chunk := content.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _first_difference(want: bytes, got: bytes) -> int:
     pairs = zip(want, got, strict=False)        # unequal lengths: the shorter one ends first
     return next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(want), len(got)))
 
 
-def _gzip_difference(plain: Path, packed: Path) -> str | None:
+def _gzip_difference(plain: Path, packed: Path, digest: Any = None) -> str | None:
+    """Where ``packed`` decompresses to other bytes than ``plain``, or None. ``digest`` (a
+    hashlib object) is fed ``plain``'s bytes as they are read: all of them when None is
+    returned."""
     try:
         with plain.open("rb") as expected, gzip.open(packed, "rb") as actual:
             offset = 0
             while True:
                 want, got = expected.read(CHUNK), actual.read(CHUNK)
+                if digest is not None:
+                    digest.update(want)
                 if want != got:
                     at = offset + _first_difference(want, got)
                     return (f"{packed.name} decompresses to other bytes than {plain.name} "
@@ -606,14 +606,19 @@ def check_files_present(directory: Path) -> Check:
     return Check(FILES_PRESENT, True, f"all {len(REQUIRED_FILES)} files present")
 
 
-def check_gzip(directory: Path) -> Check:
+def check_gzip(directory: Path, plain_hashes: dict[str, str] | None = None) -> Check:
+    """Each .jsonl.gz against its .jsonl; the sha256 of each .jsonl read whole goes into
+    ``plain_hashes``, for :func:`check_hashes`."""
     problems = Findings()
     for name in ROW_FILES:
         plain, packed = directory / name, directory / f"{name}.gz"
         if plain.is_file() and packed.is_file():
-            difference = _gzip_difference(plain, packed)
+            digest = hashlib.sha256()
+            difference = _gzip_difference(plain, packed, digest)
             if difference:
                 problems.add(difference)
+            elif plain_hashes is not None:
+                plain_hashes[name] = digest.hexdigest()
     return problems.check(GZIP, "each .jsonl.gz decompresses to its .jsonl")
 
 
@@ -628,7 +633,11 @@ def check_schema(scan: _Scan, manifest: dict[str, Any], manifest_problem: str | 
     return problems.check(SCHEMA, f"{rows} rows and {MANIFEST} match their schemas")
 
 
-def check_hashes(directory: Path, manifest: dict[str, Any]) -> Check:
+def check_hashes(directory: Path, manifest: dict[str, Any],
+                 known: Mapping[str, str] | None = None) -> Check:
+    """Every file's sha256 against ``fileHashes``; ``known`` holds hashes already computed
+    (by :func:`check_gzip`), so those files are not read again."""
+    known = known or {}
     hashes = manifest.get("fileHashes")
     if not isinstance(hashes, dict):
         return Check(HASHES, False, f"{MANIFEST} has no fileHashes object")
@@ -639,7 +648,7 @@ def check_hashes(directory: Path, manifest: dict[str, Any]) -> Check:
             problems.add(f"{MANIFEST} fileHashes lists {name!r}, which is not a file name")
         elif not path.is_file():
             problems.add(f"{name}: listed in {MANIFEST} fileHashes but missing")
-        elif (actual := _sha256(path)) != expected:
+        elif (actual := known.get(name) or sha256_file(path)) != expected:
             problems.add(f"{name}: sha256 is {actual[:12]}..., {MANIFEST} says "
                          f"{_short(str(expected), 15)}")
     for path in sorted(directory.iterdir()):
@@ -743,12 +752,13 @@ def validate_export(directory: Path, *, schemas_dir: Path | None = None) -> list
     schemas = load_schemas(schemas_dir or SCHEMAS_DIR)
     manifest, manifest_problem = _load_manifest(directory)
     scan = _Scan(directory, schemas).run()
+    plain_hashes: dict[str, str] = {}
     return [
         check_files_present(directory),
         scan.findings[ENCODING].check(ENCODING, "UTF-8 JSON Lines: one object per line, no BOM"),
-        check_gzip(directory),
+        check_gzip(directory, plain_hashes),
         check_schema(scan, manifest, manifest_problem),
-        check_hashes(directory, manifest),
+        check_hashes(directory, manifest, plain_hashes),
         check_unique(scan),
         check_duration(scan),
         check_features_coverage(scan),

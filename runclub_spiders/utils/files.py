@@ -1,7 +1,9 @@
-"""Atomic file replacement: a reader sees the old file or the new one, never half of either."""
+"""File helpers: atomic replacement (a reader sees the old file or the new one, never half of
+either) and streamed hashing."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -26,3 +28,12 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
