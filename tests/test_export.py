@@ -8,6 +8,7 @@ and byte-identical re-exports under ``SOURCE_DATE_EPOCH``.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import json
@@ -202,11 +203,13 @@ async def test_reexports_are_byte_identical_with_source_date_epoch(sim, tmp_path
     for attempt in ("one", "two"):
         copy = tmp_path_factory.mktemp(f"reexport-{attempt}")
         shutil.copy(folder / "store.sqlite", copy / "store.sqlite")
+        mark = len(sim.log)
         stats = await run(sim, copy, mode="export")
         assert stats["finish_reason"] == "finished" and stats["export/published"] == 1
         assert stats.get("log_count/ERROR", 0) == 0
         # Export mode makes no request at all: not one token, search or ReccoBeats call.
         assert not any(k.startswith("quota/requests/") for k in stats)
+        assert sim.requests(mark) == []         # the simulator saw nothing, accounts included
         export = copy / "exports" / "catalog"
         hashes.append({p.name: digest(p) for p in sorted(export.iterdir())})
         manifest = json.loads((export / "manifest.json").read_text())
@@ -229,6 +232,7 @@ async def test_an_interrupted_crawl_leaves_the_previous_export_untouched(sim, tm
     (export / "manifest.json").write_text('{"previous": true}')
     stats = await run(sim, tmp_path, CLOSESPIDER_PAGECOUNT=5)
     assert stats["finish_reason"] == "closespider_pagecount"
+    assert stats.get("log_count/ERROR", 0) == 0
     assert stats["export/published"] == 0
     assert stats["export/not_published/no_export_phase"] == 1
     assert sorted(p.name for p in export.iterdir()) == ["manifest.json"]
@@ -254,11 +258,19 @@ async def test_csv_and_parquet_copies_behind_a_setting(sim, tmp_path_factory):
     copy = tmp_path_factory.mktemp("copies")
     shutil.copy(folder / "store.sqlite", copy / "store.sqlite")
     stats = await run(sim, copy, mode="export", EXPORT_COPIES=["csv", "parquet"])
-    assert stats["export/published"] == 1
+    assert stats["finish_reason"] == "finished" and stats["export/published"] == 1
+    assert stats.get("log_count/ERROR", 0) == 0
     export = copy / "exports" / "catalog"
     manifest = json.loads((export / "manifest.json").read_text())
     tracks = manifest["totals"]["tracks"]
+    assert tracks > 0
     assert manifest["files"]["catalog_wide.csv"]["rows"] == tracks
+    with (export / "catalog_wide.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == tracks
+    wide_ids = [json.loads(line)["id"] for line in
+                (export / "catalog_wide.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == wide_ids
     assert digest(export / "catalog_wide.parquet") == \
         manifest["fileHashes"]["catalog_wide.parquet"]
     import pyarrow.parquet as pq  # noqa: PLC0415 -- optional dependency, as in the exporter

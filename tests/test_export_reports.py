@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -188,8 +190,6 @@ def test_csv_of_empty_file_has_header(tmp_path: Path) -> None:
 
 
 def test_parquet_round_trip_and_determinism(tmp_path: Path) -> None:
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
     source = write_wide(tmp_path, 12)
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
     assert write_parquet(source, first) == 12
@@ -212,7 +212,6 @@ def test_parquet_round_trip_and_determinism(tmp_path: Path) -> None:
 
 
 def test_parquet_batches_into_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
     monkeypatch.setattr("runclub_spiders.export.copies.PARQUET_BATCH_ROWS", 5)
     source = write_wide(tmp_path, 12)
     assert write_parquet(source, tmp_path / "a.parquet") == 12
@@ -221,7 +220,6 @@ def test_parquet_batches_into_row_groups(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_parquet_rejects_null_in_required_column(tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow")
     row = dataclasses.asdict(wide_row(0)) | {"name": None}
     source = tmp_path / "catalog_wide.jsonl"
     source.write_text(json.dumps(row) + "\n", encoding="utf-8")

@@ -54,11 +54,18 @@ def test_rate_zero_serves_clean_pages_and_logs_nothing_hostile(simulator_factory
     sim = simulator_factory()
     assert sim.config.hostile_rate == 0.0
     session = api_session(sim)
+    checked = 0
     for q in QUERIES[:4]:
         page = search(sim, session, q)["tracks"]
         assert all(parse_track(t)[1] is None for t in page["items"])
         assert page["next"] is None or page["next"].startswith(sim.spotify_api_base_url)
-    items(sim, session, READABLE[0].id)
+        checked += len(page["items"])
+    # The check above saw real tracks: "run", "night" and "fire" fill a page of 10 each
+    # ("love" matches nothing in this catalog).
+    assert checked >= 30, checked
+    playlist = items(sim, session, READABLE[0].id)
+    assert playlist["items"]
+    assert all(parse_track(entry["item"])[1] is None for entry in playlist["items"])
     assert sim.hostile_served() == Counter()
     assert {e.fault for e in sim.requests()} == {""}
     assert all(e.hostile == () for e in sim.requests())

@@ -8,7 +8,9 @@
   before it commits;
 * ``export:N``: after N catalog rows reached the feeds (the staging files are half written);
 * ``publish:1``: while publishing, after the old export was moved aside and before the new
-  one is moved in.
+  one is moved in. The real ``feeds.publish`` runs (fsync, the first rename); the kill is
+  its ``os.replace`` whose source is the staging folder, before that rename happens
+  (``publish:N``: the N-th such rename in the process).
 
 No cleanup of any kind runs: no ``spider_closed``, no feed close, no store close.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 from scrapy import signals
 
@@ -72,15 +75,22 @@ class KillSwitch:
         Store.add_edges = add_edges
 
     def _patch_publish(self) -> None:
+        """Wrap ``os.replace`` as ``runclub_spiders.export.feeds`` sees it (that module only:
+        its ``os`` becomes a proxy of the real module) so that the real publish runs."""
         from runclub_spiders.export import feeds  # noqa: PLC0415
 
-        def publish(export_dir):
-            final, previous = feeds.Path(export_dir), feeds.previous_dir(export_dir)
-            if final.exists():
-                os.replace(final, previous)
-            die()
+        real_os, switch = feeds.os, self
 
-        feeds.publish = publish
+        def replace(src, dst, *args, **kwargs):
+            if Path(src) == feeds.staging_dir(dst):     # moving the new export in
+                switch._tick()
+            return real_os.replace(src, dst, *args, **kwargs)
+
+        class FeedsOs:
+            def __getattr__(self, name):
+                return replace if name == "replace" else getattr(real_os, name)
+
+        feeds.os = FeedsOs()
 
 
 class KillSwitchAddon:

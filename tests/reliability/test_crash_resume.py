@@ -11,7 +11,6 @@ again must finish and publish files byte-identical to an uninterrupted run's, wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -22,12 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from runclub_spiders.export.feeds import DATA_FILES, previous_dir, staging_dir
+from runclub_spiders.export.feeds import previous_dir, staging_dir
+from tests.reliability.scenario import EPOCH, SERIAL, SIZE, export_hashes
 
 REPO = Path(__file__).resolve().parents[2]
-SIZE = 6000
-EPOCH = "1700000000"                 # 2023-11-14: every stored timestamp clamps to it
-COMPARED = (*DATA_FILES, "coverage.md", "coverage.png")
 KILL_POINTS = ["discovery:12", "enrichment:2", "store:20", "export:300", "publish:1"]
 
 pytestmark = pytest.mark.slow
@@ -50,12 +47,11 @@ def command(sim, folder: Path, kill_at: str | None = None) -> tuple[list[str], d
         "JOBDIR": folder / "job", "QUOTA_STATE_FILE": folder / "cache" / "quota.json",
         "SPOTIFY_TOKEN_FILE": folder / "cache" / "token.json",
         "LOG_FILE": folder / f"crawl-{kill_at or 'full'}-{time.monotonic_ns()}.log",
-        "CATALOG_CELL_MIN": 8, "CATALOG_CELL_TARGET": 12, "CATALOG_MAX_TRACKS": 1500,
         # One request at a time: the uninterrupted run is one fixed sequence to compare with.
-        "DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1, "AUTOTHROTTLE_ENABLED": False,
+        **SERIAL, "AUTOTHROTTLE_ENABLED": False,
         "DOWNLOAD_SLOTS": json.dumps({s: {"concurrency": 1, "delay": 0} for s in (
             "api.spotify.com", "accounts.spotify.com", "api.reccobeats.com")}),
-        "PROGRESS_INTERVAL": 0, "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "INFO",
     }
     if kill_at:
         settings["KILL_AT"] = kill_at
@@ -74,10 +70,6 @@ def crawl(sim, folder: Path, kill_at: str | None = None) -> subprocess.Completed
                           timeout=240, check=False)
 
 
-def hashes(export: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((export / name).read_bytes()).hexdigest() for name in COMPARED}
-
-
 def tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -88,7 +80,11 @@ def reference(sim, tmp_path_factory):
     folder = tmp_path_factory.mktemp("uninterrupted")
     result = crawl(sim, folder)
     assert result.returncode == 0, result.stderr[-2000:]
-    return hashes(folder / "exports" / "catalog")
+    log = "".join(p.read_text() for p in folder.glob("crawl-full-*.log"))
+    assert "Traceback" not in log
+    assert "(finished)" in log and " ERROR: " not in log
+    assert "'export/published': 1" in log
+    return export_hashes(folder)
 
 
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
@@ -107,9 +103,13 @@ def test_killed_crawl_resumes_to_the_uninterrupted_export(sim, reference, tmp_pa
     # set aside whole, where the next run's start puts it back.
     if export.exists():
         assert tree(export) == previous
+        assert not kill_at.startswith("publish")
     else:
         assert kill_at.startswith("publish")
         assert tree(previous_dir(export)) == previous
+        # The real publish got as far as the second rename: the new export, manifest last,
+        # is whole in the staging folder.
+        assert (staging_dir(export) / "manifest.json").is_file()
     assert not (export / "coverage.md").exists()
 
     resumed = crawl(sim, tmp_path)
@@ -118,6 +118,7 @@ def test_killed_crawl_resumes_to_the_uninterrupted_export(sim, reference, tmp_pa
     log = "".join(p.read_text() for p in sorted(tmp_path.glob("crawl-full-*.log")))
     assert "Traceback" not in log
     assert "(finished)" in log and " ERROR: " not in log
-    assert hashes(export) == reference
+    assert "'export/published': 1" in log
+    assert export_hashes(tmp_path) == reference
     assert not staging_dir(export).exists() and not previous_dir(export).exists()
     figures(f"{kill_at} kill + resume, wall seconds", round(seconds, 1))

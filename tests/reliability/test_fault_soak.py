@@ -38,6 +38,9 @@ async def test_faulty_services_give_the_clean_export(tmp_path, monkeypatch, figu
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     clean, clean_s, clean_log = await run(tmp_path, monkeypatch, "clean")
     assert clean["finish_reason"] == "finished"
+    assert clean.get("log_count/ERROR", 0) == 0
+    assert clean["export/published"] == 1
+    assert not [entry for entry in clean_log if entry.fault]     # the reference saw no fault
     faulty, faulty_s, faulty_log = await run(tmp_path, monkeypatch, "faulty", **FAULTS)
     assert faulty["finish_reason"] == "finished"
     assert faulty.get("log_count/ERROR", 0) == 0

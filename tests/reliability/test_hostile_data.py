@@ -92,7 +92,7 @@ async def test_hostile_data_is_skipped_or_repaired_and_never_exported(
     skipped = {key.removeprefix("discovery/skipped/"): n for key, n in stats.items()
                if key.startswith("discovery/skipped/")}
     assert skipped == dict(expected), (skipped, expected)
-    assert all(n > 0 for n in skipped.values())
+    assert skipped and all(n > 0 for n in skipped.values()), skipped
     # The others were repaired and kept, and counted as such.
     repaired = {key.removeprefix("discovery/repaired/"): n for key, n in stats.items()
                 if key.startswith("discovery/repaired/")}

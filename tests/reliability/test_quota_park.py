@@ -30,6 +30,8 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
         use_credentials(monkeypatch, clean)
         stats, _ = await crawl(clean, tmp_path / "clean")
         assert stats["finish_reason"] == "finished"
+        assert stats.get("log_count/ERROR", 0) == 0
+        assert stats["export/published"] == 1
         searches = stats["quota/requests/search"]
     finally:
         clean.stop()
@@ -69,6 +71,7 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
         assert second.get("discovery/stale_requests_dropped", 0) >= 1
         assert export_hashes(folder) == reference
         full = json.loads((export / "manifest.json").read_text())["totals"]["tracks"]
+        assert 0 < partial < full       # the parked export was partial, the resumed one not
     finally:
         sim.stop()
     figures("search requests, clean run", searches)

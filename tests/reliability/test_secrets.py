@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlsplit
 import pytest
 import requests
 from aiohttp import web
+from scrapy.downloadermiddlewares.httpcache import HttpCacheMiddleware
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
@@ -278,6 +279,9 @@ def test_full_crawl_leaves_no_secret_anywhere(simulator_factory, tmp_path, figur
     # The crawl went through every path a token could leak by.
     stats = stat_values(log)
     assert stats["finish_reason"] == "'finished'" and stats["export/published"] == "1"
+    assert "log_count/ERROR" not in stats and " ERROR: " not in log, log[-3000:]
+    assert "Traceback" not in log
+    assert "(finished)" in log
     assert " DEBUG: Crawled (200)" in log                             # DEBUG was really on
     assert int(stats["spotify/auth/retried_401"]) > 0                 # tokens died mid-crawl
     rotations = int(stats["spotify/auth/refresh_token_rotated"])
@@ -431,12 +435,20 @@ async def test_http_cache_stores_no_bearer_token(simulator_factory, tmp_path, mo
     assert crawler.stats.get_value("finish_reason") == "finished"
     assert len(crawler.spider.statuses) == 8, crawler.spider.failures
     assert len(issued["access"]) >= 2
+    # The cache really ran (so it saw every request) and the auth middleware said why it
+    # stays empty: Spotify API requests (and token requests) are marked dont_cache.
+    assert crawler.get_downloader_middleware(HttpCacheMiddleware) is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum(w.startswith("HTTPCACHE_ENABLED: Spotify API requests are not cached")
+               for w in warnings) == 1, warnings
+    assert crawler.stats.get_value("httpcache/store", 0) == 0
     secrets = client_secrets(sim)
     for n, token in enumerate(issued["access"]):
         secrets.add(f"access token #{n + 1}", token)
-    for path in cache.rglob("*"):
-        if path.is_file():
-            assert secrets.found(path.read_bytes()) == set(), path
+    stored = [path for path in cache.rglob("*") if path.is_file()]
+    for path in stored:
+        assert secrets.found(path.read_bytes()) == set(), path
+    assert stored == []
 
 
 # ---------------------------------------------------------------------------- 3. token file
