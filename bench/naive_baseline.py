@@ -126,8 +126,8 @@ class _OutOfTimeError(Exception):
 
 
 class _Baseline:
-    def __init__(self, env: dict[str, str], market: str, deadline: float) -> None:
-        self.env, self.market, self.deadline = env, market, deadline
+    def __init__(self, env: dict[str, str], deadline: float) -> None:
+        self.env, self.deadline = env, deadline
         self.counts = {"spotify": 0, "reccobeats": 0, "accounts": 0, "retries": 0,
                        "errors": 0}
         self.session = requests.Session()            # no urllib3 retry: every try is ours
@@ -147,12 +147,15 @@ class _Baseline:
             raise _OutOfTimeError("retry_after_beyond_budget")
         time.sleep(seconds)
 
-    @staticmethod
-    def _retry_after(headers: Any, attempt: int) -> float:
+    def _wait_retry_after(self, headers: Any, failures: int) -> None:
+        """A 429: count a retry and sleep for Retry-After (1 s if it says 0; 2 ** failures s
+        if it is missing or unreadable). A 429 is not a failure: the caller's count stays."""
         try:
-            return max(0.0, float((headers or {}).get("Retry-After", "")))
+            seconds = max(0.0, float((headers or {}).get("Retry-After", "")))
         except ValueError:
-            return 2.0 ** attempt
+            seconds = 2.0 ** failures
+        self.counts["retries"] += 1
+        self._sleep(seconds or 1.0)
 
     def _token(self) -> str:
         """A fresh access token from the refresh token (the brief's unattended-run grant)."""
@@ -167,8 +170,7 @@ class _Baseline:
             try:
                 response = self.session.post(url, data=data, auth=auth, timeout=TIMEOUT_S)
                 if response.status_code == 429:
-                    self.counts["retries"] += 1
-                    self._sleep(self._retry_after(response.headers, failures) or 1.0)
+                    self._wait_retry_after(response.headers, failures)
                     continue
                 if response.status_code < 500:
                     response.raise_for_status()      # 400 invalid_grant: nothing to retry
@@ -176,10 +178,16 @@ class _Baseline:
             except (requests.ConnectionError, requests.Timeout, ValueError, KeyError):
                 pass
             failures += 1
-            if failures > MAX_RETRIES:
+            if not self._back_off(failures):
                 raise RuntimeError("Spotify Accounts: no access token after retries")
-            self.counts["retries"] += 1
-            self._sleep(0.5 * 2 ** (failures - 1))
+
+    def _back_off(self, failures: int) -> bool:
+        """Sleep before retry number ``failures``; False once the retries are spent."""
+        if failures > MAX_RETRIES:
+            return False
+        self.counts["retries"] += 1
+        self._sleep(0.5 * 2 ** (failures - 1))
+        return True
 
     def spotify(self, call: Callable[[], Any]) -> Any:
         """One spotipy call with 401 refresh, 429 Retry-After and 5xx retries; None = skip."""
@@ -195,8 +203,7 @@ class _Baseline:
                     self.sp.set_auth(self._token())
                     continue
                 if exc.http_status == 429:
-                    self.counts["retries"] += 1
-                    self._sleep(self._retry_after(exc.headers, failures) or 1.0)
+                    self._wait_retry_after(exc.headers, failures)
                     continue
                 if exc.http_status < 500:
                     self.counts["errors"] += 1        # 400/403/404: skip this item
@@ -208,11 +215,9 @@ class _Baseline:
                     return result
                 # spotipy turns a truncated JSON body into None: retry it like a 5xx
             failures += 1
-            if failures > MAX_RETRIES:
+            if not self._back_off(failures):
                 self.counts["errors"] += 1
                 return None
-            self.counts["retries"] += 1
-            self._sleep(0.5 * 2 ** (failures - 1))
 
     def audio_features(self, ids: list[str]) -> list[dict[str, Any]] | None:
         url = self.env["RECCOBEATS_BASE_URL"].rstrip("/") + "/audio-features"
@@ -224,8 +229,7 @@ class _Baseline:
                 response = self.recco.get(url, params={"ids": ",".join(ids)},
                                           timeout=TIMEOUT_S)
                 if response.status_code == 429:
-                    self.counts["retries"] += 1
-                    self._sleep(self._retry_after(response.headers, failures) or 1.0)
+                    self._wait_retry_after(response.headers, failures)
                     continue
                 if response.status_code < 500:
                     if response.status_code != 200:
@@ -235,11 +239,9 @@ class _Baseline:
             except (requests.ConnectionError, requests.Timeout, ValueError):
                 pass
             failures += 1
-            if failures > MAX_RETRIES:
+            if not self._back_off(failures):
                 self.counts["errors"] += 1
                 return None
-            self.counts["retries"] += 1
-            self._sleep(0.5 * 2 ** (failures - 1))
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:
@@ -248,10 +250,10 @@ def _batches(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def run_baseline(env: dict[str, str], *, target_tracks: int, market: str = "US",
-                 seeds: list[str] | None = None, time_budget_s: float = 600) -> dict:
+                 time_budget_s: float = 600) -> dict:
     """Search, look up, enrich and filter the naive way; return what it cost and produced."""
     started = time.monotonic()
-    terms = expand_seeds() if seeds is None else list(dict.fromkeys(seeds))
+    terms = expand_seeds()
     want = 3 * target_tracks
     found: dict[str, None] = {}                      # unique track IDs, first-seen order
     details: dict[str, dict[str, Any]] = {}          # sp.track() objects
@@ -262,7 +264,7 @@ def run_baseline(env: dict[str, str], *, target_tracks: int, market: str = "US",
     stopped_because, phase = "seeds_exhausted", "search"
     base = None
     try:
-        base = _Baseline(env, market, started + time_budget_s)
+        base = _Baseline(env, started + time_budget_s)
         sp = base.sp
 
         # 2-3. discovery: every term, every page, until 3x the target is in hand
@@ -354,13 +356,10 @@ def run_baseline(env: dict[str, str], *, target_tracks: int, market: str = "US",
 def main(argv: list[str]) -> None:
     size = int(argv[0]) if argv else 100_000
     target = int(argv[1]) if len(argv) > 1 else 15_000
-    sim = Simulator(size=size, profile="development").start()
-    try:
+    with Simulator(size=size, profile="development") as sim:
         env = sim.env()
         result = run_baseline(env, target_tracks=target, market=env.get("SPOTIFY_MARKET", "US"))
         log = sim.requests()
-    finally:
-        sim.stop()
     logged = {service: sum(1 for e in log if e.service == service)
               for service in ("spotify", "reccobeats", "accounts")}
     ours = {"spotify": result["spotify_requests"], "reccobeats": result["reccobeats_requests"],
