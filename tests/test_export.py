@@ -277,3 +277,28 @@ async def test_csv_and_parquet_copies_behind_a_setting(sim, tmp_path_factory):
 
     assert pq.read_table(export / "catalog_wide.parquet").num_rows == tracks
     assert not any(c.ok is False for c in validate_export(export))
+
+
+@deferred_f_from_coro_f
+async def test_extended_profile_exports_markets_and_popularity(simulator_factory, monkeypatch,
+                                                               tmp_path):
+    """Extended Quota: Spotify gives each track its markets (dozens of countries) and its
+    popularity; the rows report the primary markets it plays in and that popularity."""
+    sim = simulator_factory(size=SIZE, profile="extended")
+    use_credentials(monkeypatch, sim)
+    stats = await run(sim, tmp_path, CATALOG_MAX_TRACKS=1500)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert stats["export/published"] == 1
+    export = tmp_path / "exports" / "catalog"
+    assert [f"{c.name}: {c.detail}" for c in validate_export(export) if not c.ok] == []
+    truth = {t.id: t for t in sim.catalog.tracks}
+    wide = rows(export / "catalog_wide.jsonl")
+    assert len(wide) > 500
+    assert max(len(truth[w["spotify_track_id"]].markets) for w in wide) > 4
+    for w in wide:
+        track = truth[w["spotify_track_id"]]
+        assert w["available_primary_markets"] == sorted({"US", "CA", "GB", "AU"}
+                                                        & set(track.markets))
+        assert w["available_us"] == ("US" in track.markets)
+        assert w["popularity_snapshot"] == track.popularity

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runclub_spiders.catalog.years import (
@@ -61,7 +62,7 @@ class Candidate:
     umbrella_source: str
     playable: bool | None
     playability_source: str
-    markets: tuple[str, ...] | None           # where it is known to play, if known
+    markets: tuple[str, ...] | None           # where it is known to play (those asked)
     source: PrimarySource                     # see PrimarySource
     features_from: str | None = None          # whose features row: its own or an ISRC sibling's
     features_source: str | None = None        # own | isrc_sibling
@@ -124,8 +125,11 @@ CANDIDATE_COLUMNS = ("id", "name", "isrc", "artist_ids", "duration_ms",
                      "first_source")
 
 
-def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Candidate]:
-    """Every stored track, classified, in store order."""
+def load_candidates(store: Store, rules: UmbrellaRules, market: str,
+                    markets: Iterable[str] = ()) -> list[Candidate]:
+    """Every stored track, classified, in store order. ``Candidate.markets`` lists only
+    ``markets`` (and ``market``): the ones the export reports on."""
+    keep = frozenset((market, *markets))
     db = store.db
     rows = db.execute(f"SELECT {', '.join(CANDIDATE_COLUMNS)} FROM tracks "
                       f"ORDER BY rowid").fetchall()
@@ -152,7 +156,7 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Can
         artist_ids = credits[row["id"]]
         umbrellas, umbrella_source = classify_umbrellas(
             rules, artist_ids, spotify_genres, votes)
-        playable, playability_source, markets = playability(row, market)
+        playable, playability_source, plays_in = playability(row, market, keep)
         features_from, features_source = _features_for(row, siblings, tempo_known)
         candidates.append(Candidate(
             id=row["id"], name=row["name"], isrc=row["isrc"], artist_ids=artist_ids,
@@ -160,7 +164,7 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str) -> list[Can
             recco_popularity=row["recco_popularity"], year=year,
             album_year=release_year(row["release_date"]),
             umbrellas=umbrellas, umbrella_source=umbrella_source, playable=playable,
-            playability_source=playability_source, markets=markets,
+            playability_source=playability_source, markets=plays_in,
             features_from=features_from, features_source=features_source,
             has_features=bool(features_from and tempo_known[features_from]),
             source=sources.get(row["id"]) or PrimarySource(row["first_source"], None, None)))
@@ -187,19 +191,22 @@ def classify_umbrellas(rules: UmbrellaRules, artist_ids: tuple[str, ...],
     return (), "none"
 
 
-def playability(row: sqlite3.Row, market: str) -> tuple[bool | None, str,
-                                                        tuple[str, ...] | None]:
+def playability(row: sqlite3.Row, market: str, keep: frozenset[str]
+                ) -> tuple[bool | None, str, tuple[str, ...] | None]:
     """Playable in ``market``? From Spotify's ``is_playable``, then its markets, then
-    ReccoBeats' ``availableCountries``; None when no source says."""
+    ReccoBeats' ``availableCountries``; None when no source says. Also where it is known to
+    play, among the markets in ``keep`` only: kept whole, a list costs about 35 bytes per
+    country per track (measured), some 6 kB per track for Spotify's ~180 countries."""
     markets = json.loads(row["available_markets"]) if row["available_markets"] else None
     countries = json.loads(row["recco_countries"]) if row["recco_countries"] else None
     known = markets if markets is not None else countries
+    kept = None if known is None else tuple(m for m in known if m in keep)
     if row["is_playable"] is not None:
-        return bool(row["is_playable"]), "spotify_is_playable", known and tuple(known)
+        return bool(row["is_playable"]), "spotify_is_playable", kept
     if markets is not None:
-        return market in markets, "spotify_available_markets", tuple(markets)
+        return market in markets, "spotify_available_markets", kept
     if countries is not None:
-        return market in countries, "reccobeats_available_countries", tuple(countries)
+        return market in countries, "reccobeats_available_countries", kept
     return None, "unknown", None
 
 

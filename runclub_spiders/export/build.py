@@ -114,10 +114,10 @@ class ExportBuild:
 def build_export(store: Store, plan: SeedPlan, settings: BalanceSettings, *, market: str,
                  clock: Clock, primary_markets: tuple[str, ...]
                  ) -> ExportBuild:
-    with gc_paused():
-        selection = select(load_candidates(store, plan.rules, market), plan.rules, settings,
-                           plan.decades)
     markets = tuple(dict.fromkeys((market, *primary_markets)))
+    with gc_paused():
+        selection = select(load_candidates(store, plan.rules, market, (*markets, "US")),
+                           plan.rules, settings, plan.decades)
     return ExportBuild(selection, market, clock,
                        _RowBuilder(store.db, selection, market, markets, clock),
                        umbrellas=plan.rules.names(), decades=plan.decades)
