@@ -36,7 +36,8 @@ async def test_no_secret_in_logs_jobdir_or_cache(simulator_factory, tmp_path, mo
     use_credentials(monkeypatch, sim)
     jobdir, cache = tmp_path / "job", tmp_path / "cache"
     settings = crawl_settings(sim, tmp_path, JOBDIR=str(jobdir), LOG_LEVEL="DEBUG",
-                              CLOSESPIDER_PAGECOUNT=40, CONCURRENT_REQUESTS=4)
+                              CLOSESPIDER_PAGECOUNT=40, CONCURRENT_REQUESTS=4,
+                              RATE_LIMIT_WINDOW=1)    # the simulator's window, not Spotify's 30 s
     paths = [f"/tracks/{t.id}" for t in sim.catalog.tracks[:120]]
     crawler = get_crawler(ProbeSpider, settings)
     with caplog.at_level(logging.DEBUG):
@@ -45,6 +46,7 @@ async def test_no_secret_in_logs_jobdir_or_cache(simulator_factory, tmp_path, mo
     assert stats["finish_reason"] == "closespider_pagecount"
     assert stats["spotify/auth/retried_401"] > 0                     # 401 retries happened
     assert stats["spotify/auth/refresh_token_rotated"] > 0           # the file was rewritten
+    assert stats["ratelimit/429"] > 0                                # 429 retry copies too
     assert pending_requests(jobdir)                   # JOBDIR really holds pickled requests
 
     config = sim.config
