@@ -1,4 +1,4 @@
-"""ReccoBeats over the synthetic catalog, as ../shared/docs/reccobeats-api.md describes it.
+"""ReccoBeats over the synthetic catalog, as docs/simulator.md, "ReccoBeats", describes it.
 
 Batch endpoints take 1 to 40 IDs (Spotify IDs or ReccoBeats UUIDs, repeated ``ids=`` or
 comma-separated), answer ``{"content": [...]}``, silently omit what they do not know, and key

@@ -1,6 +1,6 @@
 """The Spotify Web API over the synthetic catalog, in both quota profiles.
 
-Shapes follow ../shared/docs/spotify-api-2026.md §5 and Spotify's OpenAPI definition. The
+Shapes follow docs/simulator.md, "Response shapes", and Spotify's OpenAPI definition. The
 ``development`` profile applies the February 2026 rules: search ``limit`` at most 10, batch
 ``?ids=`` endpoints 403, playlist items only for playlists the owner owns or collaborates on,
 editorial playlists 404, and no popularity, available_markets, linked_from, label, followers
