@@ -1,9 +1,10 @@
 """The naive baseline: the crawl a user following the original brief writes with spotipy.
 
-Why it exists: the benchmark compares ``runclub_spiders`` against what the brief
-(``/work/shared/docs/original-brief.md``) leads a careful but unoptimised user to write with
-spotipy and requests, run against the same simulator in development mode. The brief's
-"Core Pipeline" is followed phase by phase, in order, with nothing clever added:
+Why it exists: the benchmark compares ``runclub_spiders`` against what the owner's brief (the
+project's original written request, not part of this repository) leads a careful but
+unoptimised user to write with spotipy and requests, run against the same simulator in
+development mode. The brief's "Core Pipeline" is followed phase by phase, in order, with
+nothing clever added:
 
 1. Auth. spotipy has no parameter for the Accounts URL (``SpotifyOAuth.OAUTH_TOKEN_URL`` is
    a hard-coded class attribute), so the access token comes from one

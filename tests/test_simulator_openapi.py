@@ -1,6 +1,7 @@
 """The simulator's Spotify responses, in both profiles, against Spotify's published OpenAPI
-definition (``shared/reference/spotify-openapi.yml``, sonallux's mirror, snapshot 2026-05-30),
-validated by openapi-core over real HTTP.
+definition as sonallux/spotify-web-api corrects it (``fixed-spotify-open-api.yml``,
+``info.version`` 2026.5.31, vendored as ``tests/data/spotify-openapi.yml``; tests/data/README.md
+says where it came from), validated by openapi-core over real HTTP.
 
 Two edits are made to the published definition, each stated once below and each shown to be
 necessary by a test of its own:
@@ -12,7 +13,7 @@ necessary by a test of its own:
 
 Schema validation runs on simulators with ``null_rate=0, playlist_extras=False``: ``null``
 entries among playlist search results and local-file or ``null`` playlist items are what Spotify
-really sends (shared/docs/spotify-api-2026.md §5.3, §5.5), but the published schema has no room
+really sends (docs/simulator.md, "Response shapes"), but the published schema has no room
 for them. ``test_published_schema_rejects_only_the_real_world_nulls`` shows that this is the
 only thing those two knobs hide.
 """
@@ -39,11 +40,11 @@ from runclub_spiders.simulator import Simulator
 from runclub_spiders.simulator.catalog import OWNER_ID
 from tests.conftest import api_session
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "reference" / "spotify-openapi.yml"
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "spotify-openapi.yml"
 PROFILES = ("development", "extended")
 
-# The February 2026 migration guide ("Web API changes for development mode apps", MG in
-# shared/docs/spotify-api-2026.md §2) removes these fields for development-mode apps, yet the
+# The February 2026 migration guide ("Web API changes for development mode apps", listed in
+# docs/simulator.md, "Sources") removes these fields for development-mode apps, yet the
 # published schema still lists them as required. They are the ONLY relaxations: (schema, field).
 DEVELOPMENT_REMOVED_REQUIRED: tuple[tuple[str, str], ...] = (
     ("AlbumBase", "available_markets"),               # MG: Album available_markets removed

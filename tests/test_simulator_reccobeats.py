@@ -1,4 +1,4 @@
-"""Behaviour of the simulator's ReccoBeats service, against ../shared/docs/reccobeats-api.md."""
+"""Behaviour of the simulator's ReccoBeats service, against docs/simulator.md, "ReccoBeats"."""
 
 from __future__ import annotations
 
