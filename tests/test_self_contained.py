@@ -23,6 +23,7 @@ SKIP_DIRS = {".git", ".venv", ".ci-venv", "__pycache__", ".pytest_cache", ".ruff
 
 _SIBLING = "sha" + "red"   # the reference folder beside the checkout during development
 _ROOT = "/" + "work"       # the development machine's workspace root
+_FILE = "Path(" + "__file__)"  # samples below must not match FILE_ANCESTOR in this very file
 OUTSIDE_PATTERNS = {
     "relative path to the sibling folder": re.compile(r"\.\./" + _SIBLING + r"\b"),
     "absolute workspace path": re.compile(r"(?<![\w.:/~-])" + _ROOT + r"/"),
@@ -108,7 +109,7 @@ def test_file_relative_paths_stay_inside_the_repository():
 @pytest.mark.parametrize("sample", [
     "see ../" + _SIBLING + "/docs/notes.md",
     _ROOT + "/" + _SIBLING + "/reference/spec.yml",
-    'Path(__file__).resolve().parents[2] / "' + _SIBLING + '" / "x.yml"',
+    _FILE + '.resolve().parents[2] / "' + _SIBLING + '" / "x.yml"',
     "(" + _SIBLING + "/docs/notes.md, section 3)",
 ])
 def test_the_patterns_catch_what_they_are_for(sample):
@@ -119,5 +120,5 @@ def test_the_ancestor_check_sees_an_escape():
     deep = REPO / "tests" / "x.py"
     assert deep.parents[1] == REPO
     assert REPO not in deep.parents[2].parents and deep.parents[2] != REPO
-    match = FILE_ANCESTOR.search("Path(__file__).resolve().parent.parent.parent")
+    match = FILE_ANCESTOR.search(_FILE + ".resolve().parent.parent.parent")
     assert match is not None and match.group(2).count(".parent") - 1 == 2
