@@ -163,7 +163,9 @@ def parse_track(obj: Any) -> tuple[TrackRecord | None, str | None]:
         return None, "not_an_object"
     if obj.get("type", "track") != "track":
         return None, "not_a_track"            # episodes among playlist items
-    if obj.get("is_local"):
+    uri = obj.get("uri")
+    if obj.get("is_local") or (isinstance(uri, str) and uri.startswith("spotify:local:")):
+        # Real local files often say is_local only on the playlist row, not in the object.
         return None, "local_file"
     track_id = _spotify_id(obj.get("id"))
     if track_id is None:
@@ -213,6 +215,8 @@ def parse_track(obj: Any) -> tuple[TrackRecord | None, str | None]:
         markets = None
     popularity = _int(obj.get("popularity"), high=100)
     album_type = album.get("album_type")
+    # Older real payloads (recommendations, some relinked tracks) spell it "ALBUM", "SINGLE".
+    album_type = album_type.lower() if isinstance(album_type, str) else None
     return TrackRecord(
         id=track_id, name=name, isrc=isrc, duration_ms=duration, explicit=explicit,
         album_id=_spotify_id(album.get("id")),
