@@ -63,6 +63,25 @@ DECISION_429 = "_rate_limit_429"     # what response_downloaded decided for this
 STASH_FILE = "quota_parked_requests.pickle"
 
 
+class QuotaParked(IgnoreRequest):
+    """A request refused because its quota bucket is parked.
+
+    ``set_aside`` says whether this middleware kept a copy to send when the park ends. When it
+    did, that copy is the request's only owner: the spider must not plan the same page again
+    (it would be asked twice, once by the new request and once by the copy), and must not
+    count it as failed. When it did not (``engine.download_async`` callers), the caller owns it.
+    """
+
+    def __init__(self, message: str, *, set_aside: bool) -> None:
+        super().__init__(message)
+        self.set_aside = set_aside
+
+
+def set_aside_by_park(failure) -> bool:
+    """True when ``failure`` is a park refusal whose request waits, set aside, for the park."""
+    return bool(failure.check(QuotaParked)) and failure.value.set_aside
+
+
 def parse_retry_after(value: bytes | str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
     if value is None:
@@ -159,8 +178,8 @@ class RateLimitMiddleware(RetryMiddleware):
                 until = next_utc_midnight(now)
                 self._park(bucket, until, "daily budget")
             if until:
-                self._set_aside(request, bucket)
-                raise IgnoreRequest(f"quota bucket {bucket!r} is parked until {utc_iso(until)}")
+                raise QuotaParked(f"quota bucket {bucket!r} is parked until {utc_iso(until)}",
+                                  set_aside=self._set_aside(request, bucket))
             # Counted as it goes out: what Spotify sees is what the daily quota charges.
             # Taken back if a later middleware refuses this attempt (no token:
             # process_exception) or a park sets it aside from the slot queue before it is sent
@@ -250,8 +269,8 @@ class RateLimitMiddleware(RetryMiddleware):
             self._apply_429(request, decision)
         if decision[0] == "park":
             _, bucket, until, _reason = decision
-            self._set_aside(request, bucket)
-            raise IgnoreRequest(f"quota bucket {bucket!r} parked until {utc_iso(until)}")
+            raise QuotaParked(f"quota bucket {bucket!r} parked until {utc_iso(until)}",
+                              set_aside=self._set_aside(request, bucket))
         retries = request.meta.get(RATE_LIMIT_RETRIES, 0) + 1
         if decision[0] == "give up":
             stats.inc_value("ratelimit/gave_up")
@@ -354,8 +373,8 @@ class RateLimitMiddleware(RetryMiddleware):
             slot.queue.extend(keep)
         for request, deferred in dropped:
             self._uncount(request)       # and so process_exception does not undo it twice
-            self._set_aside(request, bucket)
-            deferred.errback(IgnoreRequest(f"quota bucket {bucket!r} is parked"))
+            kept = self._set_aside(request, bucket)
+            deferred.errback(QuotaParked(f"quota bucket {bucket!r} is parked", set_aside=kept))
 
     # ---------------------------------------------------------------- retries with backoff
     def _backoff(self, attempt: int) -> float:
@@ -391,17 +410,19 @@ class RateLimitMiddleware(RetryMiddleware):
             logger.warning("Quota bucket %r parked until %s (%s); no request goes to it "
                            "before then", bucket, utc_iso(until), reason)
 
-    def _set_aside(self, request: Request, bucket: str) -> None:
+    def _set_aside(self, request: Request, bucket: str) -> bool:
+        """Keep a copy of ``request`` to send when the park ends; False when it is not kept."""
         if request.callback is NO_CALLBACK:
             # Awaited through engine.download_async: the IgnoreRequest goes to its caller.
             # Scheduled later, its response would reach NO_CALLBACK (and JOBDIR cannot
             # pickle it).
             self.crawler.stats.inc_value(f"quota/refused/{bucket}")
-            return
+            return False
         # A clean copy with dont_filter: the dupefilter has seen the original already, and
         # would drop it when it comes back (in this run, or from JOBDIR in the next).
         self.stash.append(self._clean_copy(request))
         self.crawler.stats.inc_value(f"quota/set_aside/{bucket}")
+        return True
 
     def _stash_buckets(self) -> set[str]:
         return {r.meta["spotify_bucket"] for r in self.stash}

@@ -40,6 +40,7 @@ from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.utils.asyncio import create_looping_call
 
 from runclub_spiders.catalog.selection import BalanceSettings, duration_reason
+from runclub_spiders.downloadermiddlewares.rate_limit import set_aside_by_park
 from runclub_spiders.downloadermiddlewares.stale_requests import RUN_META
 from runclub_spiders.export.build import Clock, build_export
 from runclub_spiders.export.feeds import export_feeds
@@ -125,6 +126,7 @@ class SpotifyCatalogSpider(Spider):
         self.active = 0                     # discovery requests in flight
         self.user_id: str | None = None
         self.artist_lookups_inflight = False
+        self.artist_lookup_parked = False   # the in-flight lookup waits, set aside, for a park
         self.progress_interval = s.getfloat("PROGRESS_INTERVAL")
         self._progress = None
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -186,7 +188,7 @@ class SpotifyCatalogSpider(Spider):
                       meta={"owner_listing": True, RUN_META: self.run_token})
 
     def spider_idle(self) -> None:
-        if self.artist_lookups_inflight:
+        if self.artist_lookups_inflight and not self.artist_lookup_parked:
             raise DontCloseSpider
         if self.owner_phase_open and self.mode != "export":
             # Safety net: whatever stopped the playlist phase from closing, search now.
@@ -196,7 +198,8 @@ class SpotifyCatalogSpider(Spider):
                 for request in requests:
                     self.crawler.engine.crawl(request)
                 raise DontCloseSpider
-        request = self._artist_request() if self.mode != "export" else None
+        request = self._artist_request() \
+            if self.mode != "export" and not self.artist_lookups_inflight else None
         if request is not None:
             self.artist_lookups_inflight = True
             self.crawler.engine.crawl(request)
@@ -494,7 +497,7 @@ class SpotifyCatalogSpider(Spider):
         body = _json(response)
         if body is None:
             return list(self._retry_malformed(response))
-        self.artist_lookups_inflight = False
+        self.artist_lookups_inflight = self.artist_lookup_parked = False
         objects = body.get("artists") if isinstance(body, dict) and "artists" in body \
             else [body]
         now = utc_now()
@@ -582,6 +585,13 @@ class SpotifyCatalogSpider(Spider):
         request = failure.request
         if request.meta.get(RUN_META) != self.run_token:
             return []      # an earlier process's request (dropped as stale): not in our counts
+        if set_aside_by_park(failure):
+            # The quota middleware keeps a copy to send when the park ends: that copy owns the
+            # page now. Releasing the query here would plan the same page again, and both
+            # would be asked (the page twice). It still counts as in flight.
+            if "artist_ids" in request.meta:
+                self.artist_lookup_parked = True
+            return []
         owner_requests = list(self._owner_phase_failed(request.meta))
         if owner_requests:
             return owner_requests
@@ -590,7 +600,7 @@ class SpotifyCatalogSpider(Spider):
             query = SeedQuery(*request.meta["seed"])
             self.planner.release(query)
             if failure.check(IgnoreRequest):
-                return []                 # set aside by a quota park: resumes with the park
+                return []                 # refused (no token, stale): not worth a new page now
             return self._fill()
         if "artist_ids" in request.meta:
             self.artist_lookups_inflight = False

@@ -44,3 +44,23 @@ def export_hashes(folder: Path) -> dict[str, str]:
 
 def spotify_requests(sim, since: int = 0) -> int:
     return sum(1 for e in sim.requests(since) if e.service == "spotify")
+
+
+def repeated_pages(log) -> list[tuple[str, str]]:
+    """The GET (path, query) pairs answered 200 again after a clean 200 in the same log.
+
+    A page asked again after an answer that was an error (a fault the simulator injected:
+    truncated JSON, say) is a retry, not a repeat; one asked again after a clean answer spent
+    quota on something the crawl already had.
+    """
+    clean: set[tuple[str, str]] = set()
+    repeats = []
+    for entry in log:
+        if entry.method != "GET" or entry.status != 200:
+            continue
+        key = (entry.path, entry.query)
+        if key in clean:
+            repeats.append(key)
+        if not entry.fault:
+            clean.add(key)
+    return repeats

@@ -10,7 +10,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from runclub_spiders.simulator import Simulator
 from tests.conftest import cached_catalog, use_credentials
-from tests.reliability.scenario import EPOCH, SIZE, crawl, export_hashes
+from tests.reliability.scenario import EPOCH, SIZE, crawl, export_hashes, repeated_pages
 
 FAULTS = {"fault_seed": 7, "error_rate": 0.10, "spotify_429_rate": 0.05, "drop_rate": 0.02,
           "malformed_rate": 0.01, "token_expire_every": 50, "recco_429_rate": 0.10}
@@ -46,6 +46,7 @@ async def test_faulty_services_give_the_clean_export(tmp_path, monkeypatch, figu
     assert faulty.get("log_count/ERROR", 0) == 0
     assert faulty["export/published"] == 1
     assert export_hashes(tmp_path / "faulty") == export_hashes(tmp_path / "clean")
+    assert repeated_pages(clean_log) == repeated_pages(faulty_log) == []
 
     faults: dict[str, int] = {}
     for entry in faulty_log:

@@ -14,7 +14,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from runclub_spiders.export.validate import validate_export
 from runclub_spiders.simulator import Simulator
 from tests.conftest import cached_catalog, use_credentials
-from tests.reliability.scenario import EPOCH, SIZE, crawl, export_hashes
+from tests.reliability.scenario import EPOCH, SIZE, crawl, export_hashes, repeated_pages
 
 LOCK_SECONDS = 4
 
@@ -54,6 +54,7 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
         # Parked within one request: the first QUOTA_EXCEEDED is the last search call.
         assert len(refused) == 1 and refused[0] == len(log) - 1 == budget
         assert log[-1].fault == "quota"
+        assert repeated_pages(sim.requests()) == []
         # It exported what it had, and that export is whole and valid.
         assert first["export/published"] == 1
         export = folder / "exports" / "catalog"
@@ -67,6 +68,7 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
         assert second["finish_reason"] == "finished"
         assert second.get("log_count/ERROR", 0) == 0
         assert not any(e.status == 429 for e in sim.requests(mark))
+        assert repeated_pages(sim.requests(mark)) == []     # each run asks each page once
         # Requests set aside by the park come back from the stash and are replanned.
         assert second.get("discovery/stale_requests_dropped", 0) >= 1
         assert export_hashes(folder) == reference
@@ -79,3 +81,28 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
     figures("tracks exported while parked / after resuming", f"{partial} / {full}")
     figures("search requests after resuming",
             second["quota/requests/search"])
+
+
+@pytest.mark.slow
+@deferred_f_from_coro_f
+async def test_short_parks_never_ask_a_page_twice(tmp_path, monkeypatch, figures):
+    """A search bucket that parks every 30 calls for 2 s, waited out in-process, with two
+    searches in flight: a request refused by the park is set aside, and its copy alone asks the
+    page when the park ends (before, the spider also planned the page again: 166 of 1,035
+    answered searches were pages already received)."""
+    sim = Simulator(catalog=cached_catalog(SIZE), size=SIZE, quota={"search": 30},
+                    quota_retry_after=2).start()
+    try:
+        use_credentials(monkeypatch, sim)
+        stats, _ = await crawl(sim, tmp_path, DISCOVERY_CONCURRENCY=2, CONCURRENT_REQUESTS=4,
+                               RATE_LIMIT_MAX_WAIT=1, QUOTA_PARK_IDLE_WAIT=5)
+        log = sim.requests()
+    finally:
+        sim.stop()
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert stats["quota/parks"] >= 3 and stats["quota/set_aside/search"] >= 3
+    searches = [e for e in log if e.bucket == "search" and e.status == 200]
+    assert repeated_pages(log) == []
+    figures("short parks: parks, set aside, answered searches",
+            f"{stats['quota/parks']}, {stats['quota/set_aside/search']}, {len(searches)}")
