@@ -107,7 +107,7 @@ CATALOG_MAX_TRACKS = 40_000            # global cap of the export
 CATALOG_MIN_DURATION_MS = 120_000      # 2 minutes
 CATALOG_MAX_DURATION_MS = 360_000      # 6 minutes: never longer
 # Discovery gathers more candidates than the export keeps: ReccoBeats knows about 60% of
-# Spotify tracks (reccobeats-api.md) and ISRC duplicates collapse, so about 55% of the
+# Spotify tracks (docs/simulator.md, "ReccoBeats") and ISRC duplicates collapse, so about 55% of the
 # candidates of a cell can be exported with features.
 DISCOVERY_OVERSAMPLE = 1.8
 DISCOVERY_CONCURRENCY = 2              # search queries in flight (each pages sequentially)

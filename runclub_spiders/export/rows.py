@@ -1,6 +1,6 @@
 """The exported row shapes: one dataclass per file, fields in file order.
 
-These are the contract with the RunClub app (``original-brief.md``, "Outputs" and
+These are the contract with the RunClub app (the owner's brief, "Outputs" and
 "Splitter"): ``CachedTrackRow``, ``AudioFeatureRow`` and ``CachedArtistRow`` carry the
 SwiftData models' camelCase fields exactly, plus ingestion-only fields prefixed with ``_``
 that the app's importer ignores. ``CatalogWideRow`` is the canonical snake_case row with

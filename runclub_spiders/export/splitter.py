@@ -1,6 +1,6 @@
 """The brief's splitter: the canonical wide row to the app's three model shapes.
 
-Field by field as ``original-brief.md`` ("Splitter: Field Mapping to App Models") lists it;
+Field by field as the owner's brief ("Splitter: Field Mapping to App Models") lists it;
 ``tests/test_export.py`` checks each mapping: on a crawled export in
 ``test_splitter_maps_every_field_as_the_brief_lists``, on one row in
 ``test_splitter_functions_on_one_row``. Nothing here reads the store: every value comes from
