@@ -256,6 +256,8 @@ class Recorded:
         recorded = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"      # keep-alive, as Scrapy's pooled connections expect
+
             def _send(self, status: int, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -140,14 +140,16 @@ class SpotifyShapes:
         return body
 
     def local_track(self, n: int) -> dict[str, Any]:
-        return {"album": {"album_type": "album", "total_tracks": 0, "available_markets": [],
-                          "external_urls": {}, "href": "", "id": "", "images": [],
+        # As recorded local files come (tests/fixtures/real/): album_type, ids, hrefs and URIs
+        # null, external_ids empty, disc and track number 0.
+        return {"album": {"album_type": None, "total_tracks": 0, "available_markets": [],
+                          "external_urls": {}, "href": None, "id": None, "images": [],
                           "name": "", "release_date": "", "release_date_precision": "year",
-                          "type": "album", "uri": "", "artists": []},
-                "artists": [{"external_urls": {}, "href": "", "id": "", "name": "Home Demo",
-                             "type": "artist", "uri": ""}],
+                          "type": "album", "uri": None, "artists": []},
+                "artists": [{"external_urls": {}, "href": None, "id": None, "name": "Home Demo",
+                             "type": "artist", "uri": None}],
                 "available_markets": [], "disc_number": 0, "duration_ms": 201000,
-                "explicit": False, "external_ids": {}, "external_urls": {}, "href": "",
+                "explicit": False, "external_ids": {}, "external_urls": {}, "href": None,
                 "id": None, "is_local": True, "name": f"voice memo {n}", "popularity": 0,
                 "preview_url": None, "track_number": 0, "type": "track",
                 "uri": f"spotify:local:Home+Demo::voice+memo+{n}:201"}
@@ -155,8 +157,10 @@ class SpotifyShapes:
     def episode(self, n: int) -> dict[str, Any]:
         show_id = "5CfCWKI5pZ28U0uOzXkDHe"
         episode_id = f"512ojhOuo1ktJprKbVcKy{n % 10}"
+        # Recorded episodes among playlist items carry "episode": true and "track": false.
         return {"audio_preview_url": None, "description": "Coach talk.",
                 "html_description": "<p>Coach talk.</p>", "duration_ms": 1_200_000,
+                "episode": True, "track": False, "language": "en",
                 "explicit": False, **self._links("episode", episode_id),
                 "images": [image(episode_id)], "is_externally_hosted": False,
                 "is_playable": True, "languages": ["en"], "name": f"Run Coach #{n}",
@@ -199,6 +203,9 @@ class SpotifyShapes:
                 item = self.episode(position)
             else:
                 item = None           # an unavailable track, or an episode nobody asked for
+        # Recorded rows carry these two, always empty, beside the item.
+        row["primary_color"] = None
+        row["video_thumbnail"] = {"url": None}
         if legacy_key_only:
             row["track"] = item
         else:
