@@ -1,7 +1,10 @@
 """The refresh-token file: written atomically with mode 0600, never logged.
 
 Only the refresh token (and when it was obtained) is stored; access tokens live in memory.
-Anything that must mention a token logs :func:`fingerprint` instead.
+Anything that must mention a token logs :func:`fingerprint` instead. After a rotation the file
+also lists, as fingerprints, the tokens its token replaced (``replaces``: the first of the
+line and the one just before), so a start that still holds one of them in
+``SPOTIFY_REFRESH_TOKEN`` knows the file's token is its successor (``auth/credentials.py``).
 """
 
 from __future__ import annotations
@@ -77,9 +80,14 @@ class TokenFile:
         record = self.read()
         return record["refresh_token"] if record else None
 
-    def write(self, refresh_token: str, **extra: Any) -> None:
-        """Replace the file atomically: a crash leaves the old token or the new, never half."""
+    def write(self, refresh_token: str, *, replaces: tuple[str, ...] = (), **extra: Any) -> None:
+        """Replace the file atomically: a crash leaves the old token or the new, never half.
+
+        ``replaces``: fingerprints (never tokens) of the tokens this one succeeds.
+        """
         record = {"refresh_token": refresh_token,
                   "saved_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **extra}
+        if replaces:
+            record["replaces"] = list(replaces)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomic(self.path, json.dumps(record).encode(), mode=0o600)

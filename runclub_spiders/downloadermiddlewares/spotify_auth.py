@@ -86,6 +86,12 @@ class SpotifyAuthMiddleware:
         if self.problem:
             # Before the first request: one line naming what is missing, then stop.
             self._fail("missing_credentials", self.problem)
+        elif self.credentials is not None and self.credentials.handed_over_from:
+            self.crawler.stats.set_value("spotify/auth/handed_over", 1)
+            logger.info("SPOTIFY_REFRESH_TOKEN (%s) was rotated by Spotify in an earlier run: "
+                        "using its successor %s from %s", self.credentials.handed_over_from,
+                        fingerprint(self.credentials.refresh_token),
+                        self.credentials.refresh_token_source)
 
     # ---------------------------------------------------------------- requests
     async def process_request(self, request: Request) -> None:
@@ -199,18 +205,19 @@ class SpotifyAuthMiddleware:
         return printable(text, tuple(s for s in known if s))
 
     def _store_rotated(self, refresh_token: str) -> None:
+        """Save a rotated refresh token, naming (by fingerprint) the tokens it replaces: the
+        first of the line (what ``SPOTIFY_REFRESH_TOKEN`` or the login gave) and the one just
+        before. A later start holding either in ``SPOTIFY_REFRESH_TOKEN`` is handed this one."""
         assert self.credentials is not None
         old = self.credentials
+        previous = fingerprint(old.refresh_token)
+        replaces = tuple(dict.fromkeys((*old.replaces[:1], previous)))
+        self.token_file.write(refresh_token, replaces=replaces)
         self.credentials = SpotifyCredentials(old.client_id, old.client_secret, refresh_token,
-                                              str(self.token_file.path))
-        self.token_file.write(refresh_token)
+                                              str(self.token_file.path), replaces)
         self.crawler.stats.inc_value("spotify/auth/refresh_token_rotated")
-        logger.info("Spotify rotated the refresh token; saved %s to %s",
-                    fingerprint(refresh_token), self.token_file.path)
-        if old.refresh_token_source == "SPOTIFY_REFRESH_TOKEN":
-            logger.warning("SPOTIFY_REFRESH_TOKEN is now stale: Spotify rotated it and the new "
-                           "one is in %s; remove the variable so the file is used",
-                           self.token_file.path)
+        logger.info("Spotify rotated the refresh token %s; saved its successor %s to %s",
+                    previous, fingerprint(refresh_token), self.token_file.path)
 
     def _fail(self, reason: str, message: str) -> None:
         if self.failed:

@@ -122,3 +122,43 @@ def test_killed_crawl_resumes_to_the_uninterrupted_export(sim, reference, tmp_pa
     assert export_hashes(tmp_path) == reference
     assert not staging_dir(export).exists() and not previous_dir(export).exists()
     figures(f"{kill_at} kill + resume, wall seconds", round(seconds, 1))
+
+
+ROTATION_KILLS = ["discovery:6", "discovery:6", "enrichment:2"]
+
+
+def test_restarts_with_the_same_environment_after_refresh_token_rotation(reference, tmp_path,
+                                                                         figures):
+    """Spotify rotates the refresh token on every refresh and the old one dies at once, while
+    ``SPOTIFY_REFRESH_TOKEN`` keeps the first one (``.env`` unchanged). Killed three times and
+    started again with the same command and environment, the crawl is handed the token file's
+    successor each time (one log line) and ends with the uninterrupted run's export."""
+    from runclub_spiders.auth.tokens import fingerprint  # noqa: PLC0415
+    from runclub_spiders.simulator import Simulator  # noqa: PLC0415
+    from tests.conftest import cached_catalog  # noqa: PLC0415
+
+    sim = Simulator(catalog=cached_catalog(SIZE), size=SIZE, profile="development",
+                    rotate_refresh_tokens=True, token_expire_every=40).start()
+    try:
+        for kill_at in ROTATION_KILLS:
+            killed = crawl(sim, tmp_path, kill_at)
+            assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-2000:])
+        resumed = crawl(sim, tmp_path)
+        grants = sim.accounts.token_grants
+    finally:
+        sim.stop()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    logs = [p.read_text() for p in sorted(tmp_path.glob("crawl-*.log"))]
+    assert len(logs) == len(ROTATION_KILLS) + 1
+    assert not any("auth_failed" in log or "Traceback" in log for log in logs)
+    first = fingerprint(sim.config.refresh_token)
+    handed = [line for log in logs for line in log.splitlines()
+              if f"SPOTIFY_REFRESH_TOKEN ({first}) was rotated by Spotify" in line]
+    assert len(handed) == len(ROTATION_KILLS)       # every start after the first, once each
+    final = "".join(p.read_text() for p in tmp_path.glob("crawl-full-*.log"))
+    assert "(finished)" in final and " ERROR: " not in final
+    assert export_hashes(tmp_path) == reference
+    record = json.loads((tmp_path / "cache" / "token.json").read_text())
+    assert record["refresh_token"] != sim.config.refresh_token
+    assert record["replaces"][0] == first and len(record["replaces"]) == 2
+    figures("token rotation: kills + resume, token grants", grants)
