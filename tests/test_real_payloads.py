@@ -11,12 +11,15 @@ comes out field for field, that nothing real is dropped and that nothing raises:
   :func:`paging`, with the playlist-row unwrapping the spider uses;
 * token responses and Accounts errors through the real ``SpotifyAuthMiddleware`` in a real
   crawl, served from a loopback HTTP server (no mocks);
-* Web API error bodies through the auth middleware (401) and the rate-limit middleware's body
-  reader.
+* Web API error bodies through the auth middleware (401), the rate-limit middleware's body
+  reader and ``Retry-After`` parser (403), and a real crawl (403 over loopback).
 
-ReccoBeats bodies, 403 and 429 bodies, playlist search pages with ``null`` entries and playlist
-items with ``null`` tracks or both ``item`` and ``track`` were not found in any permissively
-licensed source (see SOURCES.md); the simulator's versions of those are tested elsewhere.
+The unplayable track (``is_playable: false`` with ``restrictions``) is a live 2017 answer from
+rspotify's VCR cassettes; the 403 bodies and the playlist page whose second row carries no
+object at all come from spotify-web-api-java. ReccoBeats bodies, 429 bodies, playlist search
+pages with ``null`` entries and playlist items with a ``null`` track or with both ``item`` and
+``track`` were still not found in any permissively licensed source (see SOURCES.md); the
+simulator's versions of those are tested elsewhere.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from scrapy.utils.test import get_crawler
 
 import runclub_spiders.settings as project
 from runclub_spiders.auth.tokens import TokenFile
-from runclub_spiders.downloadermiddlewares.rate_limit import _quota_reason
+from runclub_spiders.catalog.candidates import playability
+from runclub_spiders.downloadermiddlewares.rate_limit import _quota_reason, parse_retry_after
 from runclub_spiders.spotify_objects import (
     PageTracks,
     clean_text,
@@ -52,6 +56,7 @@ REAL = Path(__file__).resolve().parent / "fixtures" / "real"
 JAVA = "spotify-web-api-java"
 KIT = "SpotifyKit"
 ZMB3 = "zmb3-spotify"
+RSPOTIFY = "guilhermesad-rspotify"
 
 
 def raw(name: str) -> bytes:
@@ -86,7 +91,7 @@ def test_every_fixture_is_listed_with_its_checksum():
     assert on_disk == set(listed)
     for name, digest in listed.items():
         assert hashlib.sha256(raw(name)).hexdigest() == digest, name
-    for licence in ("Apache-2.0.txt", "MIT-spotify-web-api-java.txt"):
+    for licence in ("Apache-2.0.txt", "MIT-spotify-web-api-java.txt", "MIT-rspotify.txt"):
         assert (REAL / "LICENSES" / licence).stat().st_size > 1000
 
 
@@ -172,6 +177,36 @@ def test_full_track_with_a_lowercase_isrc():
     assert record.available_markets is None             # not sent
 
 
+def test_unplayable_track_with_a_market_restriction():
+    body = load(f"{RSPOTIFY}/track_find_6fi8e1nv4QBqODf9puRcyX_market_ES.json")
+    # As recorded (GET /v1/tracks/6fi8e1nv4QBqODf9puRcyX?market=ES, 2017-11-04).
+    assert body["is_playable"] is False and body["restrictions"] == {"reason": "market"}
+    assert "available_markets" not in body and "linked_from" not in body
+    record, note = parse_track(body)
+    assert note is None and record is not None      # kept: unplayable is not malformed
+    assert (record.id, record.name, record.isrc, record.duration_ms, record.explicit) == (
+        "6fi8e1nv4QBqODf9puRcyX", "Stuck Together Pieces", "GB4YG1200015", 328443, False)
+    assert record.is_playable is False              # kept as sent, not "unknown"
+    assert record.available_markets is None
+    assert record.popularity == 0                   # a real 0
+    assert record.preview_url is None               # "preview_url": null
+    assert (record.track_number, record.disc_number) == (6, 1)
+    assert (record.album_id, record.album_name, record.album_type) == (
+        "6dJZDZMNdBPZrJcNv57bEq", "AMOK", "album")
+    assert record.release_date is None and record.release_precision is None   # not sent
+    assert record.album_image_url == ("https://i.scdn.co/image/"
+                                      "4bafa984ad5f17915fce1cde1108036c17869ec2")
+    assert record.artist_ids == ("7tA9Eeeb68kkiG9Nrvuzmi",)
+    assert record.artist_names == ("Atoms For Peace",)
+    stats = Stats()
+    assert PageTracks(stats).track(body) == record and stats.values == {}
+    # What classification makes of it once stored (the store keeps is_playable as 0/1):
+    stored = {"is_playable": int(record.is_playable), "available_markets": None,
+              "recco_countries": None}
+    assert playability(stored, "ES", frozenset({"ES"})) == (
+        False, "spotify_is_playable", None)
+
+
 def test_relinked_tracks_and_an_uppercase_album_type():
     body = load(f"{KIT}/recommendationsData.json")
     stats = Stats()
@@ -229,6 +264,39 @@ def test_playlist_items_page_with_an_episode():
     assert timestamp(row["added_at"]) == "2016-10-11T13:44:40Z"
 
 
+def test_playlist_items_page_with_a_row_that_carries_no_object():
+    body = load(f"{JAVA}/GetPlaylistsItemsRequest.json")
+    rows, total, following = paging(body)
+    assert (len(rows), total, following) == (2, 58, None)
+    full, bare = rows
+    assert "track" in full and "item" not in full       # the pre-2026 key alone
+    assert "track" not in bare and "item" not in bare   # neither key: no object at all
+    assert row_object(bare) is None
+    stats = Stats()
+    page = PageTracks(stats)
+    records = [page.track(row_object(r)) for r in rows]
+    assert records[1] is None
+    assert stats.values == {"discovery/skipped/null": 1}   # counted, nothing raised
+    record = records[0]
+    assert record is not None
+    assert (record.id, record.name, record.isrc, record.duration_ms, record.explicit) == (
+        "7pk3EpFtmsOdj8iUhjmeCM", "Otra Vez (feat. J Balvin)", "USWL11600423", 209453, False)
+    assert record.artist_ids == ("21451j1KhjAiaYKflxBjr1", "1vyhD5VmyZ7KMfW5gqLgo5")
+    assert record.artist_names == ("Zion & Lennox", "J Balvin")
+    assert (record.album_id, record.album_name, record.album_type) == (
+        "5GjKG3Y8OvSVJO55dQTFyD", "Otra Vez (feat. J Balvin)", "single")
+    assert (record.popularity, record.track_number, record.disc_number) == (85, 1, 1)
+    assert record.is_playable is None
+    assert record.available_markets is not None and len(record.available_markets) == 59
+    assert "US" not in record.available_markets
+    assert record.preview_url == ("https://p.scdn.co/mp3-preview/"
+                                  "79c8c9edc4f1ced9dbc368f24374421ed0a33005")
+    assert record.album_image_url == ("https://i.scdn.co/image/"
+                                      "b16064142fcd2bd318b08aab0b93b46e87b1ebf5")
+    assert [timestamp(r["added_at"]) for r in rows] == ["2016-10-11T13:44:40Z"] * 2
+    assert [clean_text(r["added_by"]["id"]) for r in rows] == ["spotify_españa"] * 2
+
+
 # ---------------------------------------------------------------------------- error bodies
 def response(body: bytes, status: int) -> TextResponse:
     return TextResponse("https://api.spotify.com/v1/tracks/x", status=status, body=body,
@@ -241,6 +309,26 @@ def test_error_bodies_carry_no_quota_reason(name):
     # The rate-limit middleware reads ``error.reason`` of every 429; these bodies have none
     # (and the OAuth ones have a string "error"): no crash, no quota park.
     assert _quota_reason(response(raw(name), 429)) is None
+
+
+FORBIDDEN = {
+    f"{JAVA}/AddTracksToPlaylistRequest_Error.json":
+        "You cannot add tracks to a playlist you don't own.",
+    f"{JAVA}/CreatePlaylistRequest_Error.json": "You cannot create a playlist for another user.",
+    f"{JAVA}/ChangePlaylistsDetailsRequest_Error.json": "Not allowed",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN))
+def test_403_bodies(name):
+    body = load(name)
+    assert body == {"error": {"status": 403, "message": FORBIDDEN[name]}}
+    # No "reason" in a real 403: the body reader finds no quota reason, whatever the status
+    # it arrives with, and does not raise.
+    for status in (403, 429):
+        assert _quota_reason(response(raw(name), status)) is None
+    # None of these recordings kept a Retry-After header; an absent one parses to None.
+    assert parse_retry_after(None, 0.0) is None
 
 
 # ---------------------------------------------------------------------------- through the wire
@@ -367,3 +455,17 @@ async def test_accounts_errors_stop_the_crawl(tmp_path, monkeypatch, caplog, nam
     assert s.authorizations == []                       # no API request went out
     assert s.token_requests == 1                        # invalid_grant is not retried
     assert any(said in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+
+@deferred_f_from_coro_f
+async def test_a_real_403_is_final(tmp_path, monkeypatch):
+    forbidden = raw(f"{JAVA}/AddTracksToPlaylistRequest_Error.json")
+    with Recorded((200, raw(f"{JAVA}/AuthorizationCodeRefresh.json")), [(403, forbidden)]) as s:
+        crawler, stats = await crawl(s, tmp_path, monkeypatch)
+    assert stats["finish_reason"] == "finished"
+    assert crawler.spider.statuses == {}
+    assert crawler.spider.failures == {"/tracks/3n3Ppam7vgaVa1iaRUc9Lp": "HttpError"}
+    assert len(s.authorizations) == 1                   # not retried, not re-authenticated
+    assert s.token_requests == 1
+    assert "spotify/auth/retried_401" not in stats
