@@ -14,8 +14,8 @@ from scrapy.settings import BaseSettings
 
 SPOTIFY_API, SPOTIFY_ACCOUNTS, RECCOBEATS = "api.spotify.com", "accounts.spotify.com", \
     "api.reccobeats.com"
-# Spotify's quota buckets as far as anyone has observed them (docs/simulator.md, "Rate limits and quotas");
-# ReccoBeats is tracked like one so its long 429s park it the same way.
+# Spotify's quota buckets as far as anyone has observed them (docs/simulator.md, "Rate
+# limits and quotas"); ReccoBeats is tracked like one so its long 429s park it the same way.
 BUCKETS = ("search", "tracks", "artists", "albums", "playlists", "user", "reccobeats")
 
 

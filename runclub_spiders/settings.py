@@ -107,8 +107,8 @@ CATALOG_MAX_TRACKS = 40_000            # global cap of the export
 CATALOG_MIN_DURATION_MS = 120_000      # 2 minutes
 CATALOG_MAX_DURATION_MS = 360_000      # 6 minutes: never longer
 # Discovery gathers more candidates than the export keeps: ReccoBeats knows about 60% of
-# Spotify tracks (docs/simulator.md, "ReccoBeats") and ISRC duplicates collapse, so about 55% of the
-# candidates of a cell can be exported with features.
+# Spotify tracks (docs/simulator.md, "ReccoBeats") and ISRC duplicates collapse, so about 55%
+# of the candidates of a cell can be exported with features.
 DISCOVERY_OVERSAMPLE = 1.8
 DISCOVERY_CONCURRENCY = 2              # search queries in flight (each pages sequentially)
 DISCOVERY_MIN_NEW_PER_PAGE = 4         # per 10 results: a page below this is "low yield"...
@@ -142,6 +142,8 @@ EXPORT_GZIP_LEVEL = 6
 EXTENSIONS = {
     "runclub_spiders.extensions.jobdir_repair.JobdirQueueRepair": 90,
     "runclub_spiders.extensions.jobdir_version.JobdirVersionRecorder": 100,
+    # Every close reason exits promptly, with batches, refreshes or backoffs in flight.
+    "runclub_spiders.extensions.prompt_close.PromptClose": 110,
     "runclub_spiders.export.extension.ExportPublisher": 500,
 }
 # The same JSON Lines, written by orjson: 10x faster than Scrapy's exporter on 150,000 rows.

@@ -41,12 +41,12 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_reques
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import call_later
-from scrapy.utils.asyncio import sleep as async_sleep
 from scrapy.utils.request import request_from_dict
 from scrapy.utils.response import response_status_message
 
 from runclub_spiders.downloadermiddlewares.spotify_auth import TOKEN_REQUEST
 from runclub_spiders.quota import QuotaLedger, next_utc_midnight, utc_iso
+from runclub_spiders.utils.closing import CloseWatch
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -152,6 +152,8 @@ class RateLimitMiddleware(RetryMiddleware):
         self.limits: dict[str, int] = {}                    # slot -> requests per window
         self.last_429: dict[str, bool] = {}                 # slot -> last answer was a 429
         self.next_send: dict[str, float] = {}
+        # Backoff and pacing sleep inside process_request; a close cuts them short.
+        self.watch = CloseWatch(crawler)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -167,7 +169,7 @@ class RateLimitMiddleware(RetryMiddleware):
         if not_before is not None:
             wait = not_before - time.monotonic()
             if wait > 0:
-                await async_sleep(wait)    # before the park check: a park may start meanwhile
+                await self.watch.sleep(wait)  # before the park check: a park may start
         await self._pace(request.meta.get("download_slot"))
         bucket = request.meta.get("spotify_bucket")
         if bucket:
@@ -340,7 +342,7 @@ class RateLimitMiddleware(RetryMiddleware):
         at = max(now, self.next_send.get(slot, 0.0))
         self.next_send[slot] = at + interval
         if at > now:
-            await async_sleep(at - now)
+            await self.watch.sleep(at - now)
 
     def _pause_slot(self, request: Request, wait: float) -> None:
         """Hold every queued request of this slot for ``wait`` seconds.

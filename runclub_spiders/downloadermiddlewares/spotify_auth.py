@@ -26,12 +26,12 @@ from urllib.parse import urlencode
 from scrapy import Request, signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http.request import NO_CALLBACK
-from scrapy.utils.asyncio import sleep as async_sleep
-from scrapy.utils.defer import _schedule_coro
 
+from runclub_spiders import scrapy_compat
 from runclub_spiders.auth.credentials import CredentialsError, SpotifyCredentials, load_credentials
 from runclub_spiders.auth.tokens import TokenFile, fingerprint, printable
 from runclub_spiders.services import SPOTIFY_ACCOUNTS, ServiceMap
+from runclub_spiders.utils.closing import CloseWatch
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -74,6 +74,8 @@ class SpotifyAuthMiddleware:
         self._generation = 0
         self._lock = asyncio.Lock()
         self.failed = False
+        # A refresh in flight, and the requests waiting for it, end when the spider closes.
+        self.watch = CloseWatch(crawler)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
 
     @classmethod
@@ -101,7 +103,7 @@ class SpotifyAuthMiddleware:
             raise IgnoreRequest("Spotify credentials failed; see the error above")
         if self.no_cache:
             request.meta["dont_cache"] = True
-        token, generation = await self._access_token()
+        token, generation = await self.watch.run(self._access_token())
         request.headers["Authorization"] = f"Bearer {token}"
         request.meta[TOKEN_GENERATION] = generation
 
@@ -164,7 +166,7 @@ class SpotifyAuthMiddleware:
             self.crawler.stats.inc_value("spotify/auth/token_retries")
             logger.warning("Spotify token endpoint gave an unusable answer (HTTP %s); asking "
                            "again (%d/%d)", response.status, attempt, TOKEN_ATTEMPTS - 1)
-            await async_sleep(min(2.0 ** attempt * 0.25, 5.0))
+            await self.watch.sleep(min(2.0 ** attempt * 0.25, 5.0))
             request = request.replace(dont_filter=True)
         if response.status == 200 and isinstance(body.get("access_token"), str):
             lifetime = float(body.get("expires_in") or 3600)
@@ -225,7 +227,7 @@ class SpotifyAuthMiddleware:
         self.failed = True
         logger.error(message)
         self.crawler.stats.set_value("spotify/auth/failure", reason)
-        _schedule_coro(self.crawler.engine.close_spider_async(reason=reason))
+        scrapy_compat.schedule_coro(self.crawler.engine.close_spider_async(reason=reason))
 
 
 def _json(response: Response) -> dict:

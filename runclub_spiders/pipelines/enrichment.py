@@ -25,9 +25,11 @@ Outcomes, in the store and on the item (``item.enrichment``):
   ``done``; ``item.features`` holds the 11 features (``tempo`` 0 stored as unknown, NULL).
 * ``miss``: state ``miss`` with ``enrich_retry_after`` = now + TTL (the TTL in force when
   the miss is recorded decides; lowering it later does not bring old misses forward).
-* ``error``: HTTP failure after the middleware's retries, an exception, or a body that is not
-  ``{"content": [...]}``. The store is not touched: the track stays ``pending`` and the next
-  run (``Store.pending_enrichment``) asks again. Nothing is lost if the process dies either:
+* ``error``: HTTP failure after the middleware's retries, an exception, a body that is not
+  ``{"content": [...]}``, or the spider closing (``extensions/prompt_close.py``: an open
+  batch is not sent, one in flight is cancelled, so any close is prompt). The store is not
+  touched: the track stays ``pending`` and the next run (``Store.pending_enrichment``) asks
+  again. Nothing is lost if the process dies either:
   a batch lives only in memory, but every track in it is still ``pending`` in the store.
   While the ``reccobeats`` quota bucket is parked, the middleware refuses these requests at
   once, so batches end as ``error`` (pending) until the park is over.
@@ -61,6 +63,7 @@ from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import StorePipeline, utc_now
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.store import FEATURE_FIELDS
+from runclub_spiders.utils.closing import CloseWatch
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -154,6 +157,7 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
         self._batch: _Batch | None = None
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._flushes: set[asyncio.Task[None]] = set()
+        self.watch = CloseWatch(crawler, on_close=self._close_started)
 
 
     # ---------------------------------------------------------------- items
@@ -197,8 +201,27 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
                 batch.timer.cancel()
             self._resolve(batch, {})
 
+    def _close_started(self) -> None:
+        """Give up on what waits: the items end now, their tracks stay pending in the store."""
+        batch, self._batch = self._batch, None
+        waiting = len(self._inflight)
+        if batch is not None:
+            if batch.timer is not None:
+                batch.timer.cancel()
+            self._resolve(batch, {})
+        for task in list(self._flushes):
+            task.cancel()               # cancels its downloads; _flush resolves the batch
+        if waiting:
+            self.stats.inc_value("reccobeats/given_up_on_close", waiting)
+            logger.info("Closing: %d tracks waiting for ReccoBeats stay pending for the next "
+                        "run", waiting)
+
     # ---------------------------------------------------------------- batching
     def _enqueue(self, track_id: str, need_track: bool) -> asyncio.Future[Outcome]:
+        if self.watch.closing:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(ERROR)
+            return done
         batch = self._batch
         future = self._inflight.get(track_id)
         if future is not None:

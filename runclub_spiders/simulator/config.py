@@ -58,6 +58,8 @@ class SimulatorConfig:
     drop_rate: float = knob(0.0, "share of connections closed without a response")
     slow_rate: float = knob(0.0, "share of responses delayed by slow_seconds")
     slow_seconds: float = knob(2.0, "delay of a slow response, seconds")
+    recco_latency: float = knob(0.0, "every ReccoBeats answer takes this long, seconds")
+    token_latency: float = knob(0.0, "every token endpoint answer takes this long, seconds")
     malformed_rate: float = knob(0.0, "share of 200s with a truncated JSON body")
     spotify_429_rate: float = knob(0.0, "share of Spotify API requests answered with a short "
                                         "429 (Retry-After: 1), besides any rate window")

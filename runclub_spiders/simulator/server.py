@@ -185,6 +185,10 @@ class Simulator:
                 return _server_error(service, status), f"error {status}"
             if plan.hit("slow", key, attempt, cfg.slow_rate):
                 await asyncio.sleep(cfg.slow_seconds)
+            latency = cfg.recco_latency if service == "reccobeats" else \
+                cfg.token_latency if request.path.endswith("/api/token") else 0.0
+            if latency:
+                await asyncio.sleep(latency)
         if service == "spotify":
             denied = self.accounts.check_bearer(request)
             if denied is not None:

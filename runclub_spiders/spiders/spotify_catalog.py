@@ -55,6 +55,7 @@ from runclub_spiders.planner import Planner
 from runclub_spiders.seeds import SeedQuery, load_plan
 from runclub_spiders.spotify_objects import PageTracks, clean_text, paging, timestamp, token
 from runclub_spiders.store import Store
+from runclub_spiders.utils.closing import SpiderClosing
 
 logger = logging.getLogger(__name__)
 
@@ -585,6 +586,8 @@ class SpotifyCatalogSpider(Spider):
         request = failure.request
         if request.meta.get(RUN_META) != self.run_token:
             return []      # an earlier process's request (dropped as stale): not in our counts
+        if failure.check(SpiderClosing):
+            return []      # given up as the spider closes: the next run plans it again
         if set_aside_by_park(failure):
             # The quota middleware keeps a copy to send when the park ends: that copy owns the
             # page now. Releasing the query here would plan the same page again, and both

@@ -5,6 +5,10 @@ bytes."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from runclub_spiders.export.feeds import DATA_FILES
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from tests.conftest import crawl_settings
 
+REPO = Path(__file__).resolve().parents[2]
 SIZE = 6000
 EPOCH = "1700000000"
 COMPARED = (*DATA_FILES, "coverage.md", "coverage.png")
@@ -64,3 +69,37 @@ def repeated_pages(log) -> list[tuple[str, str]]:
         if not entry.fault:
             clean.add(key)
     return repeats
+
+
+# ---------------------------------------------------------------------------- the real command
+def command(sim, folder: Path, kill_at: str | None = None, env: dict[str, str] | None = None,
+            **overrides) -> tuple[list[str], dict[str, str]]:
+    """``scrapy crawl spotify_catalog`` against ``sim`` with its state in ``folder``, one
+    request at a time (an uninterrupted run is one fixed sequence to compare with), logging to
+    ``folder/crawl-<kill point or 'full'>-<n>.log``: (argv, environment)."""
+    settings = {
+        "STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "exports" / "catalog",
+        "JOBDIR": folder / "job", "QUOTA_STATE_FILE": folder / "cache" / "quota.json",
+        "SPOTIFY_TOKEN_FILE": folder / "cache" / "token.json",
+        "LOG_FILE": folder / f"crawl-{kill_at or 'full'}-{time.monotonic_ns()}.log",
+        **SERIAL, "AUTOTHROTTLE_ENABLED": False,
+        "DOWNLOAD_SLOTS": json.dumps({s: {"concurrency": 1, "delay": 0} for s in (
+            "api.spotify.com", "accounts.spotify.com", "api.reccobeats.com")}),
+        "LOG_LEVEL": "INFO", **overrides,
+    }
+    if kill_at:
+        settings["KILL_AT"] = kill_at
+        settings["ADDONS"] = json.dumps({"tests.reliability.killswitch.KillSwitchAddon": 0})
+    argv = [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog"]
+    for name, value in settings.items():
+        argv += ["-s", f"{name}={value}"]
+    environment = {**os.environ, **sim.env(), "SOURCE_DATE_EPOCH": EPOCH,
+                   "PYTHONPATH": str(REPO), **(env or {})}
+    return argv, environment
+
+
+def run_command(sim, folder: Path, kill_at: str | None = None, **kwargs
+                ) -> subprocess.CompletedProcess:
+    argv, env = command(sim, folder, kill_at, **kwargs)
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=240, check=False)

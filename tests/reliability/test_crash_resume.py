@@ -12,19 +12,15 @@ again must finish and publish files byte-identical to an uninterrupted run's, wi
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from runclub_spiders.export.feeds import previous_dir, staging_dir
-from tests.reliability.scenario import EPOCH, SERIAL, SIZE, export_hashes
+from tests.reliability.scenario import SIZE, export_hashes, run_command
 
-REPO = Path(__file__).resolve().parents[2]
 KILL_POINTS = ["discovery:12", "enrichment:2", "store:20", "export:300", "publish:1"]
 
 pytestmark = pytest.mark.slow
@@ -41,35 +37,6 @@ def sim():
     simulator.stop()
 
 
-def command(sim, folder: Path, kill_at: str | None = None) -> tuple[list[str], dict]:
-    settings = {
-        "STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "exports" / "catalog",
-        "JOBDIR": folder / "job", "QUOTA_STATE_FILE": folder / "cache" / "quota.json",
-        "SPOTIFY_TOKEN_FILE": folder / "cache" / "token.json",
-        "LOG_FILE": folder / f"crawl-{kill_at or 'full'}-{time.monotonic_ns()}.log",
-        # One request at a time: the uninterrupted run is one fixed sequence to compare with.
-        **SERIAL, "AUTOTHROTTLE_ENABLED": False,
-        "DOWNLOAD_SLOTS": json.dumps({s: {"concurrency": 1, "delay": 0} for s in (
-            "api.spotify.com", "accounts.spotify.com", "api.reccobeats.com")}),
-        "LOG_LEVEL": "INFO",
-    }
-    if kill_at:
-        settings["KILL_AT"] = kill_at
-        settings["ADDONS"] = json.dumps({"tests.reliability.killswitch.KillSwitchAddon": 0})
-    argv = [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog"]
-    for name, value in settings.items():
-        argv += ["-s", f"{name}={value}"]
-    env = {**os.environ, **sim.env(), "SOURCE_DATE_EPOCH": EPOCH,
-           "PYTHONPATH": str(REPO)}
-    return argv, env
-
-
-def crawl(sim, folder: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    argv, env = command(sim, folder, kill_at)
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=240, check=False)
-
-
 def tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -78,7 +45,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 def reference(sim, tmp_path_factory):
     """The uninterrupted run's export hashes."""
     folder = tmp_path_factory.mktemp("uninterrupted")
-    result = crawl(sim, folder)
+    result = run_command(sim, folder)
     assert result.returncode == 0, result.stderr[-2000:]
     log = "".join(p.read_text() for p in folder.glob("crawl-full-*.log"))
     assert "Traceback" not in log
@@ -97,7 +64,7 @@ def test_killed_crawl_resumes_to_the_uninterrupted_export(sim, reference, tmp_pa
     previous = tree(export)
 
     started = time.monotonic()
-    killed = crawl(sim, tmp_path, kill_at)
+    killed = run_command(sim, tmp_path, kill_at)
     assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-2000:])
     # The previous export is untouched, or (killed between the two renames of the publish)
     # set aside whole, where the next run's start puts it back.
@@ -112,7 +79,7 @@ def test_killed_crawl_resumes_to_the_uninterrupted_export(sim, reference, tmp_pa
         assert (staging_dir(export) / "manifest.json").is_file()
     assert not (export / "coverage.md").exists()
 
-    resumed = crawl(sim, tmp_path)
+    resumed = run_command(sim, tmp_path)
     seconds = time.monotonic() - started
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     log = "".join(p.read_text() for p in sorted(tmp_path.glob("crawl-full-*.log")))
@@ -141,9 +108,9 @@ def test_restarts_with_the_same_environment_after_refresh_token_rotation(referen
                     rotate_refresh_tokens=True, token_expire_every=40).start()
     try:
         for kill_at in ROTATION_KILLS:
-            killed = crawl(sim, tmp_path, kill_at)
+            killed = run_command(sim, tmp_path, kill_at)
             assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-2000:])
-        resumed = crawl(sim, tmp_path)
+        resumed = run_command(sim, tmp_path)
         grants = sim.accounts.token_grants
     finally:
         sim.stop()

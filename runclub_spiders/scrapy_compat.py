@@ -1,0 +1,57 @@
+"""The Scrapy internals this project relies on, in one place, each with why (Scrapy 2.19.0).
+
+Everything else uses Scrapy's public API. When ``requirements.txt`` moves Scrapy's pin, check
+each function here against the new release first: ``tests/test_prompt_close.py`` and
+``tests/test_scrapy_downloader.py`` fail if one of them stops doing its job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from scrapy.utils.defer import _schedule_coro
+
+if TYPE_CHECKING:
+    from scrapy.core.engine import ExecutionEngine
+
+
+def schedule_coro(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` without awaiting it (Scrapy's own helper: a Deferred or an asyncio task,
+    whichever the reactor wants). Used to start ``engine.close_spider_async`` from code that
+    cannot await it (a middleware's synchronous path)."""
+    _schedule_coro(coro)
+
+
+def on_close_started(engine: ExecutionEngine, callback: Callable[[str], None]) -> None:
+    """Call ``callback(reason)`` as soon as the engine starts closing the spider.
+
+    Scrapy sends ``spider_closed`` only after every request in progress has ended, and no
+    signal when the close begins; so work that waits (a ReccoBeats batch in flight, a token
+    refresh, a paced or backed-off request sleeping in a middleware) would hold the close for
+    as long as it takes. Every close (a ``CloseSpider``, ``engine.stop_async`` on SIGTERM or
+    Ctrl-C, a close the auth middleware asks for) goes through the engine's
+    ``close_spider_async`` attribute, so wrapping it on the instance sees them all.
+    """
+    original = engine.close_spider_async
+
+    async def close_spider_async(*, reason: str = "cancelled") -> None:
+        callback(reason)
+        await original(reason=reason)
+
+    engine.close_spider_async = close_spider_async  # type: ignore[method-assign]
+
+
+def recheck_scraper_closing(engine: ExecutionEngine) -> None:
+    """Let the scraper finish closing if its last items are done.
+
+    Scrapy 2.19 bug: the scraper checks whether it may close only when it starts closing and
+    after each *response* is processed. Items that come from ``start()`` (the spider re-yields
+    tracks still waiting for enrichment there) are not tied to a response, so one that ends
+    after the close began is never followed by a check, and the crawl hangs forever between
+    "Closing spider" and ``spider_closed``. Called repeatedly while the close is under way.
+    """
+    scraper = engine.scraper
+    slot = scraper.slot
+    if slot is not None and slot.closing is not None and not slot.closing.called:
+        scraper._check_if_closing()
