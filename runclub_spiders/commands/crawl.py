@@ -3,9 +3,11 @@
 Bad configuration (missing credentials, an invalid market, an unreadable state file, a
 damaged or foreign store, an unwritable export folder, a JOBDIR of another Scrapy version) is
 reported as one line naming the variable or file and how to fix it, with exit code 2, before
-anything starts: no traceback, nothing touched. After the crawl, a close reason that needs a
-human (``auth_failed``, ``missing_credentials``) exits 1; ``quota_parked`` exits 0, because
-running the same command later is the plan, and the log says when.
+anything starts: no traceback, nothing touched. So is a store another crawl is using
+(``store_lock.py``): the lock is taken after the checks and held until this process exits.
+After the crawl, a close reason that needs a human (``auth_failed``, ``missing_credentials``)
+exits 1; ``quota_parked`` exits 0, because running the same command later is the plan, and the
+log says when; ``shutdown`` (SIGTERM, Ctrl-C) exits 0 too: the same command continues.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from runclub_spiders.quota import QuotaLedger, QuotaStateError
 from runclub_spiders.seeds import SeedError, load_plan
 from runclub_spiders.spiders.spotify_catalog import MODES
 from runclub_spiders.store import Store, StoreError
+from runclub_spiders.store_lock import StoreLock, StoreLockedError
 
 FAILED_REASONS = {"auth_failed", "missing_credentials"}
 TOKENS_LOGGER = "runclub_spiders.auth.tokens"
@@ -38,7 +41,9 @@ class ConfigError(Exception):
     """One line: what is wrong, where, and how to fix it."""
 
 
-def preflight(settings, spider_args: dict[str, str] | None = None) -> None:
+def preflight(settings, spider_args: dict[str, str] | None = None,
+              command: str = "scrapy crawl") -> StoreLock | None:
+    """Check the configuration; lock the store. The lock is returned to be held until exit."""
     mode = (spider_args or {}).get("mode", "full")
     if mode not in MODES:
         raise ConfigError(f"-a mode={mode}: use full (crawl, then export), export (export "
@@ -84,6 +89,20 @@ def preflight(settings, spider_args: dict[str, str] | None = None) -> None:
         source_date_epoch()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    # Last, so a run refused for its configuration leaves no lock file behind. The checks
+    # above only read, so they are safe while another crawl holds the store.
+    store = settings.get("STORE_PATH")
+    return lock_store(Path(store), command) if store else None
+
+
+def lock_store(store: Path, command: str) -> StoreLock:
+    """Refuse a store another crawl holds; otherwise hold it until this process exits."""
+    lock = StoreLock(store)
+    try:
+        lock.acquire(command)
+    except StoreLockedError as exc:
+        raise ConfigError(str(exc)) from None
+    return lock
 
 
 @contextmanager
@@ -150,7 +169,9 @@ class Command(ScrapyCrawlCommand):
         assert self.settings is not None
         # Before Scrapy builds the crawler process (and starts logging): one line, exit 2.
         try:
-            preflight(self.settings, opts.spargs)
+            # Held until the process exits: the kernel releases it however the crawl ends.
+            self.store_lock = preflight(self.settings, opts.spargs,
+                                        " ".join(["scrapy crawl", *args]))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -160,7 +181,7 @@ class Command(ScrapyCrawlCommand):
             super().run(args, opts)             # Scrapy's own usage errors
             return
         assert self.crawler_process is not None
-        crawler = self._create_crawler(args[0])
+        crawler = self.crawler_process.create_crawler(args[0])
         self.crawler_process.crawl(crawler, **opts.spargs)
         self.crawler_process.start()
         try:
