@@ -277,3 +277,16 @@ def paging(body: Any, key: str | None = None) -> tuple[list[Any], int | None, st
     total = min(raw, MAX_TOTAL) if valid else None
     following = page.get("next") if isinstance(page.get("next"), str) else None
     return items, total, following
+
+
+def playlist_items_total(obj: dict[str, Any]) -> int | None:
+    """How many items a simplified playlist says it holds: ``items.total`` since the 2026
+    rename, ``tracks.total`` in bodies from before it (and from apps still served the old
+    name); None when neither is a count."""
+    for key in ("items", "tracks"):
+        ref = obj.get(key)
+        if isinstance(ref, dict):
+            total = _int(ref.get("total"))
+            if total is not None:
+                return total
+    return None

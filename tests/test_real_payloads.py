@@ -47,6 +47,7 @@ from runclub_spiders.spotify_objects import (
     clean_text,
     paging,
     parse_track,
+    playlist_items_total,
     timestamp,
     token,
 )
@@ -142,6 +143,8 @@ def test_search_page_of_tracks_and_playlists():
     # These older bodies have no snapshot_id, "public": null and only the "tracks" summary.
     assert all(token(p.get("snapshot_id")) is None for p in playlists)
     assert [p["tracks"]["total"] for p in playlists] == [185, 49]
+    # The spider reads a playlist's size through this, old name or new (2026: "items").
+    assert [playlist_items_total(p) for p in playlists] == [185, 49]
 
 
 # ---------------------------------------------------------------------------- full tracks

@@ -53,7 +53,14 @@ from runclub_spiders.export.manifest import (
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.planner import Planner
 from runclub_spiders.seeds import SeedQuery, load_plan
-from runclub_spiders.spotify_objects import PageTracks, clean_text, paging, timestamp, token
+from runclub_spiders.spotify_objects import (
+    PageTracks,
+    clean_text,
+    paging,
+    playlist_items_total,
+    timestamp,
+    token,
+)
 from runclub_spiders.store import Store
 from runclub_spiders.utils.closing import SpiderClosing
 
@@ -404,8 +411,7 @@ class SpotifyCatalogSpider(Spider):
             # Development mode: items of other users' playlists answer 403; never ask.
             stats.inc_value("playlists/skipped/not_owned")
             return None
-        items_ref = obj.get("items") if isinstance(obj.get("items"), dict) else {}
-        total = items_ref.get("total") if isinstance(items_ref.get("total"), int) else None
+        total = playlist_items_total(obj)
         snapshot = token(obj.get("snapshot_id"))
         previous = self.store.playlist(playlist_id)
         self.store.see_playlist(playlist_id, owner=clean_text(owner.get("id")),
