@@ -260,13 +260,20 @@ class Simulator:
 
         async def serve() -> None:
             self._stop = asyncio.Event()
+            # A stopped simulator does not wait for answers it is still delaying (latency
+            # knobs, slow faults): their clients have gone or will see a dropped connection.
             self._runner = web.AppRunner(self.make_app(), access_log=None,
-                                         handle_signals=False)
+                                         handle_signals=False, shutdown_timeout=0.5)
             await self._runner.setup()
             await web.SockSite(self._runner, sock).start()
             ready.set()
             await self._stop.wait()
             await self._runner.cleanup()
+            # Handlers still sleeping past the shutdown timeout end here, quietly.
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()

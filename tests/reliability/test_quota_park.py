@@ -85,7 +85,7 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
 
 @pytest.mark.slow
 @deferred_f_from_coro_f
-async def test_short_parks_never_ask_a_page_twice(tmp_path, monkeypatch, figures):
+async def test_short_parks_never_ask_a_page_twice(tmp_path, monkeypatch, figures, caplog):
     """A search bucket that parks every 30 calls for 2 s, waited out in-process, with two
     searches in flight: a request refused by the park is set aside, and its copy alone asks the
     page when the park ends (before, the spider also planned the page again: 166 of 1,035
@@ -100,7 +100,8 @@ async def test_short_parks_never_ask_a_page_twice(tmp_path, monkeypatch, figures
     finally:
         sim.stop()
     assert stats["finish_reason"] == "finished"
-    assert stats.get("log_count/ERROR", 0) == 0
+    assert stats.get("log_count/ERROR", 0) == 0, \
+        [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert stats["quota/parks"] >= 3 and stats["quota/set_aside/search"] >= 3
     searches = [e for e in log if e.bucket == "search" and e.status == 200]
     assert repeated_pages(log) == []
