@@ -1,19 +1,25 @@
 """The Scrapy internals this project relies on, in one place, each with why (Scrapy 2.19.0).
 
 Everything else uses Scrapy's public API. When ``requirements.txt`` moves Scrapy's pin, check
-each function here against the new release first: ``tests/test_prompt_close.py`` and
-``tests/test_scrapy_downloader.py`` fail if one of them stops doing its job.
+each function here against the new release first: ``tests/reliability/test_prompt_close.py``,
+``tests/test_rate_limits.py`` and ``tests/test_scrapy_downloader.py`` fail if one of them
+stops doing its job.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.defer import _schedule_coro
 
 if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.core.downloader import Downloader
     from scrapy.core.engine import ExecutionEngine
+    from twisted.internet.defer import Deferred
 
 
 def schedule_coro(coro: Coroutine[Any, Any, Any]) -> None:
@@ -55,3 +61,32 @@ def recheck_scraper_closing(engine: ExecutionEngine) -> None:
     slot = scraper.slot
     if slot is not None and slot.closing is not None and not slot.closing.called:
         scraper._check_if_closing()
+
+
+def pause_slot(downloader: Downloader, request: Request, wait: float) -> None:
+    """Hold every request queued in ``request``'s download slot for ``wait`` seconds.
+
+    Scrapy has no API to pause a slot. Its downloader waits ``delay - (now - lastseen)``
+    before a slot's next request, so moving ``Slot.lastseen`` into the future pauses it (only
+    for a slot with a delay: with ``delay=0`` 2.19 sends the whole queue at once).
+    """
+    slot = downloader.slots.get(downloader.get_slot_key(request))
+    if slot is None:
+        return
+    slot.delay = max(slot.delay, 0.001)
+    slot.lastseen = max(slot.lastseen, time.monotonic() + wait)
+
+
+def take_queued(downloader: Downloader, wanted: Callable[[Request], bool]
+                ) -> list[tuple[Request, Deferred]]:
+    """Remove the ``wanted`` requests from the download slots' queues, with the Deferreds
+    their callers wait on (the caller must fire each). Scrapy has no API for it: they passed
+    every ``process_request`` already, and would otherwise be sent (a quota park, a close)."""
+    taken = []
+    for slot in downloader.slots.values():
+        keep: deque = deque()
+        for entry in slot.queue:
+            (taken if wanted(entry[0]) else keep).append(entry)
+        slot.queue.clear()
+        slot.queue.extend(keep)
+    return taken

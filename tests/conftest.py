@@ -118,6 +118,13 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
     return settings
 
 
+# ---------------------------------------------------------------------------- order
+def pytest_collection_modifyitems(items) -> None:
+    """The long crawls (marked ``slow``) first, the rest after: on two workers the short tests
+    then fill the gaps instead of one long crawl starting last and running alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # ---------------------------------------------------------------------------- figures
 # Here, not in tests/reliability/conftest.py: under xdist the controller loads only this one.
 def pytest_terminal_summary(terminalreporter) -> None:

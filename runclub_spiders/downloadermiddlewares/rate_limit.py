@@ -44,9 +44,10 @@ from scrapy.utils.asyncio import call_later
 from scrapy.utils.request import request_from_dict
 from scrapy.utils.response import response_status_message
 
+from runclub_spiders import scrapy_compat
 from runclub_spiders.downloadermiddlewares.spotify_auth import TOKEN_REQUEST
 from runclub_spiders.quota import QuotaLedger, next_utc_midnight, utc_iso
-from runclub_spiders.utils.closing import CloseWatch
+from runclub_spiders.utils.closing import CloseWatch, SpiderClosing
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -153,7 +154,7 @@ class RateLimitMiddleware(RetryMiddleware):
         self.last_429: dict[str, bool] = {}                 # slot -> last answer was a 429
         self.next_send: dict[str, float] = {}
         # Backoff and pacing sleep inside process_request; a close cuts them short.
-        self.watch = CloseWatch(crawler)
+        self.watch = CloseWatch(crawler, on_close=self._close_started)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -345,38 +346,32 @@ class RateLimitMiddleware(RetryMiddleware):
             await self.watch.sleep(at - now)
 
     def _pause_slot(self, request: Request, wait: float) -> None:
-        """Hold every queued request of this slot for ``wait`` seconds.
-
-        The downloader waits ``delay - (now - lastseen)`` before the slot's next request, so
-        moving ``lastseen`` into the future pauses the slot; it must happen before the
-        downloader picks the slot's next request (see ``response_downloaded``). This touches
-        semi-internal downloader state; keep that here and in ``_drop_queued``.
-        """
-        downloader = self.crawler.engine.downloader
-        key = downloader.get_slot_key(request)
-        slot = downloader.slots.get(key)
-        if slot is None:
-            return
-        slot.delay = max(slot.delay, 0.001)      # the pause only applies to slots with a delay
-        slot.lastseen = max(slot.lastseen, time.monotonic() + wait)
+        """Hold every queued request of this slot for ``wait`` seconds (it must happen before
+        the downloader picks the slot's next request: see ``response_downloaded``)."""
+        scrapy_compat.pause_slot(self.crawler.engine.downloader, request, wait)
 
     def _drop_queued(self, bucket: str) -> None:
         """Set aside the parked bucket's requests that already wait in a slot's queue.
 
         They passed ``process_request`` before the park began; left there, the downloader
-        would still send them. Like ``_pause_slot``, this touches semi-internal state.
+        would still send them.
         """
-        dropped = []
-        for slot in self.crawler.engine.downloader.slots.values():
-            keep: deque = deque()
-            for entry in slot.queue:
-                (dropped if entry[0].meta.get("spotify_bucket") == bucket else keep).append(entry)
-            slot.queue.clear()
-            slot.queue.extend(keep)
-        for request, deferred in dropped:
+        taken = scrapy_compat.take_queued(self.crawler.engine.downloader,
+                                          lambda r: r.meta.get("spotify_bucket") == bucket)
+        for request, deferred in taken:
             self._uncount(request)       # and so process_exception does not undo it twice
             kept = self._set_aside(request, bucket)
             deferred.errback(QuotaParked(f"quota bucket {bucket!r} is parked", set_aside=kept))
+
+    def _close_started(self) -> None:
+        """Nothing waiting in a slot queue (a slot paused for a Retry-After of up to
+        ``RATE_LIMIT_MAX_WAIT``, say) goes out once the spider closes: the next run asks."""
+        taken = scrapy_compat.take_queued(self.crawler.engine.downloader, lambda r: True)
+        for request, deferred in taken:
+            self._uncount(request)
+            deferred.errback(SpiderClosing(f"the spider is closing ({self.watch.reason})"))
+        if taken:
+            self.crawler.stats.inc_value("close/dropped_queued", len(taken))
 
     # ---------------------------------------------------------------- retries with backoff
     def _backoff(self, attempt: int) -> float:
