@@ -95,9 +95,14 @@ def use_credentials(monkeypatch, simulator: Simulator, refresh_token: bool = Tru
         monkeypatch.setenv("SPOTIFY_REFRESH_TOKEN", env["SPOTIFY_REFRESH_TOKEN"])
 
 
+def project_settings(**overrides: Any) -> dict[str, Any]:
+    """The project's settings (``settings.py``, where every default is stated once)."""
+    return {**{k: v for k, v in vars(project).items() if k.isupper()}, **overrides}
+
+
 def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str, Any]:
     """The project's settings, pointed at ``simulator`` and made fast for tests."""
-    settings = {k: v for k, v in vars(project).items() if k.isupper()}
+    settings = project_settings()
     settings.update(
         SPOTIFY_API_BASE_URL=simulator.spotify_api_base_url,
         SPOTIFY_ACCOUNTS_BASE_URL=simulator.accounts_base_url,

@@ -29,7 +29,7 @@ from runclub_spiders.pipelines.enrichment import (
 )
 from runclub_spiders.simulator.catalog import Track
 from runclub_spiders.store import FEATURE_FIELDS, Store, TrackRecord
-from tests.conftest import crawl_settings
+from tests.conftest import crawl_settings, project_settings
 from tests.enrichment_spiders import CandidateSpider
 
 FILTERS = "runclub_spiders.pipelines.cheap_filters.CheapFilterPipeline"
@@ -324,8 +324,8 @@ async def test_cheap_filters_keep_rejects_away_from_reccobeats(simulator_factory
 
 def test_filter_and_batch_settings_are_validated(tmp_path):
     def build(pipeline, **settings):
-        crawler = get_crawler(settings_dict={"RECCOBEATS_BASE_URL": "http://127.0.0.1:9/v1",
-                                             **settings})
+        crawler = get_crawler(settings_dict=project_settings(
+            RECCOBEATS_BASE_URL="http://127.0.0.1:9/v1", **settings))
         return build_from_crawler(pipeline, crawler)
 
     assert build(ReccoBeatsEnrichmentPipeline).batch_size == 40
@@ -477,7 +477,8 @@ async def test_lost_connections_and_bad_bodies_leave_tracks_pending(
 
 # ---------------------------------------------------------------------------- units
 def test_join_ignores_stray_duplicate_and_broken_rows():
-    crawler = get_crawler(settings_dict={"RECCOBEATS_BASE_URL": "http://127.0.0.1:9/v1"})
+    crawler = get_crawler(settings_dict=project_settings(
+        RECCOBEATS_BASE_URL="http://127.0.0.1:9/v1"))
     crawler.stats.open_spider()
     pipeline = build_from_crawler(ReccoBeatsEnrichmentPipeline, crawler)
     a, b, c = "A" * 22, "B" * 22, "C" * 22
@@ -520,7 +521,8 @@ def test_feature_rows_are_parsed_leniently():
 
 
 def test_api_key_header_only_when_set(monkeypatch):
-    crawler = get_crawler(settings_dict={"RECCOBEATS_BASE_URL": "http://127.0.0.1:9/v1/"})
+    crawler = get_crawler(settings_dict=project_settings(
+        RECCOBEATS_BASE_URL="http://127.0.0.1:9/v1/"))
     plain = build_from_crawler(ReccoBeatsEnrichmentPipeline, crawler)
     request = plain.request("audio-features", ["a", "b"])
     assert request.url == "http://127.0.0.1:9/v1/audio-features?ids=a,b"

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 
-MIN_DURATION_MS = 120_000
 MAX_DURATION_MS = 360_000       # the brief's hard cap: never over 6 minutes
 
 
@@ -42,8 +41,8 @@ class CheapFilterPipeline(StorePipeline):
         settings = crawler.settings
         super().__init__(crawler)
         self.stats = crawler.stats
-        self.min_ms = settings.getint("CATALOG_MIN_DURATION_MS", MIN_DURATION_MS)
-        self.max_ms = settings.getint("CATALOG_MAX_DURATION_MS", MAX_DURATION_MS)
+        self.min_ms = settings.getint("CATALOG_MIN_DURATION_MS")
+        self.max_ms = settings.getint("CATALOG_MAX_DURATION_MS")
         if not 0 <= self.min_ms <= self.max_ms <= MAX_DURATION_MS:
             raise ValueError(f"need 0 <= CATALOG_MIN_DURATION_MS <= CATALOG_MAX_DURATION_MS "
                              f"<= {MAX_DURATION_MS} (never over 6 minutes), got "

@@ -144,14 +144,14 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
         super().__init__(crawler)
         self.stats = crawler.stats
         self.base = settings["RECCOBEATS_BASE_URL"].rstrip("/")
-        self.batch_size = settings.getint("RECCOBEATS_BATCH_SIZE", 40)
+        self.batch_size = settings.getint("RECCOBEATS_BATCH_SIZE")
         if not 1 <= self.batch_size <= self.MAX_BATCH:
             raise ValueError(f"RECCOBEATS_BATCH_SIZE must be between 1 and {self.MAX_BATCH} "
                              f"(ReccoBeats refuses larger batches), not {self.batch_size}")
-        self.wait = settings.getfloat("RECCOBEATS_BATCH_WAIT", 1.0)
+        self.wait = settings.getfloat("RECCOBEATS_BATCH_WAIT")
         if self.wait < 0:
             raise ValueError(f"RECCOBEATS_BATCH_WAIT must not be negative, not {self.wait}")
-        self.miss_ttl = settings.getfloat("RECCOBEATS_MISS_TTL_DAYS", 60) * 86_400
+        self.miss_ttl = settings.getfloat("RECCOBEATS_MISS_TTL_DAYS") * 86_400
         self.market = (settings.get("SPOTIFY_MARKET") or "US").upper()
         self.api_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
         self._batch: _Batch | None = None
