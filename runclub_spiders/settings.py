@@ -66,8 +66,6 @@ DOWNLOAD_TIMEOUT = 30
 META_COPY_WARN_SKIP_KEYS = ["retry_times"]
 
 DOWNLOADER_MIDDLEWARES = {
-    # First: requests of an earlier process (JOBDIR, quota stash) are replanned, not resent.
-    "runclub_spiders.downloadermiddlewares.stale_requests.StaleRequestsMiddleware": 40,
     "runclub_spiders.downloadermiddlewares.service_slots.ServiceSlotsMiddleware": 50,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "runclub_spiders.downloadermiddlewares.rate_limit.RateLimitMiddleware": 550,
@@ -140,7 +138,6 @@ EXPORT_COPIES: list[str] = []          # analyst copies of the wide file: "csv",
 EXPORT_PRIMARY_MARKETS = ["US", "CA", "GB", "AU"]   # for available_primary_markets
 EXPORT_GZIP_LEVEL = 6
 EXTENSIONS = {
-    "runclub_spiders.extensions.jobdir_repair.JobdirQueueRepair": 90,
     "runclub_spiders.extensions.jobdir_version.JobdirVersionRecorder": 100,
     # Every close reason exits promptly, with batches, refreshes or backoffs in flight.
     "runclub_spiders.extensions.prompt_close.PromptClose": 110,

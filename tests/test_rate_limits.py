@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import pickle
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -29,7 +28,6 @@ from scrapy.utils.test import get_crawler
 import runclub_spiders.settings as project
 from runclub_spiders.downloadermiddlewares.rate_limit import (
     RATE_LIMIT_RETRIES,
-    STASH_FILE,
     RateLimitMiddleware,
     parse_retry_after,
 )
@@ -238,45 +236,6 @@ async def test_quota_without_retry_after_parks_for_the_default(simulator_factory
 
 
 @deferred_f_from_coro_f
-async def test_parked_requests_resume_from_jobdir(simulator_factory, tmp_path, monkeypatch):
-    # Four searches per simulated "day": the first run gets four, the second the other four.
-    sim = simulator_factory(quota={"search": 4}, quota_retry_after=2)
-    use_credentials(monkeypatch, sim)
-    jobdir = tmp_path / "job"
-    paths, _ = mixed_paths(sim)
-    settings = {"JOBDIR": str(jobdir), "QUOTA_PARK_IDLE_WAIT": 0,
-                "DOWNLOAD_SLOTS": one_slot()}
-    crawler, stats = await crawl(sim, tmp_path, paths, **settings)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
-    first = spotify_log(sim, bucket="search")
-    assert [e.status for e in first] == [200] * 4 + [429]
-    stash = jobdir / STASH_FILE
-    assert stash.exists()
-    with stash.open("rb") as f:
-        saved = pickle.load(f)
-    assert len(saved) == stats["quota/set_aside/search"] == 4
-    assert not any("Authorization" in str(entry.get("headers")) for entry in saved)
-
-    until = json.loads((tmp_path / "cache" / "quota_state.json").read_text()
-                       )["parks"]["search"]["until"]
-    await sleep(max(0.0, until - time.time()) + 0.1)
-
-    mark = len(sim.requests())
-    crawler, stats = await crawl(sim, tmp_path, paths, **settings)
-    assert stats["finish_reason"] == "finished"
-    assert stats.get("log_count/ERROR", 0) == 0
-    assert not stash.exists()
-    second = spotify_log(sim, mark)
-    assert second and all(e.bucket == "search" and e.status == 200 for e in second)
-    assert crawler.spider.statuses == {
-        f"/search?q=rock&type=track&limit=10&offset={offset(e)}": 200 for e in second}
-    ok = Counter(offset(e) for e in first + second if e.status == 200)
-    assert ok == Counter(10 * i for i in range(QUOTA_PATHS_SEARCHES))
-    assert set(ok.values()) == {1}
-
-
-@deferred_f_from_coro_f
 async def test_short_park_waits_in_process(simulator_factory, tmp_path, monkeypatch):
     sim = simulator_factory(quota={"search": 3}, quota_retry_after=2)
     use_credentials(monkeypatch, sim)
@@ -364,7 +323,6 @@ async def test_park_refuses_direct_downloads_without_setting_them_aside(
     assert [e.status for e in sim.requests(service="reccobeats")] == [429]
     assert stats["quota/parks"] == 1 and stats["quota/refused/reccobeats"] == 4
     assert "quota/set_aside/reccobeats" not in stats
-    assert not (jobdir / STASH_FILE).exists()
 
 
 # ---------------------------------------------------------------------------- 5xx backoff
@@ -430,41 +388,24 @@ def ledger_today(tmp_path) -> dict[str, int]:
     return state["days"].get(utc_iso(time.time())[:10], {})
 
 
-class StampedProbeSpider(ProbeSpider):
-    """A ProbeSpider that stamps its requests with a run token, as the catalog spider does,
-    so that StaleRequestsMiddleware drops those of an earlier run."""
-
-    name = "stamped_probe"
-
-    def __init__(self, run_token: str = "", **kwargs):
-        super().__init__(**kwargs)
-        self.run_token = run_token
-
-    async def start(self):
-        base = self.settings["SPOTIFY_API_BASE_URL"]
-        for path in self.paths:
-            yield Request(base + path, callback=self.parse, errback=self.failed,
-                          dont_filter=True, meta={"path": path, "run": self.run_token})
-
-
 @deferred_f_from_coro_f
 async def test_set_aside_copy_refused_by_the_park_next_run_keeps_the_count(
         simulator_factory, tmp_path, monkeypatch):
     sim = simulator_factory(quota={"search": 3}, quota_retry_after=3600)
     use_credentials(monkeypatch, sim)
-    settings = {"JOBDIR": str(tmp_path / "job"), "QUOTA_PARK_IDLE_WAIT": 0,
-                "DOWNLOAD_SLOTS": one_slot()}
+    settings = {"QUOTA_PARK_IDLE_WAIT": 0, "DOWNLOAD_SLOTS": one_slot()}
     _, first = await crawl(sim, tmp_path, search_paths(5), **settings)
     assert first["finish_reason"] == "quota_parked"
     assert first.get("log_count/ERROR", 0) == 0
     sent = spotify_log(sim, bucket="search")
     assert [e.status for e in sent] == [200, 200, 200, 429]
-    # The 429'd search (counted: Spotify saw it) is among those set aside and saved.
+    # The 429'd search (counted: Spotify saw it) is among those set aside.
     assert first["quota/set_aside/search"] == 2
     assert first["quota/requests_today/search"] == ledger_today(tmp_path)["search"] == len(sent)
 
-    # Next run, bucket still parked: both saved requests are refused again, never sent.
-    _, second = await crawl(sim, tmp_path, [], **settings)
+    # Next run, bucket still parked: the two unanswered searches, planned again, are refused
+    # before they are sent, and take nothing back from the count.
+    _, second = await crawl(sim, tmp_path, search_paths(5)[3:], **settings)
     assert second["finish_reason"] == "quota_parked"
     assert second.get("log_count/ERROR", 0) == 0
     assert spotify_log(sim, bucket="search") == sent
@@ -474,15 +415,15 @@ async def test_set_aside_copy_refused_by_the_park_next_run_keeps_the_count(
 
 
 @deferred_f_from_coro_f
-async def test_set_aside_copy_dropped_as_stale_next_run_keeps_the_count(
+async def test_set_aside_requests_are_not_saved_and_the_count_is_kept(
         simulator_factory, tmp_path, monkeypatch):
     sim = simulator_factory(quota={"search": 3}, quota_retry_after=2)
     use_credentials(monkeypatch, sim)
     settings = crawl_settings(sim, tmp_path, JOBDIR=str(tmp_path / "job"),
                               QUOTA_PARK_IDLE_WAIT=0, DOWNLOAD_SLOTS=one_slot())
     paths = search_paths(5)
-    crawler = get_crawler(StampedProbeSpider, settings)
-    await crawler.crawl_async(paths=paths, run_token="first")
+    crawler = get_crawler(ProbeSpider, settings)
+    await crawler.crawl_async(paths=paths)
     first = crawler.stats.get_stats()
     assert first["finish_reason"] == "quota_parked"
     assert first.get("log_count/ERROR", 0) == 0
@@ -494,15 +435,16 @@ async def test_set_aside_copy_dropped_as_stale_next_run_keeps_the_count(
                        )["parks"]["search"]["until"]
     await sleep(max(0.0, until - time.time()) + 0.1)
 
-    # The next run plans the two unanswered searches again under its own token; the saved
-    # requests of the first run are dropped as stale before they cost anything.
+    # The set-aside requests were not saved anywhere: the next run plans the two unanswered
+    # searches itself (as the catalog spider does from its store), and sends nothing else.
+    assert not any((tmp_path / "job").rglob("*.pickle"))
     mark = len(sim.requests())
-    crawler = get_crawler(StampedProbeSpider, settings)
-    await crawler.crawl_async(paths=paths[3:], run_token="second")
+    settings.pop("JOBDIR")      # ProbeSpider's own dupefilter there would skip the two paths
+    crawler = get_crawler(ProbeSpider, settings)
+    await crawler.crawl_async(paths=paths[3:])
     second = crawler.stats.get_stats()
     assert second["finish_reason"] == "finished"
     assert second.get("log_count/ERROR", 0) == 0
-    assert second["discovery/stale_requests_dropped"] == 2
     assert crawler.spider.statuses == dict.fromkeys(paths[3:], 200)
     assert [e.status for e in spotify_log(sim, mark, bucket="search")] == [200, 200]
     assert second["quota/requests/search"] == 2

@@ -10,9 +10,9 @@ Replaces Scrapy's ``RetryMiddleware``, which resends a 429 at once and never rea
   bucket until the time given, in a state file that survives restarts. Requests for a parked
   bucket are never sent; they are set aside, including those already waiting in a download
   slot's queue. When nothing else is left, the crawl closes with reason ``quota_parked`` (or
-  waits, if the park ends within ``QUOTA_PARK_IDLE_WAIT``), and with JOBDIR the set-aside
-  requests are saved for the next run. Requests a component awaits through
-  ``engine.download_async`` (``callback=NO_CALLBACK``) are only refused with
+  waits, if the park ends within ``QUOTA_PARK_IDLE_WAIT``); set-aside requests are not
+  saved: the next run plans those pages again from the store. Requests a component awaits
+  through ``engine.download_async`` (``callback=NO_CALLBACK``) are only refused with
   ``IgnoreRequest``: their caller decides what to do, and the scheduler could not deliver them.
 * **5xx, timeouts, dropped connections**: bounded retries, each delayed by exponential
   backoff with jitter.
@@ -27,13 +27,11 @@ parked) in the ``response_downloaded`` signal, which Scrapy sends before that ha
 from __future__ import annotations
 
 import logging
-import pickle
 import random
 import time
 import weakref
 from collections import deque
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scrapy import signals
@@ -41,7 +39,6 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_reques
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import call_later
-from scrapy.utils.request import request_from_dict
 from scrapy.utils.response import response_status_message
 
 from runclub_spiders import scrapy_compat
@@ -61,7 +58,6 @@ TWICE_429 = "_second_429"              # this 429 followed another one on the sa
 NOT_BEFORE = "_not_before"           # monotonic time before which a retry must not go out
 RATE_LIMIT_RETRIES = "_rate_limit_retries"
 DECISION_429 = "_rate_limit_429"     # what response_downloaded decided for this 429
-STASH_FILE = "quota_parked_requests.pickle"
 
 
 class QuotaParked(IgnoreRequest):
@@ -133,8 +129,6 @@ class RateLimitMiddleware(RetryMiddleware):
         self.budgets = {str(k): int(v)
                         for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
         self.ledger = QuotaLedger(settings["QUOTA_STATE_FILE"])
-        jobdir = settings.get("JOBDIR")
-        self.stash_path = Path(jobdir) / STASH_FILE if jobdir else None
         self.stash: list[Request] = []
         self._reinject_call = None
         self._run_counts: dict[str, int] = {}
@@ -155,7 +149,6 @@ class RateLimitMiddleware(RetryMiddleware):
         self.next_send: dict[str, float] = {}
         # Backoff and pacing sleep inside process_request; a close cuts them short.
         self.watch = CloseWatch(crawler, on_close=self._close_started)
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(self.response_downloaded, signal=signals.response_downloaded)
@@ -411,12 +404,12 @@ class RateLimitMiddleware(RetryMiddleware):
         """Keep a copy of ``request`` to send when the park ends; False when it is not kept."""
         if request.callback is NO_CALLBACK:
             # Awaited through engine.download_async: the IgnoreRequest goes to its caller.
-            # Scheduled later, its response would reach NO_CALLBACK (and JOBDIR cannot
-            # pickle it).
+            # Scheduled later, its response would reach NO_CALLBACK.
             self.crawler.stats.inc_value(f"quota/refused/{bucket}")
             return False
         # A clean copy with dont_filter: the dupefilter has seen the original already, and
-        # would drop it when it comes back (in this run, or from JOBDIR in the next).
+        # would drop it when it comes back. Kept in memory only: after a restart the spider
+        # plans the page again (the catalog spider from its store).
         self.stash.append(self._clean_copy(request))
         self.crawler.stats.inc_value(f"quota/set_aside/{bucket}")
         return True
@@ -435,17 +428,6 @@ class RateLimitMiddleware(RetryMiddleware):
             logger.info("Quota park over: %d set-aside requests back in the queue", len(ready))
 
     # ---------------------------------------------------------------- signals
-    def spider_opened(self) -> None:
-        if self.stash_path is None or not self.stash_path.exists():
-            return
-        with self.stash_path.open("rb") as stash:
-            saved = pickle.load(stash)
-        self.stash_path.unlink()
-        spider = self.crawler.spider
-        for entry in saved:
-            self.crawler.engine.crawl(request_from_dict(entry, spider=spider))
-        logger.info("Resumed %d requests set aside by a quota park", len(saved))
-
     def waiting_in_process(self) -> bool:
         """True while set-aside requests will be sent again by this process (a short park)."""
         if not self.stash:
@@ -482,10 +464,3 @@ class RateLimitMiddleware(RetryMiddleware):
         self.ledger.save()
         for bucket, used in self.ledger.today().items():
             self.crawler.stats.set_value(f"quota/requests_today/{bucket}", used)
-        if self.stash and self.stash_path is not None:
-            spider = self.crawler.spider
-            entries = [r.to_dict(spider=spider) for r in self.stash]
-            self.stash_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.stash_path.open("wb") as out:
-                pickle.dump(entries, out, protocol=4)
-            logger.info("Saved %d set-aside requests to %s", len(entries), self.stash_path)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +40,6 @@ from scrapy.utils.asyncio import create_looping_call
 
 from runclub_spiders.catalog.selection import BalanceSettings, duration_reason
 from runclub_spiders.downloadermiddlewares.rate_limit import set_aside_by_park
-from runclub_spiders.downloadermiddlewares.stale_requests import RUN_META
 from runclub_spiders.export.build import Clock, build_export
 from runclub_spiders.export.feeds import export_feeds
 from runclub_spiders.export.manifest import (
@@ -79,6 +77,8 @@ def utc_now() -> str:
 
 class SpotifyCatalogSpider(Spider):
     name = "spotify_catalog"
+    # Requests are never queued to JOBDIR: the store is what a restart resumes from.
+    custom_settings = {"SCHEDULER": "runclub_spiders.scheduler.StoreBackedScheduler"}
 
     @classmethod
     def update_settings(cls, settings) -> None:
@@ -105,9 +105,6 @@ class SpotifyCatalogSpider(Spider):
         self.export_build = None            # set by the export phase
         self.export_complete = False        # every export row has been yielded
         self.export_state = "idle"          # idle | scheduled | done
-        # Stamped on discovery and export requests: those of an earlier process (JOBDIR, quota
-        # stash) are dropped before download and planned again (stale_requests.py).
-        self.run_token = secrets.token_hex(8)
         self.owner_phase_open = True        # reading the owner's playlists; no search yet
         self.owner_listing_done = False
         self.owner_chains = 0               # owner playlists whose pages are being read
@@ -193,7 +190,7 @@ class SpotifyCatalogSpider(Spider):
         # the planner always decides from the same counts, however a run was interrupted.
         yield Request(f"{self.api}/me", callback=self.parse_me, errback=self.failed,
                       dont_filter=True, priority=10,
-                      meta={"owner_listing": True, RUN_META: self.run_token})
+                      meta={"owner_listing": True})
 
     def spider_idle(self) -> None:
         if self.artist_lookups_inflight and not self.artist_lookup_parked:
@@ -217,8 +214,7 @@ class SpotifyCatalogSpider(Spider):
             # export callback through the scraper, so its rows meet the pipelines and feeds.
             self.export_state = "scheduled"
             self.crawler.engine.crawl(Request("data:,export", callback=self.export_rows,
-                                              errback=self.export_failed, dont_filter=True,
-                                              meta={RUN_META: self.run_token}))
+                                              errback=self.export_failed, dont_filter=True))
             raise DontCloseSpider
 
     def _waiting_for_park(self) -> bool:
@@ -286,12 +282,11 @@ class SpotifyCatalogSpider(Spider):
     def _search_request(self, query: SeedQuery, offset: int) -> Request:
         params = {"q": query.q, "type": query.kind, "limit": self.page_size,
                   "offset": offset, "market": self.market}
-        # dont_filter + the run stamp: the planner, not the dupefilter, decides what is asked
-        # (see downloadermiddlewares/stale_requests.py).
+        # dont_filter: the planner, not the dupefilter, decides what is asked.
         return Request(f"{self.api}/search?{urlencode(params)}", callback=self.parse_search,
                        errback=self.failed, dont_filter=True,
                        meta={"seed": [query.family, query.q, query.kind, query.umbrella,
-                                      query.decade], "offset": offset, RUN_META: self.run_token})
+                                      query.decade], "offset": offset})
 
     def parse_search(self, response):
         body = _json(response)
@@ -387,7 +382,7 @@ class SpotifyCatalogSpider(Spider):
         return Request(f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={offset}",
                        callback=self.parse_my_playlists, errback=self.failed,
                        dont_filter=True, priority=10,
-                       meta={"offset": offset, "owner_listing": True, RUN_META: self.run_token})
+                       meta={"offset": offset, "owner_listing": True})
 
     def _consider_playlists(self, objects: list[Any], now: str) -> list[Request]:
         """Register every listed playlist; requests for those whose items are worth reading."""
@@ -437,7 +432,7 @@ class SpotifyCatalogSpider(Spider):
                        callback=self.parse_playlist_items, errback=self.failed,
                        dont_filter=True,
                        meta={"playlist": playlist_id, "snapshot": snapshot, "offset": offset,
-                             RUN_META: self.run_token, "owner": owner},
+                             "owner": owner},
                        priority=5)
 
     def parse_playlist_items(self, response):
@@ -490,14 +485,14 @@ class SpotifyCatalogSpider(Spider):
             if ids:
                 return Request(f"{self.api}/artists?ids={','.join(ids)}",
                                callback=self.parse_artists, errback=self.failed,
-                               meta={"artist_ids": ids, RUN_META: self.run_token})
+                               meta={"artist_ids": ids})
         elif self.artist_budget > 0:
             ids = self.store.artists_without_details(1)
             if ids:
                 self.artist_budget -= 1
                 return Request(f"{self.api}/artists/{ids[0]}", callback=self.parse_artists,
                                errback=self.failed,
-                               meta={"artist_ids": ids, RUN_META: self.run_token})
+                               meta={"artist_ids": ids})
         return None
 
     def parse_artists(self, response):
@@ -590,8 +585,6 @@ class SpotifyCatalogSpider(Spider):
 
     def failed(self, failure):
         request = failure.request
-        if request.meta.get(RUN_META) != self.run_token:
-            return []      # an earlier process's request (dropped as stale): not in our counts
         if failure.check(SpiderClosing):
             return []      # given up as the spider closes: the next run plans it again
         if set_aside_by_park(failure):
@@ -609,7 +602,7 @@ class SpotifyCatalogSpider(Spider):
             query = SeedQuery(*request.meta["seed"])
             self.planner.release(query)
             if failure.check(IgnoreRequest):
-                return []                 # refused (no token, stale): not worth a new page now
+                return []                 # refused (no token): not worth a new page now
             return self._fill()
         if "artist_ids" in request.meta:
             self.artist_lookups_inflight = False
