@@ -90,9 +90,9 @@ def crawl_argv(folder: Path, settings: dict[str, object], *spider_args: str) -> 
     export, quota state, token, log; never the repository's ``.cache``), then ``settings``
     over those, and ``-a`` spider arguments (``mode=export``)."""
     base = {
-        "STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "export",
+        "CATALOG_STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "export",
         "QUOTA_STATE_FILE": folder / "quota.json", "SPOTIFY_TOKEN_FILE": folder / "token.json",
-        "LOG_FILE": folder / "crawl.log", "LOG_LEVEL": "INFO", "PROGRESS_INTERVAL": 0,
+        "LOG_FILE": folder / "crawl.log", "LOG_LEVEL": "INFO", "DISCOVERY_PROGRESS_INTERVAL": 0,
     }
     argv = [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog"]
     for arg in spider_args:

@@ -58,8 +58,8 @@ QUOTA_STATE_FILE = ".cache/quota_state.json"
 SPOTIFY_DAILY_BUDGET: dict[str, int] = {}
 RETRY_TIMES = 5                      # 5xx, timeouts, dropped connections
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
-RETRY_BACKOFF_BASE = 1.0             # exponential backoff with jitter: base * 2**(n-1) seconds,
-RETRY_BACKOFF_MAX = 60.0             # capped
+RATE_LIMIT_BACKOFF_BASE = 1.0        # exponential backoff with jitter: base * 2**(n-1) s,
+RATE_LIMIT_BACKOFF_MAX = 60.0        # capped
 DOWNLOAD_TIMEOUT = 30
 # The spider retries garbled JSON with Scrapy's get_retry_request, which carries retry_times
 # on purpose; the 2.19 meta-copy check would warn about it.
@@ -96,7 +96,7 @@ AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0  # average requests in flight per slot
 
 # --- Discovery ----------------------------------------------------------------------------------
-STORE_PATH = ".cache/catalog.sqlite"   # the resumable store (SQLite, WAL)
+CATALOG_STORE_PATH = ".cache/catalog.sqlite"   # the resumable store (SQLite, WAL)
 SEEDS_PLAN = "seeds/plan.yaml"
 SEEDS_UMBRELLAS = "seeds/umbrellas.yaml"
 CATALOG_CELL_MIN = 400                 # exported tracks per umbrella x decade cell, at least
@@ -113,8 +113,8 @@ DISCOVERY_MIN_NEW_PER_PAGE = 4         # per 10 results: a page below this is "l
 DISCOVERY_PATIENCE = 2                 # ...and this many low pages in a row stop the query
 DISCOVERY_FAMILY_TRIAL = 20            # requests before a query family is judged
 DISCOVERY_FAMILY_MIN_YIELD = 1.0       # new tracks per request below which it is demoted
-ARTIST_LOOKUP_BUDGET = 0               # development: per-artist /artists/{id} calls allowed
-PROGRESS_INTERVAL = 60                 # seconds between progress lines
+DISCOVERY_ARTIST_LOOKUP_BUDGET = 0     # development: per-artist /artists/{id} calls allowed
+DISCOVERY_PROGRESS_INTERVAL = 60       # seconds between progress lines
 
 # --- Enrichment ----------------------------------------------------------------------------------
 ITEM_PIPELINES = {

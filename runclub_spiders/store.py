@@ -206,10 +206,10 @@ class Store:
                              f"to start a new store, or restore it from a backup")
         if app_id != APPLICATION_ID:
             raise StoreError(f"{path} is an SQLite file of another application; point "
-                             f"STORE_PATH elsewhere or move the file aside")
+                             f"CATALOG_STORE_PATH elsewhere or move the file aside")
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} was written by a newer runclub-spiders (schema {version}); "
-                             f"upgrade, or point STORE_PATH elsewhere")
+                             f"upgrade, or point CATALOG_STORE_PATH elsewhere")
 
     def close(self) -> None:
         self.db.close()

@@ -46,8 +46,8 @@ class StoreLock:
             holder = _describe(_read(fd))
             os.close(fd)
             raise StoreLockedError(
-                f"STORE_PATH={self.store} is in use by {holder}: wait for that crawl to end "
-                f"(or stop it), or point STORE_PATH at another store") from None
+                f"CATALOG_STORE_PATH={self.store} is in use by {holder}: wait for that crawl to "
+                f"end (or stop it), or point CATALOG_STORE_PATH at another store") from None
         except OSError:
             os.close(fd)
             raise

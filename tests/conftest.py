@@ -115,8 +115,8 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
         DOWNLOAD_SLOTS={"api.spotify.com": {"concurrency": 2, "delay": 0.0},
                         "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},
                         "api.reccobeats.com": {"concurrency": 2, "delay": 0.0}},
-        RETRY_BACKOFF_BASE=0.05,
-        RETRY_BACKOFF_MAX=0.5,
+        RATE_LIMIT_BACKOFF_BASE=0.05,
+        RATE_LIMIT_BACKOFF_MAX=0.5,
         LOG_LEVEL="INFO",
     )
     settings.update(overrides)

@@ -29,10 +29,11 @@ TARGET = 20                  # per cell; discovery aims at TARGET x DISCOVERY_OV
 
 
 def discovery_settings(sim, tmp_path, **overrides):
-    settings = {"STORE_PATH": str(tmp_path / "store.sqlite"), "CATALOG_CELL_TARGET": TARGET,
+    settings = {"CATALOG_STORE_PATH": str(tmp_path / "store.sqlite"),
+                "CATALOG_CELL_TARGET": TARGET,
                 "CATALOG_MAX_TRACKS": 100_000, "DISCOVERY_OVERSAMPLE": 1.0,
                 # Discovery alone: tests/test_export.py covers the export phase.
-                "EXPORT_ENABLED": False, "PROGRESS_INTERVAL": 0, **overrides}
+                "EXPORT_ENABLED": False, "DISCOVERY_PROGRESS_INTERVAL": 0, **overrides}
     return crawl_settings(sim, tmp_path, **settings)
 
 
@@ -224,7 +225,7 @@ async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_a
 
 @deferred_f_from_coro_f
 async def test_development_artist_lookups_stay_within_their_budget(dev, tmp_path):
-    _, stats = await crawl(dev, tmp_path, ARTIST_LOOKUP_BUDGET=3)
+    _, stats = await crawl(dev, tmp_path, DISCOVERY_ARTIST_LOOKUP_BUDGET=3)
     assert stats["finish_reason"] == "finished"
     lookups = [e for e in dev.requests(service="spotify") if "/artists/" in e.path]
     assert len(lookups) == 3 == stats["discovery/artist_lookups"]

@@ -29,12 +29,12 @@ from tests.conftest import crawl_settings, use_credentials
 SIZE = 12_000
 EPOCH = "1780000000"                      # 2026-05-28T20:26:40Z
 SETTINGS = {"CATALOG_CELL_MIN": 15, "CATALOG_CELL_TARGET": 30, "CATALOG_MAX_TRACKS": 4000,
-            "PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
+            "DISCOVERY_PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
 _crawled: dict[str, object] = {}
 
 
 def export_settings(sim, folder: Path, **overrides):
-    return crawl_settings(sim, folder, STORE_PATH=str(folder / "store.sqlite"),
+    return crawl_settings(sim, folder, CATALOG_STORE_PATH=str(folder / "store.sqlite"),
                           EXPORT_DIR=str(folder / "exports" / "catalog"),
                           **{**SETTINGS, **overrides})
 

@@ -120,7 +120,7 @@ def test_parse_retry_after_forms():
 
 def unit_middleware(tmp_path) -> RateLimitMiddleware:
     settings = {k: v for k, v in vars(project).items() if k.isupper()}
-    settings.update(RETRY_BACKOFF_BASE=0.5, RETRY_BACKOFF_MAX=3.0, SPIDER_MODULES=[],
+    settings.update(RATE_LIMIT_BACKOFF_BASE=0.5, RATE_LIMIT_BACKOFF_MAX=3.0, SPIDER_MODULES=[],
                     QUOTA_STATE_FILE=str(tmp_path / "q.json"))
     return RateLimitMiddleware(get_crawler(Spider, settings))
 
@@ -332,8 +332,8 @@ async def test_server_errors_retry_with_backoff(simulator_factory, tmp_path, mon
     use_credentials(monkeypatch, sim)
     paths = track_paths(sim, 30)
     base, ceiling = 0.2, 1.0
-    crawler, stats = await crawl(sim, tmp_path, paths, RETRY_BACKOFF_BASE=base,
-                                 RETRY_BACKOFF_MAX=ceiling, RETRY_TIMES=8)
+    crawler, stats = await crawl(sim, tmp_path, paths, RATE_LIMIT_BACKOFF_BASE=base,
+                                 RATE_LIMIT_BACKOFF_MAX=ceiling, RETRY_TIMES=8)
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
     assert crawler.spider.statuses == dict.fromkeys(paths, 200)

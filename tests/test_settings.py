@@ -66,3 +66,22 @@ def test_env_example_lists_every_variable_with_a_comment():
     for name in [*ADDRESSES, *SECRETS]:
         index = next(i for i, line in enumerate(lines) if re.match(rf"{name}=", line))
         assert lines[index - 1].startswith("# "), f"{name} has no one-line comment above it"
+
+
+@pytest.mark.parametrize("old", ["STORE_PATH", "PROGRESS_INTERVAL", "ARTIST_LOOKUP_BUDGET",
+                                 "RETRY_BACKOFF_BASE", "RETRY_BACKOFF_MAX"])
+def test_a_setting_under_its_old_name_is_refused_with_the_new_one(old):
+    from scrapy.settings import Settings  # noqa: PLC0415
+
+    import runclub_spiders.settings as project  # noqa: PLC0415
+    from runclub_spiders.commands.crawl import (  # noqa: PLC0415
+        RENAMED_SETTINGS,
+        ConfigError,
+        preflight,
+    )
+
+    settings = Settings({"SPOTIFY_MARKET": "US", "SPOTIFY_API_PROFILE": "development",
+                         old: "1"})
+    with pytest.raises(ConfigError, match=rf"^{old} is now called {RENAMED_SETTINGS[old]}:"):
+        preflight(settings)
+    assert hasattr(project, RENAMED_SETTINGS[old]) and not hasattr(project, old)

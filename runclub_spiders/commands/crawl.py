@@ -34,6 +34,15 @@ from runclub_spiders.store import Store, StoreError
 from runclub_spiders.store_lock import StoreLock, StoreLockedError
 
 FAILED_REASONS = {"auth_failed", "missing_credentials"}
+# Settings that moved into a namespace of the project's own: an old name would be ignored
+# silently (a crawl on the default store, say), so it is refused with its new name.
+RENAMED_SETTINGS = {
+    "STORE_PATH": "CATALOG_STORE_PATH",
+    "PROGRESS_INTERVAL": "DISCOVERY_PROGRESS_INTERVAL",
+    "ARTIST_LOOKUP_BUDGET": "DISCOVERY_ARTIST_LOOKUP_BUDGET",
+    "RETRY_BACKOFF_BASE": "RATE_LIMIT_BACKOFF_BASE",
+    "RETRY_BACKOFF_MAX": "RATE_LIMIT_BACKOFF_MAX",
+}
 TOKENS_LOGGER = "runclub_spiders.auth.tokens"
 
 
@@ -45,6 +54,9 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
               command: str = "scrapy crawl") -> StoreLock | None:
     """Check the configuration; lock the store. The lock is returned to be held until exit."""
     mode = (spider_args or {}).get("mode", "full")
+    for old, new in RENAMED_SETTINGS.items():
+        if settings.get(old) is not None:
+            raise ConfigError(f"{old} is now called {new}: rename it where you set it")
     if mode not in MODES:
         raise ConfigError(f"-a mode={mode}: use full (crawl, then export), export (export "
                           f"the store, no API calls) or discover (crawl, no export)")
@@ -75,8 +87,8 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
             load_plan(settings["SEEDS_PLAN"], settings["SEEDS_UMBRELLAS"])
         except SeedError as exc:
             raise ConfigError(str(exc)) from None
-    if settings.get("STORE_PATH"):
-        check_store(Path(settings["STORE_PATH"]))
+    if settings.get("CATALOG_STORE_PATH"):
+        check_store(Path(settings["CATALOG_STORE_PATH"]))
     if settings.getbool("EXPORT_ENABLED"):
         try:
             check_formats(settings.getlist("EXPORT_COPIES"))
@@ -91,7 +103,7 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
         raise ConfigError(str(exc)) from None
     # Last, so a run refused for its configuration leaves no lock file behind. The checks
     # above only read, so they are safe while another crawl holds the store.
-    store = settings.get("STORE_PATH")
+    store = settings.get("CATALOG_STORE_PATH")
     return lock_store(Path(store), command) if store else None
 
 
@@ -133,14 +145,14 @@ def check_writable_parent(name: str, path: Path) -> None:
 def check_store(store: Path) -> None:
     """Refuse a store the crawl could not open, before ``Store.open`` writes to it."""
     if store.is_dir():
-        raise ConfigError(f"STORE_PATH={store} is a folder; point STORE_PATH at the store's "
-                          f"file (for example {store / 'catalog.sqlite'})")
-    check_writable_parent("STORE_PATH", store)
+        raise ConfigError(f"CATALOG_STORE_PATH={store} is a folder; point CATALOG_STORE_PATH "
+                          f"at the store's file (for example {store / 'catalog.sqlite'})")
+    check_writable_parent("CATALOG_STORE_PATH", store)
     if not (store.exists() and store.stat().st_size):
         return
     if not os.access(store, os.R_OK | os.W_OK):
-        raise ConfigError(f"STORE_PATH={store} is not readable and writable; fix its "
-                          f"permissions or point STORE_PATH elsewhere")
+        raise ConfigError(f"CATALOG_STORE_PATH={store} is not readable and writable; fix its "
+                          f"permissions or point CATALOG_STORE_PATH elsewhere")
     # A read-only SQLite connection to a WAL database creates -wal and -shm files and, not
     # being allowed to checkpoint, leaves them behind: remove the ones the check created.
     sidecars = [store.with_name(store.name + suffix) for suffix in ("-wal", "-shm")]

@@ -64,7 +64,7 @@ class Command(ScrapyCommand):
             "SPOTIFY_ACCOUNTS_BASE_URL": self.simulator.accounts_base_url,
             "RECCOBEATS_BASE_URL": self.simulator.reccobeats_base_url,
             "SPOTIFY_API_PROFILE": opts.api_profile,
-            "STORE_PATH": str(folder / "catalog.sqlite"),
+            "CATALOG_STORE_PATH": str(folder / "catalog.sqlite"),
             "EXPORT_DIR": opts.export_dir,
             "QUOTA_STATE_FILE": str(folder / "quota_state.json"),
             "SPOTIFY_TOKEN_FILE": str(folder / "spotify_token.json"),
@@ -78,7 +78,7 @@ class Command(ScrapyCommand):
             "CATALOG_CELL_MIN": 40,
             "CATALOG_CELL_TARGET": 80,
             "CATALOG_MAX_TRACKS": 10_000,
-            "PROGRESS_INTERVAL": 10,
+            "DISCOVERY_PROGRESS_INTERVAL": 10,
         }, priority="cmdline")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:

@@ -122,8 +122,8 @@ class RateLimitMiddleware(RetryMiddleware):
         self.crawler = crawler
         self.max_wait = settings.getfloat("RATE_LIMIT_MAX_WAIT")
         self.rate_limit_retries = settings.getint("RATE_LIMIT_MAX_RETRIES")
-        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE")
-        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX")
+        self.backoff_base = settings.getfloat("RATE_LIMIT_BACKOFF_BASE")
+        self.backoff_max = settings.getfloat("RATE_LIMIT_BACKOFF_MAX")
         self.default_park = settings.getfloat("QUOTA_PARK_DEFAULT")
         self.idle_wait = settings.getfloat("QUOTA_PARK_IDLE_WAIT")
         self.budgets = {str(k): int(v)

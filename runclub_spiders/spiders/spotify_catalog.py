@@ -8,8 +8,8 @@ Sources, cheapest first:
   queries such as ``genre:"outlaw country" year:1970-1979``, then the free-text seeds;
 * in the extended profile only: playlist-name search and other users' playlists, and
   ``/artists?ids=`` for genres. Development mode makes no per-artist call unless
-  ``ARTIST_LOOKUP_BUDGET`` allows it; artists gain genres from the ``genre:`` queries that
-  found them instead.
+  ``DISCOVERY_ARTIST_LOOKUP_BUDGET`` allows it; artists gain genres from the ``genre:``
+  queries that found them instead.
 
 Search and playlist items already carry full track objects, so no track is looked up again.
 Every new track is stored first (state ``pending``) and then yielded as a ``CandidateItem`` to
@@ -113,7 +113,7 @@ class SpotifyCatalogSpider(Spider):
         self.extended = s["SPOTIFY_API_PROFILE"] == "extended"
         self.page_size = 50 if self.extended else 10
         self.plan = load_plan(s["SEEDS_PLAN"], s["SEEDS_UMBRELLAS"])
-        self.store = Store.open(s["STORE_PATH"])
+        self.store = Store.open(s["CATALOG_STORE_PATH"])
         oversample = s.getfloat("DISCOVERY_OVERSAMPLE")
         min_new = s.getint("DISCOVERY_MIN_NEW_PER_PAGE") * self.page_size // 10
         self.planner = Planner(
@@ -127,12 +127,12 @@ class SpotifyCatalogSpider(Spider):
         self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
         self.min_ms = s.getint("CATALOG_MIN_DURATION_MS")
         self.max_ms = s.getint("CATALOG_MAX_DURATION_MS")
-        self.artist_budget = s.getint("ARTIST_LOOKUP_BUDGET")
+        self.artist_budget = s.getint("DISCOVERY_ARTIST_LOOKUP_BUDGET")
         self.active = 0                     # discovery requests in flight
         self.user_id: str | None = None
         self.artist_lookups_inflight = False
         self.artist_lookup_parked = False   # the in-flight lookup waits, set aside, for a park
-        self.progress_interval = s.getfloat("PROGRESS_INTERVAL")
+        self.progress_interval = s.getfloat("DISCOVERY_PROGRESS_INTERVAL")
         self._progress = None
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)

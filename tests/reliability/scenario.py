@@ -24,13 +24,13 @@ EPOCH = "1700000000"
 COMPARED = (*DATA_FILES, "coverage.md", "coverage.png")
 SERIAL = {
     "CATALOG_CELL_MIN": 8, "CATALOG_CELL_TARGET": 12, "CATALOG_MAX_TRACKS": 1500,
-    "DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1, "PROGRESS_INTERVAL": 0,
+    "DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1, "DISCOVERY_PROGRESS_INTERVAL": 0,
 }
 
 
 async def crawl(sim, folder: Path, **overrides):
     """Run ``spotify_catalog`` against ``sim`` with state in ``folder``: (stats, seconds)."""
-    settings = crawl_settings(sim, folder, STORE_PATH=str(folder / "store.sqlite"),
+    settings = crawl_settings(sim, folder, CATALOG_STORE_PATH=str(folder / "store.sqlite"),
                               EXPORT_DIR=str(folder / "exports" / "catalog"),
                               **{**SERIAL, **overrides})
     settings["DOWNLOAD_SLOTS"] = {k: {**v, "concurrency": 1}
@@ -78,7 +78,8 @@ def command(sim, folder: Path, kill_at: str | None = None, env: dict[str, str] |
     request at a time (an uninterrupted run is one fixed sequence to compare with), logging to
     ``folder/crawl-<kill point or 'full'>-<n>.log``: (argv, environment)."""
     settings = {
-        "STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "exports" / "catalog",
+        "CATALOG_STORE_PATH": folder / "store.sqlite",
+        "EXPORT_DIR": folder / "exports" / "catalog",
         "JOBDIR": folder / "job", "QUOTA_STATE_FILE": folder / "cache" / "quota.json",
         "SPOTIFY_TOKEN_FILE": folder / "cache" / "token.json",
         "LOG_FILE": folder / f"crawl-{kill_at or 'full'}-{time.monotonic_ns()}.log",

@@ -71,7 +71,7 @@ class Job:
 
     @property
     def store(self) -> Path:
-        return Path(self.settings["STORE_PATH"])
+        return Path(self.settings["CATALOG_STORE_PATH"])
 
     @property
     def export_dir(self) -> Path:
@@ -95,7 +95,7 @@ def make_job(sim: Simulator, tmp_path: Path) -> Job:
            if not k.startswith(("SPOTIFY_", "RECCOBEATS_")) and k != "SOURCE_DATE_EPOCH"}
     env.update(sim.env())
     job = Job(tmp_path, env, {
-        "STORE_PATH": str(tmp_path / "state" / "catalog.sqlite"),
+        "CATALOG_STORE_PATH": str(tmp_path / "state" / "catalog.sqlite"),
         "EXPORT_DIR": str(tmp_path / "exports" / "catalog"),
         "QUOTA_STATE_FILE": str(tmp_path / "cache" / "quota_state.json"),
         "SPOTIFY_TOKEN_FILE": str(tmp_path / "cache" / "spotify_token.json"),
@@ -323,11 +323,11 @@ def test_unusable_store_path(job, figures, where):
     if where == "under_a_file":
         blocker = job.root / "state-file"
         blocker.write_text("not a folder\n")
-        job.settings["STORE_PATH"] = str(blocker / "catalog.sqlite")
-        check_refused(job, figures, "STORE_PATH", str(blocker))
+        job.settings["CATALOG_STORE_PATH"] = str(blocker / "catalog.sqlite")
+        check_refused(job, figures, "CATALOG_STORE_PATH", str(blocker))
     else:
-        job.settings["STORE_PATH"] = str(job.store.parent)
-        check_refused(job, figures, "STORE_PATH", "folder")
+        job.settings["CATALOG_STORE_PATH"] = str(job.store.parent)
+        check_refused(job, figures, "CATALOG_STORE_PATH", "folder")
 
 
 def test_unknown_export_copy_format(job, figures):

@@ -22,8 +22,8 @@ async def run(tmp_path, monkeypatch, name: str, **knobs):
         use_credentials(monkeypatch, sim)
         # Stray 429s are not a rate window: learned pacing (measured in bench/crawl.py) would
         # take two in a row for a limit and slow the run, not change what it exports.
-        stats, seconds = await crawl(sim, tmp_path / name, RETRY_BACKOFF_BASE=0.05,
-                                     RETRY_BACKOFF_MAX=0.5, RATE_LIMIT_LEARN_MIN=100_000,
+        stats, seconds = await crawl(sim, tmp_path / name, RATE_LIMIT_BACKOFF_BASE=0.05,
+                                     RATE_LIMIT_BACKOFF_MAX=0.5, RATE_LIMIT_LEARN_MIN=100_000,
                                      CATALOG_CELL_MIN=5, CATALOG_CELL_TARGET=8,
                                      CATALOG_MAX_TRACKS=900)
         log = sim.requests()

@@ -36,7 +36,7 @@ from tests.conftest import crawl_settings, use_credentials
 SIZE = 6000
 RATE = 0.05
 SETTINGS = {"CATALOG_CELL_MIN": 4, "CATALOG_CELL_TARGET": 8, "CATALOG_MAX_TRACKS": 1200,
-            "PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
+            "DISCOVERY_PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
 
 
 def bad_characters(text: str) -> list[str]:
@@ -70,7 +70,7 @@ async def test_hostile_data_is_skipped_or_repaired_and_never_exported(
     use_credentials(monkeypatch, sim)
     export = tmp_path / "exports" / "catalog"
     crawler = get_crawler(SpotifyCatalogSpider, crawl_settings(
-        sim, tmp_path, STORE_PATH=str(tmp_path / "store.sqlite"), EXPORT_DIR=str(export),
+        sim, tmp_path, CATALOG_STORE_PATH=str(tmp_path / "store.sqlite"), EXPORT_DIR=str(export),
         **SETTINGS))
     sent: list[str] = []
     crawler.signals.connect(lambda request, spider: sent.append(request.url),

@@ -71,8 +71,8 @@ class Run:
         shutil.copytree(interrupted, self.folder)
         self.pending_before = pending(self.folder)
         self.sim = Simulator(catalog=cached_catalog(SIZE), size=SIZE, **knobs).start()
-        argv, environment = command(self.sim, self.folder, env=env, PROGRESS_INTERVAL=1,
-                                    RETRY_BACKOFF_BASE=20, RETRY_BACKOFF_MAX=40)
+        argv, environment = command(self.sim, self.folder, env=env, DISCOVERY_PROGRESS_INTERVAL=1,
+                                    RATE_LIMIT_BACKOFF_BASE=20, RATE_LIMIT_BACKOFF_MAX=40)
         self.started = time.monotonic()
         self.process = subprocess.Popen([*argv, *spider_args], cwd=REPO, env=environment,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -164,13 +164,14 @@ SLOTS = {"api.spotify.com": {"concurrency": 4, "delay": 0.0},
 def crawl_command(folder: Path) -> list[str]:
     settings = {
         "LOG_LEVEL": "DEBUG", "LOG_FILE": folder / "crawl.log", "JOBDIR": folder / "job",
-        "STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "exports" / "catalog",
+        "CATALOG_STORE_PATH": folder / "store.sqlite",
+        "EXPORT_DIR": folder / "exports" / "catalog",
         "QUOTA_STATE_FILE": folder / "cache" / "quota_state.json",
         "SPOTIFY_TOKEN_FILE": folder / "cache" / "spotify_token.json",
         "AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_SLOTS": json.dumps(SLOTS),
         "CATALOG_CELL_MIN": 2, "CATALOG_CELL_TARGET": 3, "CATALOG_MAX_TRACKS": 2000,
-        "DISCOVERY_CONCURRENCY": 4, "PROGRESS_INTERVAL": 0,
-        "RETRY_BACKOFF_BASE": 0.05, "RETRY_BACKOFF_MAX": 0.5}
+        "DISCOVERY_CONCURRENCY": 4, "DISCOVERY_PROGRESS_INTERVAL": 0,
+        "RATE_LIMIT_BACKOFF_BASE": 0.05, "RATE_LIMIT_BACKOFF_MAX": 0.5}
     command = [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog"]
     for name, value in settings.items():
         command += ["-s", f"{name}={value}"]

@@ -62,7 +62,7 @@ def test_a_second_crawl_on_a_store_in_use_is_refused(slow_sim, tmp_path):
         lines = second.stderr.splitlines()
         assert len(lines) == 1, second.stderr
         store = tmp_path / "store.sqlite"
-        assert lines[0].startswith(f"error: STORE_PATH={store} is in use by process "
+        assert lines[0].startswith(f"error: CATALOG_STORE_PATH={store} is in use by process "
                                    f"{first.pid} (scrapy crawl spotify_catalog, since ")
         assert seconds < 10                       # at once: Scrapy's start-up, no waiting
         assert snapshot(tmp_path) == before       # no new log, no store or JOBDIR write
