@@ -27,6 +27,7 @@ from runclub_spiders.pipelines.enrichment import (
     parse_countries,
     spotify_id_of,
 )
+from runclub_spiders.signals import close_started
 from runclub_spiders.simulator.catalog import Track
 from runclub_spiders.store import FEATURE_FIELDS, Store, TrackRecord
 from tests.conftest import crawl_settings, project_settings
@@ -531,3 +532,22 @@ def test_api_key_header_only_when_set(monkeypatch):
     monkeypatch.setenv("RECCOBEATS_API_KEY", "k3y")
     keyed = build_from_crawler(ReccoBeatsEnrichmentPipeline, crawler)
     assert keyed.request("track", ["a"]).headers["x-api-key"] == b"k3y"
+
+
+@deferred_f_from_coro_f
+async def test_a_close_resolves_every_waiting_item_even_before_a_batch_is_sent():
+    """A batch launched (full) and the close starting in the same tick: its task is cancelled
+    before its first step, so its own clean-up never runs. Every item must still get its
+    answer ("error": the track stays pending) instead of waiting for ever (a hung close)."""
+    crawler = get_crawler(settings_dict=project_settings(
+        RECCOBEATS_BASE_URL="http://127.0.0.1:9/v1"))
+    crawler.stats.open_spider()
+    pipeline = build_from_crawler(ReccoBeatsEnrichmentPipeline, crawler)
+    ids = [f"{n:022d}" for n in range(45)]
+    futures = [pipeline._enqueue(track_id, False) for track_id in ids]   # 40 sent, 5 open
+    assert len(pipeline._flushes) == 1 and pipeline._batch is not None
+    crawler.signals.send_catch_log(close_started, reason="shutdown")
+    assert all(f.done() and f.result().state == "error" for f in futures)
+    assert pipeline._inflight == {} and pipeline._batch is None
+    assert pipeline._enqueue("Z" * 22, False).result().state == "error"   # nothing new opens
+    assert crawler.stats.get_value("reccobeats/given_up_on_close") == 45

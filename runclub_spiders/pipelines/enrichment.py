@@ -156,7 +156,7 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
         self.api_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
         self._batch: _Batch | None = None
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._flushes: dict[asyncio.Task[None], _Batch] = {}     # batches being sent
         self.watch = CloseWatch(crawler, on_close=self._close_started)
 
 
@@ -209,8 +209,11 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
             if batch.timer is not None:
                 batch.timer.cancel()
             self._resolve(batch, {})
-        for task in list(self._flushes):
-            task.cancel()               # cancels its downloads; _flush resolves the batch
+        for task, flushing in list(self._flushes.items()):
+            task.cancel()               # cancels its downloads
+            # Resolved here, not only in _flush's finally: a task cancelled before its first
+            # step never runs its body, and its items would wait for ever.
+            self._resolve(flushing, {})
         if waiting:
             self.stats.inc_value("reccobeats/given_up_on_close", waiting)
             logger.info("Closing: %d tracks waiting for ReccoBeats stay pending for the next "
@@ -252,8 +255,8 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
         if batch.timer is not None:
             batch.timer.cancel()
         task = asyncio.ensure_future(self._flush(batch))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._flushes[task] = batch
+        task.add_done_callback(lambda done: self._flushes.pop(done, None))
 
     def _resolve(self, batch: _Batch, outcomes: dict[str, Outcome]) -> None:
         for track_id, future in batch.futures.items():
