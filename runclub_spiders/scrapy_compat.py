@@ -13,13 +13,20 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from scrapy.core.engine import ExecutionEngine
 from scrapy.utils.defer import _schedule_coro
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.core.downloader import Downloader
-    from scrapy.core.engine import ExecutionEngine
     from twisted.internet.defer import Deferred
+
+
+#: ``(class, attribute)`` of the engine's idle-check heartbeat (5 s). The engine notices that
+#: the last items from ``start()`` are done only at its next heartbeat (the same bug as in
+#: :func:`recheck_scraper_closing`); tests whose crawls end that way shorten it with
+#: ``monkeypatch.setattr(*ENGINE_HEARTBEAT, 0.1)``.
+ENGINE_HEARTBEAT = (ExecutionEngine, "_SLOT_HEARTBEAT_INTERVAL")
 
 
 def schedule_coro(coro: Coroutine[Any, Any, Any]) -> None:

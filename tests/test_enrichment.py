@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
 import pytest
-from scrapy.core.engine import ExecutionEngine
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
+from runclub_spiders import scrapy_compat
 from runclub_spiders.pipelines.cheap_filters import CheapFilterPipeline
 from runclub_spiders.pipelines.enrichment import (
     ReccoBeatsEnrichmentPipeline,
@@ -44,7 +44,7 @@ WAIT = 0.3                      # RECCOBEATS_BATCH_WAIT in these tests, seconds
 def quick_idle_check(monkeypatch):
     """These crawls have no request left once start() is read, so only the engine's 5 s
     heartbeat would notice that the last items are done; check every 0.1 s instead."""
-    monkeypatch.setattr(ExecutionEngine, "_SLOT_HEARTBEAT_INTERVAL", 0.1)
+    monkeypatch.setattr(*scrapy_compat.ENGINE_HEARTBEAT, 0.1)
 
 
 def record(sim, track: Track, **changes) -> TrackRecord:
