@@ -11,7 +11,6 @@ network file systems: keep the store on a local disk.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -57,18 +56,7 @@ class StoreLock:
                   "command": command}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode() + b"\n", 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)          # closing the descriptor releases the flock
-            self._fd = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
+        self._fd = fd                   # held open, so locked, until the process exits
 
 
 def _read(fd: int) -> dict:
