@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 import pytest
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.core.downloader import Slot
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import TextResponse
@@ -26,6 +26,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
 import runclub_spiders.settings as project
+from runclub_spiders import scrapy_compat
 from runclub_spiders.downloadermiddlewares.rate_limit import (
     RATE_LIMIT_RETRIES,
     RateLimitMiddleware,
@@ -450,3 +451,30 @@ async def test_set_aside_requests_are_not_saved_and_the_count_is_kept(
     assert second["quota/requests/search"] == 2
     sent = len(spotify_log(sim, bucket="search"))
     assert second["quota/requests_today/search"] == ledger_today(tmp_path)["search"] == sent
+
+
+@deferred_f_from_coro_f
+async def test_a_close_drops_what_waits_in_a_paused_slot(simulator_factory, tmp_path,
+                                                         monkeypatch):
+    """The slot is paused for a Retry-After (1-5 s) with requests queued behind it when a
+    shutdown begins: they are dropped at once (the next run asks), not sent after the pause,
+    and the close does not wait for the pause to end."""
+    sim = simulator_factory(rate_limit=2, rate_window=30)
+    use_credentials(monkeypatch, sim)
+    crawler = get_crawler(ProbeSpider, crawl_settings(sim, tmp_path, DOWNLOAD_SLOTS=one_slot()))
+    closed_at: list[int] = []
+
+    def close_on_first_429(response, request, spider) -> None:
+        if response.status == 429 and not closed_at:
+            closed_at.append(len(sim.requests()))
+            scrapy_compat.schedule_coro(crawler.engine.close_spider_async(reason="shutdown"))
+
+    crawler.signals.connect(close_on_first_429, signal=signals.response_downloaded)
+    await crawler.crawl_async(paths=track_paths(sim, 12))
+    stats = crawler.stats.get_stats()
+    assert stats["finish_reason"] == "shutdown"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert stats["close/dropped_queued"] >= 1
+    assert stats["close/seconds"] < 0.5               # the shortest pause is 1 s
+    assert "SpiderClosing" in crawler.spider.failures.values()
+    assert len(sim.requests()) == closed_at[0]        # nothing was sent after the 429
