@@ -27,7 +27,9 @@ def start(sim, folder: Path, *spider_args: str) -> subprocess.Popen:
 
 def wait_until_opened(folder: Path, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not any("Spider opened" in p.read_text() for p in folder.glob("crawl-*.log")):
+    # Opened, and done writing what it writes at opening (the JOBDIR's version record).
+    while not (any("Spider opened" in p.read_text() for p in folder.glob("crawl-*.log"))
+               and (folder / "job" / "runclub_versions.json").exists()):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
 
