@@ -159,6 +159,10 @@ class RateLimitMiddleware(RetryMiddleware):
 
     # ---------------------------------------------------------------- requests
     async def process_request(self, request: Request) -> None:
+        if self.watch.closing:
+            # Nothing new goes out once the spider closes (a retry re-entering after the
+            # slot queues were emptied would otherwise wait out the slot's pause).
+            raise SpiderClosing(f"the spider is closing ({self.watch.reason})")
         not_before = request.meta.get(NOT_BEFORE)
         if not_before is not None:
             wait = not_before - time.monotonic()

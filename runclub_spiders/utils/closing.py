@@ -70,8 +70,11 @@ class CloseWatch:
             raise
         finally:
             closed.cancel()
-        if not task.done():
-            task.cancel()
+        if self.closing:
+            # Even when the work is done too: what comes after it (a request going on to its
+            # download slot, say) must not start once the close has begun.
+            if not task.done():
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             raise SpiderClosing(f"the spider is closing ({self.reason})")
