@@ -138,6 +138,8 @@ EXPORT_COPIES: list[str] = []          # analyst copies of the wide file: "csv",
 EXPORT_PRIMARY_MARKETS = ["US", "CA", "GB", "AU"]   # for available_primary_markets
 EXPORT_GZIP_LEVEL = 6
 EXTENSIONS = {
+    # Opens CATALOG_STORE_PATH for every component; closes it when the engine stops.
+    "runclub_spiders.extensions.store.CatalogStore": 50,
     "runclub_spiders.extensions.jobdir_version.JobdirVersionRecorder": 100,
     # Every close reason exits promptly, with batches, refreshes or backoffs in flight.
     "runclub_spiders.extensions.prompt_close.PromptClose": 110,

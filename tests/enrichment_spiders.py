@@ -7,6 +7,7 @@ import time
 
 from scrapy import Spider, signals
 
+from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import utc_now
 from runclub_spiders.store import Store, TrackRecord
@@ -19,16 +20,15 @@ def candidate(record: TrackRecord, source: str = "search") -> CandidateItem:
 
 
 class CandidateSpider(Spider):
-    """Upserts ``records`` into the store at ``store_path`` (all first, as the catalog spider
+    """Upserts ``records`` into the crawl store (all first, as the catalog spider
     does per page), then yields one item per record (``repeat`` lists IDs yielded twice); with
     ``resume``, first yields the store's pending tracks as the catalog spider does on start."""
 
     name = "candidates"
 
-    def __init__(self, store_path: str, records: list[TrackRecord] | None = None,
+    def __init__(self, records: list[TrackRecord] | None = None,
                  repeat: list[str] | None = None, resume: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.store = Store.open(store_path)
         self.records = list(records or [])
         self.repeat = list(repeat or [])
         self.resume = resume
@@ -40,6 +40,10 @@ class CandidateSpider(Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider.item_scraped, signal=signals.item_scraped)
         return spider
+
+    @property
+    def store(self) -> Store:
+        return crawler_store(self.crawler)
 
     def item_scraped(self, item):
         self.items.append(item)
@@ -61,6 +65,3 @@ class CandidateSpider(Spider):
             yield candidate(record)
         for track_id in self.repeat:
             yield candidate(by_id[track_id])
-
-    def closed(self, reason):
-        self.store.close()

@@ -88,8 +88,7 @@ async def crawl(sim, tmp_path, records=(), *, repeat=(), resume=False, **setting
     # No project spiders: the crawl should not depend on runclub_spiders.spiders importing.
     crawler = get_crawler(CandidateSpider, crawl_settings(
         sim, tmp_path, SPOTIFY_AUTH_ENABLED=False, SPIDER_MODULES=[], **settings))
-    await crawler.crawl_async(store_path=str(tmp_path / "store.sqlite"),
-                              records=list(records), repeat=list(repeat), resume=resume)
+    await crawler.crawl_async(records=list(records), repeat=list(repeat), resume=resume)
     return crawler, crawler.stats.get_stats()
 
 

@@ -4,8 +4,8 @@ Order (``ITEM_PIPELINES``): ``CheapFilterPipeline`` (100) marks what is not wort
 ``ReccoBeatsEnrichmentPipeline`` (200) batches the rest to ReccoBeats. Neither drops items:
 rejected ones pass on with ``item.rejected`` set, so later stages can count and route them.
 
-Both read the crawl store from ``crawler.spider.store`` at first use (the spider opens it;
-it does not exist yet when pipelines are built). Verdicts land in the store's
+Both reach the crawl store through the crawler (``extensions.store.crawler_store``), at
+first use. Verdicts land in the store's
 ``enrich_state`` column, so a resumed run knows what is done, missing or still pending.
 Timestamps are UTC ``YYYY-MM-DDTHH:MM:SSZ`` (``quota.utc_iso``); they compare as strings, and
 ``Store.pending_enrichment(now)`` must be given the same format.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Self
 
+from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.quota import utc_iso
 
 if TYPE_CHECKING:
@@ -26,15 +27,6 @@ if TYPE_CHECKING:
 
 def utc_now() -> str:
     return utc_iso(time.time())
-
-
-def spider_store(crawler: Crawler) -> Store:
-    """The store the running spider opened (``spider.store``)."""
-    store = getattr(crawler.spider, "store", None)
-    if store is None:
-        raise RuntimeError(f"{type(crawler.spider).__name__} has no 'store' attribute; the "
-                           f"enrichment pipelines need the spider's crawl store")
-    return store
 
 
 class StorePipeline:
@@ -51,5 +43,5 @@ class StorePipeline:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = spider_store(self.crawler)
+            self._store = crawler_store(self.crawler)
         return self._store

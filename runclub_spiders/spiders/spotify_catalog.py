@@ -48,6 +48,7 @@ from runclub_spiders.export.manifest import (
     run_requests,
     run_totals,
 )
+from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.planner import Planner
 from runclub_spiders.seeds import SeedQuery, load_plan
@@ -113,17 +114,6 @@ class SpotifyCatalogSpider(Spider):
         self.extended = s["SPOTIFY_API_PROFILE"] == "extended"
         self.page_size = 50 if self.extended else 10
         self.plan = load_plan(s["SEEDS_PLAN"], s["SEEDS_UMBRELLAS"])
-        self.store = Store.open(s["CATALOG_STORE_PATH"])
-        oversample = s.getfloat("DISCOVERY_OVERSAMPLE")
-        min_new = s.getint("DISCOVERY_MIN_NEW_PER_PAGE") * self.page_size // 10
-        self.planner = Planner(
-            plan=self.plan, store=self.store, page_size=self.page_size,
-            cell_target=max(1, round(s.getint("CATALOG_CELL_TARGET") * oversample)),
-            max_candidates=round(s.getint("CATALOG_MAX_TRACKS") * oversample),
-            min_new_per_page=max(1, min_new), patience=s.getint("DISCOVERY_PATIENCE"),
-            family_trial=s.getint("DISCOVERY_FAMILY_TRIAL"),
-            family_min_yield=s.getfloat("DISCOVERY_FAMILY_MIN_YIELD"),
-            include_playlist_search=self.extended)
         self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
         self.min_ms = s.getint("CATALOG_MIN_DURATION_MS")
         self.max_ms = s.getint("CATALOG_MAX_DURATION_MS")
@@ -139,7 +129,22 @@ class SpotifyCatalogSpider(Spider):
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     # ---------------------------------------------------------------- lifecycle
+    @property
+    def store(self) -> Store:
+        return crawler_store(self.crawler)
+
     def spider_opened(self) -> None:
+        s = self.crawler.settings
+        oversample = s.getfloat("DISCOVERY_OVERSAMPLE")
+        min_new = s.getint("DISCOVERY_MIN_NEW_PER_PAGE") * self.page_size // 10
+        self.planner = Planner(
+            plan=self.plan, store=self.store, page_size=self.page_size,
+            cell_target=max(1, round(s.getint("CATALOG_CELL_TARGET") * oversample)),
+            max_candidates=round(s.getint("CATALOG_MAX_TRACKS") * oversample),
+            min_new_per_page=max(1, min_new), patience=s.getint("DISCOVERY_PATIENCE"),
+            family_trial=s.getint("DISCOVERY_FAMILY_TRIAL"),
+            family_min_yield=s.getfloat("DISCOVERY_FAMILY_MIN_YIELD"),
+            include_playlist_search=self.extended)
         self.crawler.stats.set_value("discovery/profile", "extended" if self.extended
                                      else "development")
         if self.progress_interval > 0:
@@ -160,7 +165,6 @@ class SpotifyCatalogSpider(Spider):
             stats.set_value(f"discovery/family/{name}/new_tracks", family.new_tracks)
         run = stats.get_stats()
         self.store.add_run_counts(utc_now()[:10], run_requests(run), run_totals(run))
-        self.store.close()
 
     def log_progress(self) -> None:
         counts = self.store.counts()
