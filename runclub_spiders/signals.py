@@ -4,3 +4,12 @@
 #: work in flight end now. Sent by ``extensions.prompt_close.PromptClose``, before Scrapy waits
 #: for the requests in progress (``spider_closed`` comes only after them).
 close_started = object()
+
+#: A quota bucket is parked (``bucket``, ``until``: epoch seconds, ``reason``): nothing may be
+#: sent to it before then. Sent by the quota middleware when a park starts, and when the
+#: spider opens for a park a previous run recorded; the frontier holds that bucket's work.
+bucket_parked = object()
+
+#: A parked bucket may be used again (``bucket``). Sent by the quota middleware when the park
+#: ends while the crawl runs; the frontier sends the work it held for it.
+bucket_released = object()
