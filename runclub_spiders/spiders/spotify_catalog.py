@@ -16,11 +16,11 @@ Every new track is stored first (state ``pending``) and then yielded as a ``Cand
 the pipeline chain (cheap filters, ReccoBeats enrichment). A resumed run re-yields what is
 still pending, so a crash loses nothing.
 
-When nothing is left to discover or enrich (``spider_idle``), the export phase builds the
-catalog from the store (``export.build``: classify, filter, dedupe, balance) and yields its
-rows; the feeds write them into a staging folder and ``export.extension.ExportPublisher``
-publishes it with the manifest. ``-a mode=export`` exports the store without any API call;
-``-a mode=discover`` crawls without exporting.
+This spider only discovers and enriches. The export is its own spider, ``catalog_export``
+(``spiders/catalog_export.py``), which ``runs.crawl_catalog`` runs after this one when it ended
+with nothing left to discover or enrich (reason ``finished`` or ``quota_parked``).
+``-a mode=export`` runs only the export (this spider does nothing then); ``-a mode=discover``
+crawls without exporting.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -38,16 +37,9 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.utils.asyncio import create_looping_call
 
-from runclub_spiders.catalog.selection import BalanceSettings, duration_reason
+from runclub_spiders.catalog.selection import duration_reason
 from runclub_spiders.downloadermiddlewares.rate_limit import set_aside_by_park
-from runclub_spiders.export.build import Clock, build_export
-from runclub_spiders.export.feeds import export_feeds
-from runclub_spiders.export.manifest import (
-    crawl_facts,
-    explain_thin_cells,
-    run_requests,
-    run_totals,
-)
+from runclub_spiders.export.manifest import run_requests, run_totals
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.planner import Planner
@@ -82,16 +74,6 @@ class SpotifyCatalogSpider(Spider):
     custom_settings = {"SCHEDULER": "runclub_spiders.scheduler.StoreBackedScheduler"}
 
     @classmethod
-    def update_settings(cls, settings) -> None:
-        super().update_settings(settings)
-        if settings.getbool("EXPORT_ENABLED"):
-            # The eight data files are feeds of this spider only (see export/feeds.py).
-            feeds = settings.getdict("FEEDS")
-            feeds.update(export_feeds(settings["EXPORT_DIR"],
-                                      gzip_level=settings.getint("EXPORT_GZIP_LEVEL")))
-            settings.set("FEEDS", feeds, priority="spider")
-
-    @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> SpotifyCatalogSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.setup(crawler)
@@ -102,10 +84,6 @@ class SpotifyCatalogSpider(Spider):
         self.mode = getattr(self, "mode", "full")
         if self.mode not in MODES:
             raise ValueError(f"-a mode={self.mode}: use one of {', '.join(MODES)}")
-        self.export_enabled = s.getbool("EXPORT_ENABLED") and self.mode != "discover"
-        self.export_build = None            # set by the export phase
-        self.export_complete = False        # every export row has been yielded
-        self.export_state = "idle"          # idle | scheduled | done
         self.owner_phase_open = True        # reading the owner's playlists; no search yet
         self.owner_listing_done = False
         self.owner_chains = 0               # owner playlists whose pages are being read
@@ -183,7 +161,7 @@ class SpotifyCatalogSpider(Spider):
 
     async def start(self):
         if self.mode == "export":
-            return                            # no API calls: the idle handler exports
+            return                            # no API calls (runs.crawl_catalog exports)
         now = utc_now()
         for track_id in self.store.pending_enrichment(now):
             row = self.store.track(track_id)
@@ -213,63 +191,6 @@ class SpotifyCatalogSpider(Spider):
             self.artist_lookups_inflight = True
             self.crawler.engine.crawl(request)
             raise DontCloseSpider
-        if self.export_enabled and self.export_state == "idle" and not self._waiting_for_park():
-            # Nothing left to discover or enrich: build the catalog. A data: request runs the
-            # export callback through the scraper, so its rows meet the pipelines and feeds.
-            self.export_state = "scheduled"
-            self.crawler.engine.crawl(Request("data:,export", callback=self.export_rows,
-                                              errback=self.export_failed, dont_filter=True))
-            raise DontCloseSpider
-
-    def _waiting_for_park(self) -> bool:
-        """True while requests set aside by a short quota park wait to be sent in-process."""
-        for mw in self.crawler.engine.downloader.middleware.middlewares:
-            waiting = getattr(mw, "waiting_in_process", None)
-            if waiting is not None and waiting():
-                return True
-        return False
-
-    # ---------------------------------------------------------------- export
-    def export_rows(self, response):
-        started = time.monotonic()
-        s = self.crawler.settings
-        settings = BalanceSettings(
-            min_duration_ms=self.min_ms, max_duration_ms=self.max_ms,
-            cell_min=s.getint("CATALOG_CELL_MIN"), cell_target=s.getint("CATALOG_CELL_TARGET"),
-            max_tracks=s.getint("CATALOG_MAX_TRACKS"),
-            max_featureless_share=s.getfloat("CATALOG_MAX_FEATURELESS_SHARE"))
-        build = build_export(self.store, self.plan, settings, market=self.market,
-                             clock=Clock.from_environment(time.time()),
-                             primary_markets=tuple(s.getlist("EXPORT_PRIMARY_MARKETS")))
-        explain_thin_cells(build.selection, self.store, self.plan)
-        build.facts = crawl_facts(self.store, self.plan, self.crawler.stats.get_stats(),
-                                  market=self.market,
-                                  profile="extended" if self.extended else "development")
-        self.export_build = build
-        stats = self.crawler.stats
-        for reason, n in sorted(build.selection.rejections.items()):
-            stats.set_value(f"export/rejected/{reason}", n)
-        for kind, n in sorted(build.selection.backfill.items()):
-            stats.set_value(f"export/backfill/{kind}", n)
-        chosen = len(build.selection.chosen)
-        stats.set_value("export/select_seconds", round(time.monotonic() - started, 2))
-        logger.info("Export selected: %d tracks from %d candidates in %.1f s", chosen,
-                    sum(build.selection.rejections.values()) + chosen,
-                    time.monotonic() - started)
-        # The rows are built as the feeds take them (export/build.py): never all in memory.
-        yield from build.items()
-        stats.set_value("export/tracks", build.counts["cached_tracks"])
-        stats.set_value("export/artists", build.counts["cached_artists"])
-        stats.set_value("export/seconds", round(time.monotonic() - started, 2))  # and feeds
-        logger.info("Export rows written: %d tracks, %d artists in %.1f s",
-                    build.counts["cached_tracks"], build.counts["cached_artists"],
-                    time.monotonic() - started)
-        self.export_complete = True
-        self.export_state = "done"
-
-    def export_failed(self, failure) -> None:
-        self.export_state = "done"
-        logger.error("The export phase failed: %s", failure.getErrorMessage())
 
     # ---------------------------------------------------------------- search
     def _fill(self) -> list[Request]:
