@@ -127,11 +127,12 @@ RECCOBEATS_MISS_TTL_DAYS = 60          # ask again for tracks ReccoBeats had no 
 CATALOG_MAX_FEATURELESS_SHARE = 0.01   # at most 1% of exported tracks without features
 
 # --- Export -----------------------------------------------------------------------------------
-# At the end of a crawl the catalog is built from the store and written to EXPORT_DIR through
-# Scrapy feeds (the spider adds them to FEEDS): catalog_wide, cached_tracks, audio_features and
-# cached_artists as .jsonl and .jsonl.gz, plus coverage.md/.png and manifest.json. The folder
-# is replaced as a whole, only by a complete export. SOURCE_DATE_EPOCH (environment) fixes
-# createdAt and clamps every timestamp, for byte-identical exports of the same store.
+# After discovery the catalog_export spider builds the catalog from the store and writes it to
+# EXPORT_DIR through Scrapy feeds (that spider adds them to FEEDS, and its publisher to
+# EXTENSIONS): catalog_wide, cached_tracks, audio_features and cached_artists as .jsonl and
+# .jsonl.gz, plus coverage.md/.png and manifest.json. The folder is replaced as a whole, only
+# by a complete export. SOURCE_DATE_EPOCH (environment) fixes createdAt and clamps every
+# timestamp, for byte-identical exports of the same store.
 EXPORT_ENABLED = True
 EXPORT_DIR = "exports/catalog"
 EXPORT_COPIES: list[str] = []          # analyst copies of the wide file: "csv", "parquet"
@@ -143,9 +144,6 @@ EXTENSIONS = {
     "runclub_spiders.extensions.jobdir_version.JobdirVersionRecorder": 100,
     # Every close reason exits promptly, with batches, refreshes or backoffs in flight.
     "runclub_spiders.extensions.prompt_close.PromptClose": 110,
-    "runclub_spiders.export.extension.ExportPublisher": 500,
 }
 # The same JSON Lines, written by orjson: 10x faster than Scrapy's exporter on 150,000 rows.
 FEED_EXPORTERS = {"jsonlines": "runclub_spiders.export.exporters.FastJsonLinesItemExporter"}
-# Scrapy's, without a "Scraped from" record per export row (export/logformatter.py).
-LOG_FORMATTER = "runclub_spiders.export.logformatter.ExportLogFormatter"

@@ -13,3 +13,9 @@ bucket_parked = object()
 #: A parked bucket may be used again (``bucket``). Sent by the quota middleware when the park
 #: ends while the crawl runs; the frontier sends the work it held for it.
 bucket_released = object()
+
+#: The export spider has selected the catalog (``build``: an ``export.build.ExportBuild``) and
+#: starts handing its rows to the feeds. Sent by ``spiders.catalog_export``; the publisher
+#: (``export.extension.ExportPublisher``) keeps it for the reports and the manifest. The build's
+#: ``counts`` are set once every row has been handed over.
+export_built = object()

@@ -1,11 +1,16 @@
 """From the store to export rows: select the catalog, then build its rows as they are written.
 
 ``build_export`` runs the whole selection (``catalog.candidates`` then ``catalog.selection``)
-and returns an ``ExportBuild``. Its ``items()`` yields the feeds' items in a fixed order: one
-``TrackExport`` (wide, track and features rows) per track in Spotify-ID order, then the
-unique artists. The rows are built while the feeds write them, reading the chosen tracks'
-store rows a chunk at a time: a 40,000-track export that held every store row and every
-export row at once peaked at 487 MB; streamed, at 278 MB (BENCHMARKS.md, "Export alone").
+and returns an ``ExportBuild``. Its ``batches()`` yields the feeds' items in a fixed order, a
+batch at a time: one ``TrackExport`` (wide, track and features rows, as JSON lines) per track
+in Spotify-ID order, then one ``ArtistExport`` per unique artist. The rows are built while
+the feeds write them, reading the chosen tracks' store rows a chunk at a time: a 40,000-track
+export that held every store row and every export row at once peaked at 487 MB; streamed, at
+278 MB (BENCHMARKS.md, "Export alone").
+
+Both steps read the store and take seconds at 40,000 tracks: the export spider
+(``spiders/catalog_export.py``) runs ``build_export`` and each ``next()`` of ``batches()`` on
+a worker thread, one call at a time, so the reactor keeps running meanwhile.
 
 Timestamps: rows carry the store's UTC times (first seen, last updated, features fetched).
 With ``SOURCE_DATE_EPOCH`` set they are clamped to it (the reproducible-builds convention),
@@ -28,13 +33,16 @@ from typing import Any
 from runclub_spiders.catalog.cadence import best_cadence, tempo_bucket
 from runclub_spiders.catalog.candidates import Candidate, load_candidates
 from runclub_spiders.catalog.selection import BalanceSettings, Selection, select
-from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow, TrackExport
+from runclub_spiders.export.exporters import json_line
+from runclub_spiders.export.items import ArtistExport, TrackExport
+from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow
 from runclub_spiders.export.splitter import to_audio_feature, to_cached_artists, to_cached_track
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.seeds import SeedPlan
 from runclub_spiders.store import Store, artist_genres
 from runclub_spiders.umbrellas import normalize_genre
 
+BATCH = 500                # items per ExportBuild.batches() step: ~25 ms of work
 TRACK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://open.spotify.com/track/")
 RECCO_FEATURES_VERSION = "reccobeats-v1"   # ReccoBeats publishes no model version: its API's
 
@@ -86,11 +94,13 @@ class ExportBuild:
     facts: dict[str, Any] = field(default_factory=dict)   # manifest parts read at build time
     counts: dict[str, int] = field(default_factory=dict)  # rows per file, once items() ends
 
-    def items(self) -> Iterator[Any]:
-        """Every row to export, built on the way (see the module doc); sets ``counts``."""
+    def batches(self, size: int = BATCH) -> Iterator[list[TrackExport | ArtistExport]]:
+        """Every item to export, ``size`` at a time, built on the way (see the module doc);
+        sets ``counts`` once the last batch has been taken."""
         artists: dict[str, CachedArtistRow] = {}
         popularity = self.rows.artist_popularity
         tracks = features = 0
+        batch: list[TrackExport | ArtistExport] = []
         # The selection's objects live until the export ends: frozen, the cyclic collector
         # stops walking them every few thousand rows. With gc_paused in build_export, a
         # 40,000-track export went from 17.9 s to 14.6 s.
@@ -102,9 +112,20 @@ class ExportBuild:
                 features += audio is not None
                 for artist in to_cached_artists(wide, popularity):
                     artists.setdefault(artist.id, artist)
-                yield TrackExport(wide, to_cached_track(wide, self.market), audio)
+                batch.append(TrackExport(
+                    wide.spotify_track_id, json_line(wide),
+                    json_line(to_cached_track(wide, self.market)),
+                    None if audio is None else json_line(audio)))
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
             for artist_id in sorted(artists):
-                yield artists[artist_id]
+                batch.append(ArtistExport(artist_id, json_line(artists[artist_id])))
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
         finally:
             gc.unfreeze()
         self.counts = {"catalog_wide": tracks, "cached_tracks": tracks,

@@ -7,8 +7,9 @@ dataclass itself: orjson leaves out fields whose names start with ``_``). The
 output is still JSON Lines: UTF-8 without escapes, one object per line, ``\\n`` endings.
 ``FEED_EXPORTERS`` maps ``jsonlines`` to this class, so ``FEEDS`` keep ``format: jsonlines``.
 
-Every file has a ``.gz`` twin: a second feed that gets the same row right after the first.
-The line serialised for one is kept (``_LastLine``) and reused by the other.
+The export spider's items (``export.items``) carry every row already serialised by
+``json_line``, once, on the build's worker thread: each of a file's two feeds (``.jsonl`` and
+``.jsonl.gz``) writes the same bytes, and the reactor thread only writes them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from itemadapter import ItemAdapter
 from scrapy.exporters import JsonLinesItemExporter
 
 
+def json_line(row: Any) -> bytes:
+    """A dataclass row as its JSON line: its fields in order, ``\\n``-terminated."""
+    names = _field_names(type(row))
+    return orjson.dumps({n: getattr(row, n) for n in names}) + b"\n"
+
+
 class FastJsonLinesItemExporter(JsonLinesItemExporter):
     """``row`` (from the feed's ``item_export_kwargs``): write this attribute of each item
-    instead of the item, e.g. ``TrackExport.track``."""
+    instead of the item, e.g. ``TrackExport.track``: a line already serialised (bytes) or a
+    dataclass row."""
 
     def __init__(self, file: Any, *, row: str | None = None, **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
@@ -33,31 +41,15 @@ class FastJsonLinesItemExporter(JsonLinesItemExporter):
     def export_item(self, item: Any) -> None:
         if self.row is not None:
             item = getattr(item, self.row)
+        if isinstance(item, bytes):
+            self.file.write(item)
+            return
         if dataclasses.is_dataclass(item) and not self.fields_to_export:
-            self.file.write(_LAST_LINE.of(item))
+            self.file.write(json_line(item))
             return
         # Anything else (another spider's dict items, a field selection): as Scrapy does it.
         self.file.write(orjson.dumps(dict(self._get_serialized_fields(item)),
                                      default=_default) + b"\n")
-
-
-class _LastLine:
-    """The JSON line of the last dataclass row serialised, for the twin feed that writes the
-    same row next. The row itself is held, so its ``id`` cannot be reused meanwhile."""
-
-    def __init__(self) -> None:
-        self.row: Any = None
-        self.line = b""
-
-    def of(self, row: Any) -> bytes:
-        if row is not self.row:
-            names = _field_names(type(row))
-            self.line = orjson.dumps({n: getattr(row, n) for n in names}) + b"\n"
-            self.row = row
-        return self.line
-
-
-_LAST_LINE = _LastLine()
 
 
 @functools.cache

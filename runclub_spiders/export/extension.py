@@ -1,15 +1,19 @@
 """The export publisher: hashes the closed feeds, writes the reports and the manifest, publishes.
 
-Driven by the feed exporter's signals (``EXTENSIONS``), never by ``spider_closed``, whose
-handlers run in no fixed order:
+An extension of the ``catalog_export`` spider (its ``update_settings`` adds it), driven by
+signals, never by ``spider_closed``, whose handlers run in no fixed order:
 
-* ``feed_slot_closed``: one data file is complete; hash it (in a thread) and keep its count;
-* ``feed_exporter_closed``: every feed is closed. If the spider built an export and every
-  file holds exactly the rows it yielded, write the coverage report and the optional CSV and
-  Parquet copies into the staging folder, hash them, write ``manifest.json`` last (itself
-  to a temporary name, then renamed), and swap the staging folder in as the export folder.
-  Otherwise (the crawl stopped before its export phase, a feed failed, a row was dropped)
-  the staging folder is removed and the previous export stays as it was.
+* ``export_built`` (``runclub_spiders.signals``): the spider selected the catalog; keep the
+  build (selection, manifest facts, and, once every row has been handed over, its counts);
+* ``feed_slot_closed``: one data file is complete; if it was stored, hash it (in a thread)
+  and keep its count;
+* ``feed_exporter_closed``: every feed is closed. If the spider built an export, handed over
+  every row, and every file holds exactly those rows, write the coverage report and the
+  optional CSV and Parquet copies into the staging folder, hash them, write
+  ``manifest.json`` last (itself to a temporary name, then renamed), and swap the staging
+  folder in as the export folder. Otherwise (the crawl stopped before or during its export,
+  a feed failed, a row was dropped) the staging folder is removed and the previous export
+  stays as it was.
 
 Settings: ``EXPORT_ENABLED``, ``EXPORT_DIR``, ``EXPORT_COPIES`` (``["csv", "parquet"]``).
 Stats: ``export/published`` (0 or 1), ``export/rows/<file>``, ``export/not_published/<why>``.
@@ -30,6 +34,7 @@ from runclub_spiders.export import feeds
 from runclub_spiders.export.copies import check_formats, write_copies
 from runclub_spiders.export.coverage import CoverageTable, write_coverage
 from runclub_spiders.export.manifest import build_manifest, cell_rows, dumps
+from runclub_spiders.signals import export_built
 from runclub_spiders.utils.files import sha256_file, write_atomic
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ class ExportPublisher:
         self.export_dir = export_dir
         self.staging = feeds.staging_dir(export_dir)
         self.copies = copies
+        self.build: ExportBuild | None = None
         self.hashes: dict[str, str] = {}
         self.rows: dict[str, int] = {}
         self.failed: list[str] = []
@@ -63,10 +69,14 @@ class ExportPublisher:
         # Before the feed exporter opens its files (spider_opened): a stale staging folder
         # from a killed run goes, and a publish cut short is undone.
         feeds.recover(publisher.export_dir)
+        crawler.signals.connect(publisher.export_built, signal=export_built)
         crawler.signals.connect(publisher.feed_slot_closed, signal=signals.feed_slot_closed)
         crawler.signals.connect(publisher.feed_exporter_closed,
                                 signal=signals.feed_exporter_closed)
         return publisher
+
+    def export_built(self, build: ExportBuild) -> None:
+        self.build = build
 
     async def feed_slot_closed(self, slot: Any) -> None:
         path = getattr(slot.storage, "path", None)
@@ -74,15 +84,16 @@ class ExportPublisher:
             return
         path = Path(path)
         self.rows[path.name] = slot.itemcount
-        if path.exists():
+        # feeds.CheckedFileFeedStorage (FEED_STORAGES of the export spider): Scrapy sends this
+        # signal whether or not the file could be stored.
+        if getattr(slot.storage, "stored", False) and path.exists():
             self.hashes[path.name] = await run_in_thread(sha256_file, path)
         else:
-            self.failed.append(f"{path.name} was not written")
+            self.failed.append(f"{path.name} could not be stored")
 
     async def feed_exporter_closed(self) -> None:
-        build: ExportBuild | None = getattr(self.crawler.spider, "export_build", None)
-        complete = getattr(self.crawler.spider, "export_complete", False)
-        problem = self._problem(build, complete)
+        build = self.build
+        problem = self._problem(build)
         stats = self.crawler.stats
         if problem is not None:
             feeds.discard(self.export_dir)
@@ -100,13 +111,13 @@ class ExportPublisher:
                     self.export_dir, build.counts["cached_tracks"],
                     build.counts["cached_artists"], build.counts["audio_features"])
 
-    def _problem(self, build: ExportBuild | None, complete: bool) -> tuple[str, str] | None:
-        if build is None or not complete:
-            return ("no_export_phase", "the crawl stopped before its export phase")
-        if self.failed or self.crawler.stats.get_value("feedexport/failed_count/"
-                                                       "FileFeedStorage"):
-            return ("feed_failed", "a feed could not be stored: "
-                    + "; ".join(self.failed or ["see the error above"]))
+    def _problem(self, build: ExportBuild | None) -> tuple[str, str] | None:
+        if build is None:
+            return ("no_export_phase", "the export stopped before its catalog was selected")
+        if not build.counts:                # set once every row has been handed over
+            return ("incomplete", "the export stopped before every row was written")
+        if self.failed:
+            return ("feed_failed", "a feed could not be stored: " + "; ".join(self.failed))
         expected = {f"{name}{suffix}": n for name, n in build.counts.items()
                     for suffix in (".jsonl", ".jsonl.gz")}
         if self.rows != expected:

@@ -4,7 +4,9 @@ The eight data files are plain Scrapy feeds (``FEEDS``): ``format: jsonlines`` (
 ``exporters.FastJsonLinesItemExporter``), routed by ``item_classes``, and Scrapy's
 ``GzipPlugin`` (compressing on a worker thread: ``postprocessing.ThreadedGzipPlugin``) with
 ``gzip_mtime: 0`` and ``gzip_filename: ""`` for the ``.gz`` twins, so equal rows give equal
-bytes. A track's three rows travel as one ``TrackExport`` item; each feed writes its part.
+bytes. They are feeds of the ``catalog_export`` spider only (its ``update_settings``). A
+track's three rows travel as one ``TrackExport`` item (``export/items.py``); each feed writes
+its part. ``CheckedFileFeedStorage`` records whether each file was stored, for the publisher.
 
 Feeds write into a staging folder beside the export folder (``exports/.catalog.partial`` for
 ``exports/catalog``). Only a complete export is published, by swapping whole folders:
@@ -26,9 +28,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from scrapy.extensions.feedexport import ItemFilter
+from scrapy.extensions.feedexport import FileFeedStorage, ItemFilter
 
-from runclub_spiders.export.rows import ROW_CLASSES, CachedArtistRow, TrackExport
+from runclub_spiders.export.items import ArtistExport, TrackExport
+from runclub_spiders.export.rows import ROW_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +58,28 @@ class HasFeatures(ItemFilter):
         return super().accepts(item) and item.features is not None
 
 
+class CheckedFileFeedStorage(FileFeedStorage):
+    """Scrapy's file storage that remembers whether its file was stored (closed without an
+    error): Scrapy reports a failed store only as a log line and a stat, and sends
+    ``feed_slot_closed`` either way. ``FEED_STORAGES`` of the export spider."""
+
+    stored = False
+
+    def store(self, file: Any) -> None:
+        super().store(file)             # closes the file: a deferred write error raises here
+        self.stored = True
+
+
 def export_feeds(export_dir: str | Path, *, gzip_level: int = 6) -> dict[Path, dict[str, Any]]:
     """The ``FEEDS`` entries for the eight data files, in the staging folder."""
     staging = staging_dir(export_dir)
     bundle = f"{TrackExport.__module__}.{TrackExport.__qualname__}"
-    artist = f"{CachedArtistRow.__module__}.{CachedArtistRow.__qualname__}"
+    artist = f"{ArtistExport.__module__}.{ArtistExport.__qualname__}"
     shapes = {  # file -> (item class, attribute written, item filter)
         "catalog_wide": (bundle, "wide", None),
         "cached_tracks": (bundle, "track", None),
         "audio_features": (bundle, "features", f"{__name__}.HasFeatures"),
-        "cached_artists": (artist, None, None),
+        "cached_artists": (artist, "artist", None),
     }
     feeds: dict[Path, dict[str, Any]] = {}
     for name, (item_class, row, item_filter) in shapes.items():

@@ -1,24 +1,22 @@
 """``manifest.json``: what was exported, from what, under which policies, with file hashes.
 
-Two halves. ``crawl_facts`` reads the store and the crawl's stats when the export is built
-(the spider closes the store before the feeds close); ``build_manifest`` adds the files'
-counts and hashes once the feeds are closed. Keys follow the brief's camelCase. ``NOTES``
-lists every decision where the brief and today's Spotify API differ, and where each rule
-came from.
+Two halves. ``crawl_facts`` reads the store when the export is built (the discovery crawl has
+added its request counts there as it closed: ``Store.add_run_counts``); ``build_manifest``
+adds the files' counts and hashes once the feeds are closed. Keys follow the brief's
+camelCase. ``NOTES`` lists every decision where the brief and today's Spotify API differ, and
+where each rule came from.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from runclub_spiders.catalog.selection import PREFERRED_MAX_MS, Selection
-from runclub_spiders.quota import utc_day
 from runclub_spiders.seeds import SeedPlan
-from runclub_spiders.store import Store, add_day_counts
+from runclub_spiders.store import Store
 
 FORMAT_VERSION = 1
 GENERATOR = "runclub-spiders"
@@ -65,9 +63,9 @@ NOTES = (
 )
 
 
-def crawl_facts(store: Store, plan: SeedPlan, stats: dict[str, Any], *, market: str,
-                profile: str) -> dict[str, Any]:
-    """The manifest's ``spotify`` and ``reccobeats`` parts, from the store and this run."""
+def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> dict[str, Any]:
+    """The manifest's ``spotify`` and ``reccobeats`` parts, from the store: every crawl's
+    request counts and totals are there, this run's discovery included (it closed first)."""
     db = store.db
     families: dict[str, dict[str, int]] = {}
     exhausted: Counter[str] = Counter()
@@ -91,18 +89,15 @@ def crawl_facts(store: Store, plan: SeedPlan, stats: dict[str, Any], *, market: 
                     "OR next_offset > 0").fetchone()[0],
         "tracks": one("SELECT COUNT(*) FROM playlist_tracks").fetchone()[0],
     }
-    # Earlier runs' counts are in the store (Store.add_run_counts, at each run's end); this
-    # run's are still only in its stats.
-    by_day = add_day_counts(store.get_meta("requests_by_day", {}), utc_day(time.time()),
-                            run_requests(stats))
+    # Every crawl's counts, added as it closed (Store.add_run_counts).
+    by_day: dict[str, dict[str, int]] = store.get_meta("requests_by_day", {})
     by_bucket: Counter[str] = Counter()
     for counts in by_day.values():
         by_bucket.update(counts)
-    previous = store.get_meta("run_totals", {})
-    this_run = run_totals(stats)
+    totals = store.get_meta("run_totals", {})
     recco = {
-        "errors": previous.get("reccobeats_errors", 0) + this_run["reccobeats_errors"],
-        "retries": previous.get("reccobeats_retries", 0) + this_run["reccobeats_retries"],
+        "errors": totals.get("reccobeats_errors", 0),
+        "retries": totals.get("reccobeats_retries", 0),
         "misses": one("SELECT COUNT(*) FROM tracks WHERE enrich_state = 'miss'").fetchone()[0],
     }
     return {

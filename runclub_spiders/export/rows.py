@@ -7,8 +7,8 @@ that the app's importer ignores. ``CatalogWideRow`` is the canonical snake_case 
 every field the brief lists and an ``_extra`` object. ``schemas/`` holds the same shapes as
 JSON Schemas; ``scrapy validate-export`` checks files against them.
 
-Each feed in ``FEEDS`` writes one of these shapes: artists travel as ``CachedArtistRow``
-items, a track's three rows together as one ``TrackExport`` (see ``export/feeds.py``).
+Each feed in ``FEEDS`` writes one of these shapes, serialised to its JSON line by
+``exporters.json_line``; the export spider's items carry those lines (``export/items.py``).
 """
 
 from __future__ import annotations
@@ -125,20 +125,6 @@ class CachedArtistRow:
     name: str
     genres: list[str]
     popularity: int | None
-
-
-@dataclass(slots=True)
-class TrackExport:
-    """One exported track's rows, as a single item: the wide row and its two app rows.
-
-    The feeds of ``catalog_wide``, ``cached_tracks`` and ``audio_features`` all take these
-    items and each writes one attribute (``item_export_kwargs: {"row": ...}``), so the
-    scraper handles one item per track instead of three: a third of the export's time.
-    """
-
-    wide: CatalogWideRow
-    track: CachedTrackRow
-    features: AudioFeatureRow | None
 
 
 ROW_CLASSES = {
