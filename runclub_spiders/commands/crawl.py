@@ -8,6 +8,12 @@ anything starts: no traceback, nothing touched. So is a store another crawl is u
 After the crawl, a close reason that needs a human (``auth_failed``, ``missing_credentials``)
 exits 1; ``quota_parked`` exits 0, because running the same command later is the plan, and the
 log says when; ``shutdown`` (SIGTERM, Ctrl-C) exits 0 too: the same command continues.
+
+``scrapy crawl spotify_catalog`` runs discovery and then, in the same process and under the
+same lock, the ``catalog_export`` spider (``runs.crawl_catalog`` decides when); the exit code
+follows discovery's close reason (the export's alone with ``-a mode=export``), so an export
+that fails exits 0, as it did when the export ran inside discovery: the previous export stays
+and the error is logged.
 """
 
 from __future__ import annotations
@@ -28,8 +34,15 @@ from runclub_spiders.export.build import source_date_epoch
 from runclub_spiders.export.copies import check_formats
 from runclub_spiders.extensions.jobdir_version import JobdirVersionError, check_jobdir
 from runclub_spiders.quota import QuotaLedger, QuotaStateError
+from runclub_spiders.runs import (
+    DISCOVERY,
+    EXPORT,
+    MODES,
+    CatalogRun,
+    crawl_catalog,
+    run_in_process,
+)
 from runclub_spiders.seeds import SeedError, load_plan
-from runclub_spiders.spiders.spotify_catalog import MODES
 from runclub_spiders.store import Store, StoreError
 from runclub_spiders.store_lock import StoreLock, StoreLockedError
 
@@ -51,9 +64,9 @@ class ConfigError(Exception):
 
 
 def preflight(settings, spider_args: dict[str, str] | None = None,
-              command: str = "scrapy crawl") -> StoreLock | None:
+              command: str = "scrapy crawl", spider: str = DISCOVERY) -> StoreLock | None:
     """Check the configuration; lock the store. The lock is returned to be held until exit."""
-    mode = (spider_args or {}).get("mode", "full")
+    mode = "export" if spider == EXPORT else (spider_args or {}).get("mode", "full")
     for old, new in RENAMED_SETTINGS.items():
         if settings.get(old) is not None:
             raise ConfigError(f"{old} is now called {new}: rename it where you set it")
@@ -94,8 +107,7 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
             check_formats(settings.getlist("EXPORT_COPIES"))
         except ValueError as exc:
             raise ConfigError(f"EXPORT_COPIES: {exc}") from None
-        # Even with -a mode=discover: the export feeds (staged beside EXPORT_DIR) are
-        # configured from settings, which cannot see the spider's mode.
+        # Even with -a mode=discover, which exports nothing: the next full run will.
         check_export_dir(Path(settings["EXPORT_DIR"]))
     try:
         source_date_epoch()
@@ -183,7 +195,8 @@ class Command(ScrapyCrawlCommand):
         try:
             # Held until the process exits: the kernel releases it however the crawl ends.
             self.store_lock = preflight(self.settings, opts.spargs,
-                                        " ".join(["scrapy crawl", *args]))
+                                        " ".join(["scrapy crawl", *args]),
+                                        spider=args[0] if args else DISCOVERY)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -192,13 +205,19 @@ class Command(ScrapyCrawlCommand):
         if len(args) != 1:
             super().run(args, opts)             # Scrapy's own usage errors
             return
-        assert self.crawler_process is not None
-        crawler = self.crawler_process.create_crawler(args[0])
-        self.crawler_process.crawl(crawler, **opts.spargs)
-        self.crawler_process.start()
-        try:
-            reason = crawler.stats.get_value("finish_reason")
-        except RuntimeError:        # the crawl never started (the error is logged): no stats
-            reason = None
-        if self.crawler_process.bootstrap_failed or reason in FAILED_REASONS:
+        process = self.crawler_process
+        assert process is not None
+        if args[0] == DISCOVERY:
+            # Discovery, then the export, as runs.crawl_catalog decides.
+            spider_args = dict(opts.spargs)
+            mode = spider_args.pop("mode", "full")
+            run = CatalogRun()
+            run_in_process(process, lambda: crawl_catalog(process, mode=mode, run=run,
+                                                          **spider_args))
+        else:
+            run = CatalogRun(discovery=process.create_crawler(args[0]))
+            process.crawl(run.discovery, **opts.spargs)
+            process.start()
+        reason = run.reason         # None when the crawl never started (the error is logged)
+        if process.bootstrap_failed or reason in FAILED_REASONS:
             self.exitcode = 1

@@ -1,10 +1,11 @@
 """``scrapy demo``: the main job end to end, offline, against the built-in simulator.
 
 Starts the simulator in-process on 127.0.0.1, points every address and credential at it, and
-runs ``spotify_catalog`` with its own store under ``.cache/demo/`` so a real crawl's store,
-token file and quota ledger are never touched. The crawl ends with the export phase, which
-publishes ``exports/demo/``; the demo then validates it (``scrapy validate-export``) and exits
-non-zero if any check fails. ``make demo`` runs this.
+runs the catalog crawl as ``scrapy crawl spotify_catalog`` does (``runs.crawl_catalog``:
+discovery, then the ``catalog_export`` spider) with its own store under ``.cache/demo/`` so a
+real crawl's store, token file and quota ledger are never touched. The export publishes
+``exports/demo/``; the demo then validates it (``scrapy validate-export``) and exits non-zero
+if any check fails. ``make demo`` runs this.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scrapy.commands import ScrapyCommand
 
 from runclub_spiders.export import validate
 from runclub_spiders.export.feeds import MANIFEST
+from runclub_spiders.runs import CatalogRun, crawl_catalog, run_in_process
 from runclub_spiders.simulator import Simulator, SimulatorConfig
 
 
@@ -82,18 +84,18 @@ class Command(ScrapyCommand):
         }, priority="cmdline")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        assert self.crawler_process is not None
+        process = self.crawler_process
+        assert process is not None
+        run = CatalogRun()
         try:
-            crawler = self.crawler_process.create_crawler("spotify_catalog")
-            self.crawler_process.crawl(crawler)
-            self.crawler_process.start()
+            run_in_process(process, lambda: crawl_catalog(process, run=run))
         finally:
             self.simulator.stop()
-        stats = crawler.stats.get_stats()
+        stats = run.discovery_stats
         print(f"demo: {stats.get('finish_reason')}; {stats.get('store/tracks', 0):,} candidates "
               f"in {opts.dir}/catalog.sqlite, {stats.get('store/features', 0):,} with features")
-        if stats.get("finish_reason") != "finished" or stats.get("log_count/ERROR", 0) \
-                or not stats.get("export/published"):
+        if stats.get("finish_reason") != "finished" or run.errors \
+                or not run.export_stats.get("export/published"):
             print("demo: the crawl did not finish cleanly or published no export; see the log")
             self.exitcode = 1
             return
