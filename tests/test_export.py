@@ -16,14 +16,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 from runclub_spiders.export.feeds import DATA_FILES, previous_dir, recover, staging_dir
 from runclub_spiders.export.rows import CatalogWideRow
 from runclub_spiders.export.splitter import to_audio_feature, to_cached_artists, to_cached_track
 from runclub_spiders.export.validate import validate_export
-from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
+from runclub_spiders.runs import CatalogRun, crawl_catalog
 from tests.conftest import crawl_settings, use_credentials
 
 SIZE = 12_000
@@ -39,10 +39,10 @@ def export_settings(sim, folder: Path, **overrides):
                           **{**SETTINGS, **overrides})
 
 
-async def run(sim, folder: Path, mode: str = "full", **overrides):
-    crawler = get_crawler(SpotifyCatalogSpider, export_settings(sim, folder, **overrides))
-    await crawler.crawl_async(mode=mode)
-    return crawler.stats.get_stats()
+async def run(sim, folder: Path, mode: str = "full", prepare=None, **overrides) -> CatalogRun:
+    """The catalog crawl as ``scrapy crawl spotify_catalog`` runs it: discovery, then export."""
+    return await crawl_catalog(export_settings(sim, folder, **overrides), mode=mode,
+                               prepare=prepare)
 
 
 @pytest.fixture
@@ -53,11 +53,11 @@ def sim(simulator_factory, monkeypatch):
 
 
 async def crawled(sim, tmp_path_factory):
-    """One full crawl per module: (folder, stats)."""
+    """One full crawl per module: (folder, run)."""
     if not _crawled:
         folder = tmp_path_factory.mktemp("crawl")
-        _crawled["folder"], _crawled["stats"] = folder, await run(sim, folder)
-    return _crawled["folder"], _crawled["stats"]
+        _crawled["folder"], _crawled["run"] = folder, await run(sim, folder)
+    return _crawled["folder"], _crawled["run"]
 
 
 def rows(path: Path) -> list[dict]:
@@ -71,9 +71,10 @@ def digest(path: Path) -> str:
 
 @deferred_f_from_coro_f
 async def test_crawl_publishes_an_export_that_passes_every_check(sim, tmp_path_factory):
-    folder, stats = await crawled(sim, tmp_path_factory)
-    assert stats["finish_reason"] == "finished"
-    assert stats.get("log_count/ERROR", 0) == 0
+    folder, catalog_run = await crawled(sim, tmp_path_factory)
+    discovery, stats = catalog_run.discovery_stats, catalog_run.export_stats
+    assert discovery["finish_reason"] == "finished" == stats["finish_reason"]
+    assert catalog_run.errors == 0
     assert stats["export/published"] == 1
     export = folder / "exports" / "catalog"
     checks = validate_export(export)
@@ -93,7 +94,8 @@ async def test_crawl_publishes_an_export_that_passes_every_check(sim, tmp_path_f
                    manifest["rejections"]["bySeed"].values()) == n
     assert {"duration_short", "duration_long", "duplicate_isrc", "no_features"} <= set(total)
     assert manifest["spotify"]["profile"] == "development"
-    assert manifest["spotify"]["requestsByBucket"]["search"] == stats["quota/requests/search"]
+    assert manifest["spotify"]["requestsByBucket"]["search"] == \
+        discovery["quota/requests/search"]
     assert manifest["notes"] and manifest["filtersApplied"]["maxDurationMs"] == 360_000
     assert (export / "coverage.md").read_text().count("|") > 100
     assert (export / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -204,7 +206,9 @@ async def test_reexports_are_byte_identical_with_source_date_epoch(sim, tmp_path
         copy = tmp_path_factory.mktemp(f"reexport-{attempt}")
         shutil.copy(folder / "store.sqlite", copy / "store.sqlite")
         mark = len(sim.log)
-        stats = await run(sim, copy, mode="export")
+        reexport = await run(sim, copy, mode="export")
+        assert reexport.discovery is None                   # no discovery crawl at all
+        stats = reexport.export_stats
         assert stats["finish_reason"] == "finished" and stats["export/published"] == 1
         assert stats.get("log_count/ERROR", 0) == 0
         # Export mode makes no request at all: not one token, search or ReccoBeats call.
@@ -230,14 +234,32 @@ async def test_an_interrupted_crawl_leaves_the_previous_export_untouched(sim, tm
     export = tmp_path / "exports" / "catalog"
     export.mkdir(parents=True)
     (export / "manifest.json").write_text('{"previous": true}')
-    stats = await run(sim, tmp_path, CLOSESPIDER_PAGECOUNT=5)
-    assert stats["finish_reason"] == "closespider_pagecount"
-    assert stats.get("log_count/ERROR", 0) == 0
-    assert stats["export/published"] == 0
-    assert stats["export/not_published/no_export_phase"] == 1
+    interrupted = await run(sim, tmp_path, CLOSESPIDER_PAGECOUNT=5)
+    assert interrupted.discovery_stats["finish_reason"] == "closespider_pagecount"
+    assert interrupted.errors == 0
+    assert interrupted.export is None                   # no export after a CLOSESPIDER_* close
     assert sorted(p.name for p in export.iterdir()) == ["manifest.json"]
     assert (export / "manifest.json").read_text() == '{"previous": true}'
     assert not staging_dir(export).exists()
+
+
+@deferred_f_from_coro_f
+async def test_discover_mode_creates_no_export_file(sim, tmp_path):
+    """-a mode=discover: the discovery crawl has no feed at all, so not even an empty staged
+    file is created (the feeds belong to the catalog_export spider, which does not run)."""
+    export = tmp_path / "exports" / "catalog"
+    staged: list[bool] = []
+
+    def watch(crawler) -> None:
+        crawler.signals.connect(lambda: staged.append(staging_dir(export).exists()),
+                                signal=signals.spider_closed, weak=False)
+
+    discovered = await run(sim, tmp_path, mode="discover", prepare=watch,
+                           CLOSESPIDER_PAGECOUNT=5)
+    assert discovered.export is None and discovered.errors == 0
+    assert not discovered.discovery.settings.getdict("FEEDS")
+    assert staged == [False]
+    assert not export.parent.exists()
 
 
 def test_recover_puts_back_an_export_whose_publish_was_cut_short(tmp_path):
@@ -257,7 +279,7 @@ async def test_csv_and_parquet_copies_behind_a_setting(sim, tmp_path_factory):
     folder, _ = await crawled(sim, tmp_path_factory)
     copy = tmp_path_factory.mktemp("copies")
     shutil.copy(folder / "store.sqlite", copy / "store.sqlite")
-    stats = await run(sim, copy, mode="export", EXPORT_COPIES=["csv", "parquet"])
+    stats = (await run(sim, copy, mode="export", EXPORT_COPIES=["csv", "parquet"])).export_stats
     assert stats["finish_reason"] == "finished" and stats["export/published"] == 1
     assert stats.get("log_count/ERROR", 0) == 0
     export = copy / "exports" / "catalog"
@@ -286,10 +308,10 @@ async def test_extended_profile_exports_markets_and_popularity(simulator_factory
     popularity; the rows report the primary markets it plays in and that popularity."""
     sim = simulator_factory(size=SIZE, profile="extended")
     use_credentials(monkeypatch, sim)
-    stats = await run(sim, tmp_path, CATALOG_MAX_TRACKS=1500)
-    assert stats["finish_reason"] == "finished"
-    assert stats.get("log_count/ERROR", 0) == 0
-    assert stats["export/published"] == 1
+    extended = await run(sim, tmp_path, CATALOG_MAX_TRACKS=1500)
+    assert extended.reason == "finished"
+    assert extended.errors == 0
+    assert extended.export_stats["export/published"] == 1
     export = tmp_path / "exports" / "catalog"
     assert [f"{c.name}: {c.detail}" for c in validate_export(export) if not c.ok] == []
     truth = {t.id: t for t in sim.catalog.tracks}

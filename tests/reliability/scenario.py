@@ -12,10 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from scrapy.utils.test import get_crawler
-
 from runclub_spiders.export.feeds import DATA_FILES
-from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
+from runclub_spiders.runs import crawl_catalog
 from tests.conftest import crawl_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,16 +27,16 @@ SERIAL = {
 
 
 async def crawl(sim, folder: Path, **overrides):
-    """Run ``spotify_catalog`` against ``sim`` with state in ``folder``: (stats, seconds)."""
+    """Run the catalog crawl (discovery, then the export: ``runs.crawl_catalog``) against
+    ``sim`` with state in ``folder``: (``CatalogRun``, seconds)."""
     settings = crawl_settings(sim, folder, CATALOG_STORE_PATH=str(folder / "store.sqlite"),
                               EXPORT_DIR=str(folder / "exports" / "catalog"),
                               **{**SERIAL, **overrides})
     settings["DOWNLOAD_SLOTS"] = {k: {**v, "concurrency": 1}
                                   for k, v in settings["DOWNLOAD_SLOTS"].items()}
-    crawler = get_crawler(SpotifyCatalogSpider, settings)
     started = time.monotonic()
-    await crawler.crawl_async()
-    return crawler.stats.get_stats(), time.monotonic() - started
+    run = await crawl_catalog(settings)
+    return run, time.monotonic() - started
 
 
 def export_hashes(folder: Path) -> dict[str, str]:

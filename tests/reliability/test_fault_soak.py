@@ -22,29 +22,31 @@ async def run(tmp_path, monkeypatch, name: str, **knobs):
         use_credentials(monkeypatch, sim)
         # Stray 429s are not a rate window: learned pacing (measured in bench/crawl.py) would
         # take two in a row for a limit and slow the run, not change what it exports.
-        stats, seconds = await crawl(sim, tmp_path / name, RATE_LIMIT_BACKOFF_BASE=0.05,
-                                     RATE_LIMIT_BACKOFF_MAX=0.5, RATE_LIMIT_LEARN_MIN=100_000,
-                                     CATALOG_CELL_MIN=5, CATALOG_CELL_TARGET=8,
-                                     CATALOG_MAX_TRACKS=900)
+        catalog_run, seconds = await crawl(sim, tmp_path / name, RATE_LIMIT_BACKOFF_BASE=0.05,
+                                           RATE_LIMIT_BACKOFF_MAX=0.5,
+                                           RATE_LIMIT_LEARN_MIN=100_000, CATALOG_CELL_MIN=5,
+                                           CATALOG_CELL_TARGET=8, CATALOG_MAX_TRACKS=900)
         log = sim.requests()
     finally:
         sim.stop()
-    return stats, seconds, log
+    return catalog_run, seconds, log
 
 
 @pytest.mark.slow
 @deferred_f_from_coro_f
 async def test_faulty_services_give_the_clean_export(tmp_path, monkeypatch, figures):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
-    clean, clean_s, clean_log = await run(tmp_path, monkeypatch, "clean")
+    clean_run, clean_s, clean_log = await run(tmp_path, monkeypatch, "clean")
+    clean = clean_run.discovery_stats
     assert clean["finish_reason"] == "finished"
-    assert clean.get("log_count/ERROR", 0) == 0
-    assert clean["export/published"] == 1
+    assert clean_run.errors == 0
+    assert clean_run.export_stats["export/published"] == 1
     assert not [entry for entry in clean_log if entry.fault]     # the reference saw no fault
-    faulty, faulty_s, faulty_log = await run(tmp_path, monkeypatch, "faulty", **FAULTS)
+    faulty_run, faulty_s, faulty_log = await run(tmp_path, monkeypatch, "faulty", **FAULTS)
+    faulty = faulty_run.discovery_stats
     assert faulty["finish_reason"] == "finished"
-    assert faulty.get("log_count/ERROR", 0) == 0
-    assert faulty["export/published"] == 1
+    assert faulty_run.errors == 0
+    assert faulty_run.export_stats["export/published"] == 1
     assert export_hashes(tmp_path / "faulty") == export_hashes(tmp_path / "clean")
     assert repeated_pages(clean_log) == repeated_pages(faulty_log) == []
 

@@ -25,11 +25,10 @@ from urllib.parse import urlsplit
 import pytest
 from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 from runclub_spiders.export.validate import ROW_FILES, validate_export
+from runclub_spiders.runs import crawl_catalog
 from runclub_spiders.simulator.hostile import REPAIR_NOTES, TRACK_KINDS
-from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.spotify_objects import KEPT_FORMAT, MAX_TEXT
 from tests.conftest import crawl_settings, use_credentials
 
@@ -69,20 +68,22 @@ async def test_hostile_data_is_skipped_or_repaired_and_never_exported(
                             playlist_extras=False)
     use_credentials(monkeypatch, sim)
     export = tmp_path / "exports" / "catalog"
-    crawler = get_crawler(SpotifyCatalogSpider, crawl_settings(
-        sim, tmp_path, CATALOG_STORE_PATH=str(tmp_path / "store.sqlite"), EXPORT_DIR=str(export),
-        **SETTINGS))
     sent: list[str] = []
-    crawler.signals.connect(lambda request, spider: sent.append(request.url),
-                            signal=signals.request_reached_downloader, weak=False)
+
+    def record_requests(crawler) -> None:          # both crawls: the export sends none
+        crawler.signals.connect(lambda request, spider: sent.append(request.url),
+                                signal=signals.request_reached_downloader, weak=False)
+
     started = time.monotonic()
-    await crawler.crawl_async()
+    run = await crawl_catalog(crawl_settings(
+        sim, tmp_path, CATALOG_STORE_PATH=str(tmp_path / "store.sqlite"), EXPORT_DIR=str(export),
+        **SETTINGS), prepare=record_requests)
     seconds = time.monotonic() - started
-    stats = crawler.stats.get_stats()
+    stats, exported = run.discovery_stats, run.export_stats
 
     # Nothing crashed.
-    assert stats["finish_reason"] == "finished"
-    assert stats.get("log_count/ERROR", 0) == 0
+    assert stats["finish_reason"] == "finished" == exported["finish_reason"]
+    assert run.errors == 0
 
     # Every corruption was served, and every one the crawler cannot trust was skipped and
     # counted under its reason; nothing else was skipped.
@@ -106,7 +107,7 @@ async def test_hostile_data_is_skipped_or_repaired_and_never_exported(
     assert max(len(n) for n in names) <= MAX_TEXT
 
     # The export is published and passes every check ...
-    assert stats["export/published"] == 1
+    assert exported["export/published"] == 1
     checks = validate_export(export)
     failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
     assert not failed, failed
@@ -120,14 +121,14 @@ async def test_hostile_data_is_skipped_or_repaired_and_never_exported(
                     assert len(text) <= MAX_TEXT, f"{name}:{number} has {len(text)} chars"
                     assert not bad_characters(text), f"{name}:{number}: {bad_characters(text)}"
     tracks = [json.loads(line) for line in (export / "cached_tracks.jsonl").open()]
-    assert len({t["id"] for t in tracks}) == len(tracks) == stats["export/tracks"] > 0
+    assert len({t["id"] for t in tracks}) == len(tracks) == exported["export/tracks"] > 0
     truncated = [t["name"] for t in tracks if t["name"].endswith("\u2026")]
 
     # The crawler computes its offsets: the foreign ``next`` links were never followed. Every
-    # request the downloader sent went to the simulator (or is the export phase's data:
-    # request), and the simulator's log holds exactly those requests, path for path.
+    # request the downloader sent went to the simulator, and the simulator's log holds
+    # exactly those requests, path for path.
     hosts = Counter(urlsplit(url).hostname or urlsplit(url).scheme for url in sent)
-    assert set(hosts) <= {"127.0.0.1", "data"}, hosts
+    assert set(hosts) == {"127.0.0.1"}, hosts
     assert Counter(urlsplit(url).path for url in sent if url.startswith("http")) == \
         Counter(entry.path for entry in sim.requests())
     assert not any("steal" in entry.path for entry in sim.requests())
@@ -138,6 +139,6 @@ async def test_hostile_data_is_skipped_or_repaired_and_never_exported(
     figures("skipped per reason", ", ".join(f"{r} {n}" for r, n in sorted(skipped.items())))
     figures("repaired per note", ", ".join(f"{r} {n}" for r, n in sorted(repaired.items())))
     figures("requests sent (all to 127.0.0.1)", hosts["127.0.0.1"])
-    figures("export", f"{stats['export/tracks']} tracks, {rows} rows, "
+    figures("export", f"{exported['export/tracks']} tracks, {rows} rows, "
                       f"{len(truncated)} truncated names exported, all checks passed")
     figures("crawl seconds", round(seconds, 1))
