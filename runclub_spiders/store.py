@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runclub_spiders.catalog.isrc import isrc_wins
+
 APPLICATION_ID = 0x52434C42        # "RCLB": tells our store from any other SQLite file
 SCHEMA_VERSION = 1
 FEATURE_FIELDS = ("acousticness", "danceability", "energy", "instrumentalness", "key",
@@ -272,6 +274,103 @@ class Store:
         """Each track's ``planning_cells`` (JSON), in ID order."""
         for (cells,) in self.db.execute("SELECT planning_cells FROM tracks ORDER BY id"):
             yield cells
+
+    # ---------------------------------------------------------------- one track per ISRC
+    def isrc_competitors(self, track_id: str, isrc: str, min_ms: int, max_ms: int
+                         ) -> list[sqlite3.Row]:
+        """The tracks with this ISRC that ``track_id`` competes with, itself included: those
+        stored no later than it (the store's insertion order; all of them when it is not
+        stored), whose stored duration is within ``[min_ms, max_ms]``, that are not known
+        unplayable (the cheap filters' checks) and not set aside (``skipped``: never
+        enriched, so never worth deferring to). ``id`` and ``release_date``, in ID order.
+
+        Only what was stored before it: a verdict on a track then never changes, so a run
+        resumed after an interruption judges a pending track as the first run did."""
+        return self.db.execute(
+            "SELECT id, release_date FROM tracks WHERE isrc = ? "
+            "AND duration_ms BETWEEN ? AND ? AND (is_playable IS NULL OR is_playable != 0) "
+            "AND enrich_state != 'skipped' AND rowid <= COALESCE("
+            "(SELECT rowid FROM tracks WHERE id = ?), (SELECT MAX(rowid) FROM tracks)) "
+            "ORDER BY id", (isrc, min_ms, max_ms, track_id)).fetchall()
+
+    def isrc_count_holder(self, isrc: str, track_id: str) -> str | None:
+        """Another track with this ISRC that holds its planning count, if any."""
+        row = self.db.execute("SELECT id FROM tracks WHERE isrc = ? AND id != ? AND "
+                              "planning_cells IS NOT NULL ORDER BY id LIMIT 1",
+                              (isrc, track_id)).fetchone()
+        return None if row is None else row[0]
+
+    def move_planning_cells(self, from_id: str, to_id: str) -> None:
+        """``to_id`` takes over ``from_id``'s planning cells; ``from_id`` no longer counts."""
+        with self.transaction():
+            self.db.execute("UPDATE tracks SET planning_cells = (SELECT planning_cells FROM "
+                            "tracks WHERE id = ?) WHERE id = ?", (from_id, to_id))
+            self.db.execute("UPDATE tracks SET planning_cells = NULL WHERE id = ?", (from_id,))
+
+    def claim_isrc_count(self, track_id: str, isrc: str | None, min_ms: int,
+                         max_ms: int) -> bool:
+        """Planning's side of the one ISRC rule (``catalog.isrc``), for a track just stored
+        that passes the cheap filters' checks: should it count toward the planner's cells as
+        a new candidate? Yes without an ISRC, or when it wins against its competitors (as
+        the cheap filter will judge it) and no other track holds the count. When it wins and
+        another holds it, it takes that count over (same cells, so the planner's counts and a
+        recount from the store stay equal) and is not new. So the one track that counts for
+        an ISRC is always the winner among those stored."""
+        if not isrc:
+            return True
+        if not isrc_wins(track_id, self.isrc_competitors(track_id, isrc, min_ms, max_ms)):
+            return False
+        holder = self.isrc_count_holder(isrc, track_id)
+        if holder is None:
+            return True
+        self.move_planning_cells(holder, track_id)
+        return False
+
+    # ---------------------------------------------------------------- export reads
+    def track_rows(self, columns: Iterable[str]) -> list[sqlite3.Row]:
+        """Every track's ``columns``, in store order (insertion order)."""
+        return self.db.execute(f"SELECT {', '.join(columns)} FROM tracks "
+                               f"ORDER BY rowid").fetchall()
+
+    def first_query_by_track(self) -> dict[str, str]:
+        """Per track: the first (in sort order) seed query that returned it."""
+        return dict(self.db.execute("SELECT track_id, MIN(q) FROM seed_tracks "
+                                    "GROUP BY track_id").fetchall())
+
+    def first_playlist_by_track(self) -> dict[str, str]:
+        """Per track: the smallest ID of the playlists that hold it."""
+        return dict(self.db.execute("SELECT track_id, MIN(playlist_id) FROM playlist_tracks "
+                                    "GROUP BY track_id").fetchall())
+
+    def tempo_known(self) -> dict[str, bool]:
+        """Per track with a features row: does the row have a tempo? (rows without one are
+        misses kept for their ReccoBeats ID)"""
+        return {track_id: bool(known) for track_id, known in self.db.execute(
+            "SELECT track_id, tempo IS NOT NULL FROM features")}
+
+    def spotify_genres(self) -> dict[str, list[str]]:
+        """Per artist Spotify gave genres for (extended profile): those genres, as given."""
+        return {row["id"]: json.loads(row["genres"]) for row in self.db.execute(
+            "SELECT id, genres FROM artists WHERE genres IS NOT NULL")}
+
+    def umbrella_edges(self) -> list[sqlite3.Row]:
+        """``track_id``, ``umbrella``, ``family`` of every search edge whose seed is tagged
+        with an umbrella, by track ID then query."""
+        return self.db.execute(
+            "SELECT st.track_id, s.umbrella, s.family FROM seed_tracks st JOIN seeds s "
+            "ON s.q = st.q AND s.kind = st.kind WHERE s.umbrella IS NOT NULL "
+            "ORDER BY st.track_id, s.q").fetchall()
+
+    def playlist_counts(self) -> dict[str, int]:
+        """Playlists seen, read (done, or at least one page of items), and their track
+        edges."""
+        one = self.db.execute
+        return {
+            "seen": one("SELECT COUNT(*) FROM playlists").fetchone()[0],
+            "read": one("SELECT COUNT(*) FROM playlists WHERE last_processed_at IS NOT NULL "
+                        "OR next_offset > 0").fetchone()[0],
+            "tracks": one("SELECT COUNT(*) FROM playlist_tracks").fetchone()[0],
+        }
 
     def add_inferred_genre(self, artist_id: str, genre: str) -> None:
         row = self.db.execute("SELECT inferred_genres FROM artists WHERE id = ?",

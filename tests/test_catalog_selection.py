@@ -233,14 +233,17 @@ def test_filter_reason_uses_the_settings():
 
 
 # ------------------------------------------------------------------------------ dedupe
-def test_dedupe_same_isrc_keeps_the_most_popular():
+def test_dedupe_same_isrc_ignores_popularity():
+    # The one ISRC rule (catalog.isrc): popularity is absent in Development Mode and drifts,
+    # so the cheap filter could not apply it; the export must not either.
     t = Tracks()
     low, high, unknown = (t.add(isrc="USABC7712345", popularity=p, name=f"Take {p}")[0]
                           for p in (10, 60, None))
     other, = t.add(isrc="USABC7799999")
     survivors, losers = dedupe(t)
-    assert survivors == [high, other]              # store order
-    assert losers == {low.id: "duplicate_isrc", unknown.id: "duplicate_isrc"}
+    assert low.id < high.id < unknown.id           # same album year: the smallest ID stays
+    assert survivors == [low, other]               # store order
+    assert losers == {high.id: "duplicate_isrc", unknown.id: "duplicate_isrc"}
 
 
 def test_dedupe_same_isrc_without_popularity_keeps_earliest_album_then_smallest_id():

@@ -20,6 +20,8 @@ from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
 from runclub_spiders import scrapy_compat
+from runclub_spiders.catalog.isrc import isrc_rank
+from runclub_spiders.catalog.years import release_year
 from runclub_spiders.pipelines.cheap_filters import CheapFilterPipeline
 from runclub_spiders.pipelines.enrichment import (
     ReccoBeatsEnrichmentPipeline,
@@ -270,42 +272,50 @@ async def test_cheap_filters_keep_rejects_away_from_reccobeats(simulator_factory
     good = eligible(sim, 10)
     long_, short, unplayable, edge_low, edge_high = good[5:]
     good = good[:5]
-    pairs = isrc_pairs(sim)
-    (held, newcomer), (twin_a, twin_b), (skipped_holder, heir) = pairs[:3]
-    unplayable_holder, heir2 = pairs[3]
-    # Of two new tracks sharing an ISRC, the one stored first keeps it.
-    winner, loser = twin_b, twin_a
-    # From earlier runs: one ISRC holder enriched, one set aside, and one still pending that
-    # fails the playability check (the last two do not hold their ISRC).
+    # Each pair as (winner, loser) by the one ISRC rule (catalog.isrc), not by arrival.
+    pairs = [sorted(pair, key=lambda t: isrc_rank(
+        t.id, release_year(sim.catalog.albums[t.album_idx].release_date)))
+        for pair in isrc_pairs(sim)]
+    (held, newcomer), (usurper, dethroned), (winner, loser), (late_winner, early_loser) = \
+        pairs[:4]
+    (skipped_holder, heir), (unplayable_holder, heir2) = pairs[4:6]
+    # From earlier runs: a winner enriched, a loser enriched before its winner was found, one
+    # winner set aside, and one still pending that fails the playability check (the last two
+    # do not hold their ISRC).
     store = open_store(tmp_path)
-    store.upsert_track(record(sim, held), source="search", now="2026-01-01T00:00:00Z")
-    store.save_features(held.id, {"id": "x", "isrc": held.isrc, "tempo": 120},
-                        "2026-01-01T00:00:00Z")
+    for enriched in (held, dethroned):
+        store.upsert_track(record(sim, enriched), source="search", now="2026-01-01T00:00:00Z")
+        store.save_features(enriched.id, {"id": "x", "isrc": enriched.isrc, "tempo": 120},
+                            "2026-01-01T00:00:00Z")
     store.upsert_track(record(sim, skipped_holder), source="search",
                        now="2026-01-01T00:00:00Z")
     store.set_enrich_state(skipped_holder.id, "skipped", reason="unplayable")
     store.upsert_track(record(sim, unplayable_holder, is_playable=False), source="search",
                        now="2026-01-01T00:00:00Z")
     store.close()
+    # Of two new tracks, a loser stored after its winner is set aside; one stored before it
+    # is not (nothing stored before it beats it: a verdict never depends on what comes later).
     records = [record(sim, t) for t in good] + [
         record(sim, long_, duration_ms=360_001), record(sim, short, duration_ms=119_999),
         record(sim, unplayable, is_playable=False),
         record(sim, edge_low, duration_ms=120_000), record(sim, edge_high, duration_ms=360_000),
-        record(sim, newcomer), record(sim, winner), record(sim, loser), record(sim, heir),
-        record(sim, heir2)]
+        record(sim, newcomer), record(sim, usurper), record(sim, winner), record(sim, loser),
+        record(sim, early_loser), record(sim, late_winner), record(sim, heir), record(sim, heir2)]
     crawler, stats = await crawl(sim, tmp_path, records)
     assert stats["finish_reason"] == "finished"
     assert "log_count/ERROR" not in stats
-    passing = [*good, edge_low, edge_high, winner, heir, heir2]
+    # The usurper beats a track already enriched: it is enriched all the same.
+    passing = [*good, edge_low, edge_high, usurper, winner, early_loser, late_winner, heir,
+               heir2]
     [entry] = recco_log(sim)
     assert sorted(asked(entry)) == sorted(t.id for t in passing)
     known = sum(t.recco_known for t in passing)
     assert enrich_stats(stats) == {
-        "filters/passed": 10, "filters/rejected/duration_long": 1,
+        "filters/passed": 13, "filters/rejected/duration_long": 1,
         "filters/rejected/duration_short": 1, "filters/rejected/unplayable": 1,
         "filters/rejected/duplicate_isrc": 2, "reccobeats/flush/timer": 1,
         "reccobeats/requests": 1, "reccobeats/requests/audio-features": 1,
-        "reccobeats/features": known, "reccobeats/misses": 10 - known}
+        "reccobeats/features": known, "reccobeats/misses": 13 - known}
     store = open_store(tmp_path)
     reasons = {long_.id: "duration_long", short.id: "duration_short",
                unplayable.id: "unplayable", newcomer.id: "duplicate_isrc",
@@ -315,8 +325,9 @@ async def test_cheap_filters_keep_rejects_away_from_reccobeats(simulator_factory
         assert (row["enrich_state"], row["enrich_reason"]) == ("skipped", reason)
         assert store.features(track_id) is None
     assert store.track(held.id)["enrich_state"] == "done"
+    assert store.track(dethroned.id)["enrich_state"] == "done"      # kept; the export drops it
     items = {i.id: i for i in crawler.spider.items}
-    assert len(items) == 15                        # rejected items pass on, marked
+    assert len(items) == 18                        # rejected items pass on, marked
     for track_id, reason in reasons.items():
         assert (items[track_id].rejected, items[track_id].enrichment) == (reason, "skipped")
     assert_items(sim, [items[t.id] for t in passing], passing)

@@ -33,6 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from runclub_spiders.catalog.isrc import isrc_rank
 from runclub_spiders.catalog.years import (
     AlbumAppearance,
     YearVerdict,
@@ -101,14 +102,9 @@ class PrimarySource:
         return self.query or self.kind
 
 
-def primary_sources(db: sqlite3.Connection) -> dict[str, PrimarySource]:
-    queries: dict[str, str] = {}
-    for track_id, q in db.execute("SELECT track_id, MIN(q) FROM seed_tracks GROUP BY track_id"):
-        queries[track_id] = q
-    playlists: dict[str, str] = {}
-    for track_id, p in db.execute("SELECT track_id, MIN(playlist_id) FROM playlist_tracks "
-                                  "GROUP BY track_id"):
-        playlists[track_id] = p
+def primary_sources(store: Store) -> dict[str, PrimarySource]:
+    queries = store.first_query_by_track()
+    playlists = store.first_playlist_by_track()
     result = {}
     for track_id in queries.keys() | playlists.keys():
         playlist = playlists.get(track_id)
@@ -130,17 +126,12 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str,
     """Every stored track, classified, in store order. ``Candidate.markets`` lists only
     ``markets`` (and ``market``): the ones the export reports on."""
     keep = frozenset((market, *markets))
-    db = store.db
-    rows = db.execute(f"SELECT {', '.join(CANDIDATE_COLUMNS)} FROM tracks "
-                      f"ORDER BY rowid").fetchall()
+    rows = store.track_rows(CANDIDATE_COLUMNS)
     credits = {row["id"]: tuple(json.loads(row["artist_ids"])) for row in rows}
-    spotify_genres = _spotify_genres(db)
-    votes = artist_votes(db, credits)
-    sources = primary_sources(db)
-    # Per track: does its features row have a tempo? (rows without one are misses kept for
-    # their ReccoBeats ID)
-    tempo_known = {track_id: bool(known) for track_id, known in db.execute(
-        "SELECT track_id, tempo IS NOT NULL FROM features")}
+    spotify_genres = _spotify_genres(store)
+    votes = artist_votes(store, credits)
+    sources = primary_sources(store)
+    tempo_known = store.tempo_known()      # per track: does its features row have a tempo?
     by_isrc: dict[str, list[sqlite3.Row]] = defaultdict(list)
     for row in rows:
         if row["isrc"]:
@@ -218,33 +209,29 @@ def _appearance(row: sqlite3.Row) -> AlbumAppearance:
 def _features_for(row: sqlite3.Row, siblings: list[sqlite3.Row],
                   tempo_known: dict[str, bool]) -> tuple[str | None, str | None]:
     """Whose features row it exports, and why: its own, else that of a track with the same
-    ISRC (the same recording, so the same audio), preferring the earliest stored sibling."""
+    ISRC (the same recording, so the same audio), preferring the sibling the one ISRC rule
+    ranks first (``catalog.isrc``), not the first stored: the same store lends the same."""
     own = row["id"]
     if tempo_known.get(own):
         return own, "own"
-    for sibling in siblings:
+    for sibling in sorted(siblings, key=lambda r: isrc_rank(r["id"],
+                                                            release_year(r["release_date"]))):
         if sibling["id"] != own and tempo_known.get(sibling["id"]):
             return sibling["id"], "isrc_sibling"
     return (own, "own") if own in tempo_known else (None, None)
 
 
-def _spotify_genres(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+def _spotify_genres(store: Store) -> dict[str, tuple[str, ...]]:
     """Per artist: the genres Spotify gave (extended profile), normalised."""
-    result = {}
-    for row in db.execute("SELECT id, genres FROM artists WHERE genres IS NOT NULL"):
-        given = json.loads(row["genres"])
-        result[row["id"]] = tuple(dict.fromkeys(normalize_genre(g) for g in given if g))
-    return result
+    return {artist_id: tuple(dict.fromkeys(normalize_genre(g) for g in given if g))
+            for artist_id, given in store.spotify_genres().items()}
 
 
-def artist_votes(db: sqlite3.Connection, credits: dict[str, tuple[str, ...]]
+def artist_votes(store: Store, credits: dict[str, tuple[str, ...]]
                  ) -> dict[str, Counter[str]]:
     """Per primary artist: umbrella votes from the umbrella-tagged searches that found its
     tracks (see the module doc). ``credits``: each track's artist IDs, primary first."""
-    edges = db.execute(
-        "SELECT st.track_id, s.umbrella, s.family FROM seed_tracks st JOIN seeds s "
-        "ON s.q = st.q AND s.kind = st.kind WHERE s.umbrella IS NOT NULL "
-        "ORDER BY st.track_id, s.q").fetchall()
+    edges = store.umbrella_edges()
     solo: dict[str, Counter[str]] = defaultdict(Counter)
     shared: list[tuple[tuple[str, ...], str, float]] = []
     for track_id, umbrella, family in edges:

@@ -9,10 +9,12 @@ Filters (the first that fails is the reason; every reason is counted per seed an
 
 Dedupe, among the tracks that passed:
 
-* ``duplicate_isrc``: one track per ISRC. Tie-break: most popular (Spotify's popularity,
-  absent in Development Mode), then the earliest album year, then the smallest ID;
+* ``duplicate_isrc``: one track per ISRC, by the rule discovery planning and the cheap
+  filter apply too (``catalog.isrc``): the earliest album year, then the smallest ID;
 * ``duplicate_title``: for tracks without an ISRC (or one without, against one with), the
-  same normalised title and primary artist within 2 s of duration.
+  same normalised title and primary artist within 2 s of duration; among tracks without an
+  ISRC the most popular (Spotify's, absent in Development Mode) stays, then the earliest
+  album year, then the smallest ID.
 
 Balance: every cell takes its own tracks ("home") and, when thin, others', in phases; each
 phase fills the cell with the fewest tracks first (water-filling), so the global cap shares
@@ -44,6 +46,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from runclub_spiders.catalog.candidates import Candidate
+from runclub_spiders.catalog.isrc import isrc_rank
 from runclub_spiders.seeds import DECADES
 from runclub_spiders.umbrellas import UmbrellaRules
 
@@ -134,7 +137,7 @@ def dedupe(candidates: list[Candidate]) -> tuple[list[Candidate], dict[str, str]
     """The survivors (store order) and, for each loser, its reason."""
     losers: dict[str, str] = {}
 
-    def tie_break(c: Candidate) -> tuple[int, int, str]:
+    def title_tie_break(c: Candidate) -> tuple[int, int, str]:
         return (-(c.popularity if c.popularity is not None else -1),
                 c.album_year if c.album_year is not None else 10_000, c.id)
 
@@ -143,7 +146,7 @@ def dedupe(candidates: list[Candidate]) -> tuple[list[Candidate], dict[str, str]
         if c.isrc:
             groups[c.isrc].append(c)
     for group in groups.values():
-        for loser in sorted(group, key=tie_break)[1:]:
+        for loser in sorted(group, key=lambda c: isrc_rank(c.id, c.album_year))[1:]:
             losers[loser.id] = "duplicate_isrc"
 
     by_title: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
@@ -159,9 +162,9 @@ def dedupe(candidates: list[Candidate]) -> tuple[list[Candidate], dict[str, str]
             if c.duration_ms - cluster[-1].duration_ms <= TITLE_DURATION_TOLERANCE_MS:
                 cluster.append(c)
             else:
-                _collapse_title_cluster(cluster, tie_break, losers)
+                _collapse_title_cluster(cluster, title_tie_break, losers)
                 cluster = [c]
-        _collapse_title_cluster(cluster, tie_break, losers)
+        _collapse_title_cluster(cluster, title_tie_break, losers)
     return [c for c in candidates if c.id not in losers], losers
 
 

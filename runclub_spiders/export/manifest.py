@@ -48,8 +48,11 @@ NOTES = (
     "classification.yearSources). album_release_date stays the exported album's own date.",
     "timeSignature is null everywhere: ReccoBeats has no time_signature and Spotify's "
     "audio-features endpoint is gone for new apps.",
-    "ISRC dedupe keeps the most popular, then the earliest album year, then the smallest ID "
-    "(the brief allows most popular or first seen; popularity is absent in Development Mode). "
+    "One track per ISRC, by one rule at every stage (discovery planning, the filter before "
+    "ReccoBeats, the export): the earliest album year, then the smallest Spotify ID. Both are "
+    "known at discovery and never change, so the choice does not depend on the order tracks "
+    "were found in; the brief allows most popular or first seen, but popularity is absent in "
+    "Development Mode and drifts, and the order found depends on how requests interleave. "
     "A kept track without its own features takes those of a track with the same ISRC (the "
     "same recording) and says so in _extra.features_source.",
     "audio_features.jsonl has a row for every exported track ReccoBeats knew; tracks it did "
@@ -66,12 +69,10 @@ NOTES = (
 def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> dict[str, Any]:
     """The manifest's ``spotify`` and ``reccobeats`` parts, from the store: every crawl's
     request counts and totals are there, this run's discovery included (it closed first)."""
-    db = store.db
     families: dict[str, dict[str, int]] = {}
     exhausted: Counter[str] = Counter()
     queries = requests = new_tracks = 0
-    for row in db.execute("SELECT family, requests, new_tracks, exhausted FROM seeds "
-                          "ORDER BY family, q, kind"):
+    for row in store.seeds():
         family = families.setdefault(row["family"], {"queries": 0, "requests": 0,
                                                      "newTracks": 0})
         family["queries"] += 1
@@ -82,13 +83,7 @@ def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> d
         new_tracks += row["new_tracks"]
         if row["exhausted"]:
             exhausted[row["exhausted"]] += 1
-    one = db.execute
-    playlists = {
-        "seen": one("SELECT COUNT(*) FROM playlists").fetchone()[0],
-        "read": one("SELECT COUNT(*) FROM playlists WHERE last_processed_at IS NOT NULL "
-                    "OR next_offset > 0").fetchone()[0],
-        "tracks": one("SELECT COUNT(*) FROM playlist_tracks").fetchone()[0],
-    }
+    playlists = store.playlist_counts()
     # Every crawl's counts, added as it closed (Store.add_run_counts).
     by_day: dict[str, dict[str, int]] = store.get_meta("requests_by_day", {})
     by_bucket: Counter[str] = Counter()
@@ -98,7 +93,7 @@ def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> d
     recco = {
         "errors": totals.get("reccobeats_errors", 0),
         "retries": totals.get("reccobeats_retries", 0),
-        "misses": one("SELECT COUNT(*) FROM tracks WHERE enrich_state = 'miss'").fetchone()[0],
+        "misses": store.counts()["misses"],
     }
     return {
         "spotify": {
@@ -130,9 +125,9 @@ def run_totals(stats: dict[str, Any]) -> dict[str, int]:
 def explain_thin_cells(selection: Selection, store: Store, plan: SeedPlan) -> None:
     """Say why each cell below its minimum is there: its queries, its candidates."""
     states: dict[tuple[str, str], list[str | None]] = {}
-    for row in store.db.execute("SELECT umbrella, decade, exhausted, family FROM seeds "
-                                "WHERE umbrella IS NOT NULL AND decade IS NOT NULL"):
-        states.setdefault((row["umbrella"], row["decade"]), []).append(row["exhausted"])
+    for row in store.seeds():
+        if row["umbrella"] is not None and row["decade"] is not None:
+            states.setdefault((row["umbrella"], row["decade"]), []).append(row["exhausted"])
     minimum = selection.settings.cell_min
     for cell, report in selection.cells.items():
         if report.count >= minimum:
@@ -223,9 +218,10 @@ def filters_applied(selection: Selection) -> dict[str, Any]:
                              "available_markets (extended), else ReccoBeats "
                              "availableCountries; unknown only where a cell is below its "
                              "minimum; unplayable never",
-        "dedupePolicy": "unique Spotify track ID; one track per ISRC (most popular, then "
-                        "earliest album year, then smallest ID); without ISRC, normalised "
-                        "title + primary artist + duration within 2 s",
+        "dedupePolicy": "unique Spotify track ID; one track per ISRC (earliest album year, "
+                        "then smallest ID); without ISRC, normalised title + primary artist "
+                        "+ duration within 2 s (most popular, then earliest album year, "
+                        "then smallest ID)",
         "featuresPolicy": f"tracks without ReccoBeats features only where a cell is below its "
                           f"minimum, at most {s.max_featureless_share:.0%} of the export",
     }

@@ -8,13 +8,17 @@ Three checks, from the item and the store only (no HTTP):
 * **playability**: ``is_playable`` is ``False`` in the primary market. ``None`` (Spotify gave
   no answer) passes; the enrichment pipeline then asks ReccoBeats for ``availableCountries``.
   Reason ``unplayable``.
-* **known duplicate**: another track in the store holds the same ISRC and competes for it,
-  that is, it is not ``skipped`` and it passes the two checks above by its stored record.
-  Among the competitors and this track, the first stored wins (the store's insertion order,
-  which follows discovery order, so an interrupted and resumed crawl decides alike): a track
-  already stored is never displaced by a newcomer, whatever order items arrive in. The brief
-  also allows "most popular", but Spotify popularity is absent in
-  Development Mode and drifts, so it would make the choice unstable. Reason ``duplicate_isrc``.
+* **known duplicate**: a track with the same ISRC stored before it competes for it (its
+  stored record passes the two checks above and it is not set aside:
+  ``Store.isrc_competitors``) and wins by the one ISRC rule that planning and the export
+  apply too (``catalog.isrc``): the earliest album year, then the smallest Spotify ID. Both
+  are known at discovery and never change, so the track the export keeps is never set aside,
+  whatever order tracks arrive in. A newcomer that beats a track already enriched is enriched
+  all the same (the export keeps the newcomer); a loser stored before its winner was found
+  has been enriched too (nothing beat it then). Only tracks stored before it count, so the
+  verdict on a track never changes: a run resumed after an interruption judges a pending
+  track as the first run did. Popularity is not in the rule: Spotify gives none in
+  Development Mode and it drifts. Reason ``duplicate_isrc``.
 
 A rejected item is returned (not dropped) with ``item.rejected`` set and
 ``item.enrichment = "skipped"``; the store records ``enrich_state = 'skipped'`` with the
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from runclub_spiders.catalog.isrc import isrc_wins
 from runclub_spiders.catalog.selection import duration_reason
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import StorePipeline, utc_now
@@ -74,16 +79,6 @@ class CheapFilterPipeline(StorePipeline):
         return None
 
     def _held_by_another(self, item: CandidateItem) -> bool:
-        """True when a competing track with the same ISRC was seen first (see module doc)."""
-        rows = self.store.db.execute(
-            "SELECT id, rowid AS seq FROM tracks WHERE isrc = ? AND id != ? "
-            "AND enrich_state != 'skipped' AND duration_ms BETWEEN ? AND ? "
-            "AND (is_playable IS NULL OR is_playable != 0)",
-            (item.isrc, item.id, self.min_ms, self.max_ms)).fetchall()
-        if not rows:
-            return False
-        own = self.store.db.execute("SELECT rowid FROM tracks WHERE id = ?",
-                                    (item.id,)).fetchone()
-        if own is None:                    # not stored: it is the newcomer
-            return True
-        return any(row["seq"] < own[0] for row in rows)
+        """True when a competing track with the same ISRC wins it (see module doc)."""
+        return not isrc_wins(item.id, self.store.isrc_competitors(
+            item.id, item.isrc, self.min_ms, self.max_ms))

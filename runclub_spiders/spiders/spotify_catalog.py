@@ -462,17 +462,12 @@ class SpotifyCatalogSpider(Spider):
                                 query=query.q if query else None, playlist_id=playlist_id)
 
     def _counts_toward_cells(self, record) -> bool:
-        """Would the cheap filters keep it? Decided once, at discovery, and stored with it."""
-        if duration_reason(record.duration_ms, self.min_ms, self.max_ms):
-            return False
-        if record.is_playable is False:
-            return False
-        if record.isrc:
-            held = self.store.db.execute(
-                "SELECT 1 FROM tracks WHERE isrc = ? AND id != ? AND planning_cells IS NOT NULL",
-                (record.isrc, record.id)).fetchone()
-            return held is None
-        return True
+        """Would the cheap filters keep it, and is it the track of its ISRC that counts (the
+        one rule, ``catalog.isrc``; a winner takes an earlier loser's count over)? Decided
+        once, at discovery, and stored with it."""
+        return (not duration_reason(record.duration_ms, self.min_ms, self.max_ms)
+                and record.is_playable is not False
+                and self.store.claim_isrc_count(record.id, record.isrc, self.min_ms, self.max_ms))
 
     def _candidate(self, row, *, source: str) -> CandidateItem:
         playable = row["is_playable"]
