@@ -290,3 +290,23 @@ def playlist_items_total(obj: dict[str, Any]) -> int | None:
             if total is not None:
                 return total
     return None
+
+
+def artist_details(body: Any, ids: tuple[str, ...]
+                   ) -> list[tuple[str, list[str], int | None]]:
+    """``(id, genres, popularity)`` for each asked artist, from ``/artists?ids=`` (a list under
+    ``artists``) or ``/artists/{id}`` (one object); an artist missing from the answer gets no
+    genres and no popularity, so it is not asked again."""
+    objects = body.get("artists") if isinstance(body, dict) and "artists" in body else [body]
+    by_id = {o["id"]: o for o in objects or [] if isinstance(o, dict)
+             and isinstance(o.get("id"), str)}
+    details = []
+    for artist_id in ids:
+        obj = by_id.get(artist_id, {})
+        genres = obj.get("genres")
+        popularity = obj.get("popularity")
+        details.append((artist_id,
+                        [g for g in genres if isinstance(g, str)] if isinstance(genres, list)
+                        else [],
+                        popularity if isinstance(popularity, int) else None))
+    return details

@@ -78,7 +78,7 @@ async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
     crawler, stats = await crawl(dev, tmp_path)
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
-    planner = crawler.spider.planner
+    planner = crawler.spider.frontier.planner
     full = {cell for cell, n in planner.counts.items() if n >= TARGET}
     fillable = fillable_cells(dev, TARGET)
     # A track counts toward the cell query that found it, so a cell whose representative

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 from runclub_spiders.catalog.years import (
@@ -62,7 +62,6 @@ class Planner:
     total_candidates: int = 0
     states: dict[tuple[str, str], QueryState] = field(default_factory=dict)
     families: dict[str, FamilyYield] = field(default_factory=dict)
-    inflight: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for row in self.store.seeds():
@@ -131,40 +130,45 @@ class Planner:
     def state(self, query: SeedQuery) -> QueryState:
         return self.states.setdefault((query.q, query.kind), QueryState())
 
-    def _open(self, query: SeedQuery, allow_demoted: bool) -> bool:
-        key = (query.q, query.kind)
-        if key in self.inflight or self.state(query).exhausted:
+    def _open(self, query: SeedQuery, allow_demoted: bool,
+              busy: Container[tuple[str, str]]) -> bool:
+        if (query.q, query.kind) in busy or self.state(query).exhausted:
             return False
         family = self.families.get(query.family)
         return allow_demoted or family is None or not family.demoted
 
-    def next_query(self) -> tuple[SeedQuery, int] | None:
-        """The next (query, offset) to send, or None when discovery has nothing worth asking."""
+    def next_query(self, busy: Container[tuple[str, str]] = ()
+                   ) -> tuple[SeedQuery, int] | None:
+        """The next (query, offset) to send, or None when discovery has nothing worth asking.
+
+        ``busy`` holds the ``(q, kind)`` of queries with a page outstanding (the frontier's):
+        a query pages sequentially, so it is never picked twice at once.
+        """
         if self.total_candidates >= self.max_candidates:
             return None
         for allow_demoted in (False, True):
-            chosen = self._pick(allow_demoted)
+            chosen = self._pick(allow_demoted, busy)
             if chosen is not None:
-                self.inflight.add((chosen.q, chosen.kind))
                 return chosen, self.state(chosen).next_offset
         return None
 
-    def _pick(self, allow_demoted: bool) -> SeedQuery | None:
+    def _pick(self, allow_demoted: bool, busy: Container[tuple[str, str]]
+              ) -> SeedQuery | None:
         needy = sorted((n / self.cell_target, i, cell) for i, (cell, n) in
                        enumerate(self.counts.items()) if n < self.cell_target)
         for _, _, (umbrella, decade) in needy:
             for query in self.plan.cell_queries(umbrella, decade):
-                if self._open(query, allow_demoted):
+                if self._open(query, allow_demoted, busy):
                     return query
         needy_umbrellas = {cell[0] for _, _, cell in needy}
         for query in self.plan.general_queries("track"):
             if query.umbrella is not None and query.umbrella not in needy_umbrellas:
                 continue
-            if self._open(query, allow_demoted):
+            if self._open(query, allow_demoted, busy):
                 return query
         if self.include_playlist_search:
             for query in self.plan.general_queries("playlist"):
-                if self._open(query, allow_demoted):
+                if self._open(query, allow_demoted, busy):
                     return query
         return None
 
@@ -172,7 +176,6 @@ class Planner:
     def record_page(self, query: SeedQuery, offset: int, total: int | None, new: int,
                     known: int, now: str) -> QueryState:
         """Advance the query's ledger after one page; decide whether it goes on."""
-        self.inflight.discard((query.q, query.kind))
         state = self.state(query)
         state.next_offset = offset + self.page_size
         state.total = total
@@ -198,9 +201,5 @@ class Planner:
                                next_offset=state.next_offset, total=total, new=new, known=known,
                                low_page=low, exhausted=state.exhausted, now=now)
         return state
-
-    def release(self, query: SeedQuery) -> None:
-        """A request for ``query`` failed; it may be picked again."""
-        self.inflight.discard((query.q, query.kind))
 
 

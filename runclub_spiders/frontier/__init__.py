@@ -1,0 +1,223 @@
+"""The frontier: the only owner of outstanding discovery work, backed by the store.
+
+It decides what to ask next (the owner's playlists first, then the search ``Planner``, then
+artist lookups), knows what is outstanding (sent, or held for a parked quota bucket), and where
+a refused or failed request goes back to. Nothing else keeps requests aside: a request carries
+its ``Work`` (``meta["work"]``), and its answer or failure ends at the frontier.
+
+* The spider asks for requests when a page is answered (``answered``), when one fails
+  (``failed``, its errback) and when the engine idles (``spider_idle``).
+* The quota middleware refuses a request of a parked bucket with ``QuotaParked`` and sends
+  ``bucket_parked`` / ``bucket_released``; the frontier holds that bucket's work and sends
+  none until the park ends. A work is never planned twice: a held search page keeps its
+  query busy, so the planner cannot pick the same page again.
+* When only held work is left: the crawl waits if the earliest park ends within
+  ``QUOTA_PARK_IDLE_WAIT``, else closes with reason ``quota_parked``. Held work is not
+  saved: the store's ledgers say what was answered, and the next run plans the rest again.
+
+Phases need no counters: the owner phase is open while an owner work is outstanding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from scrapy import signals
+from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+
+from runclub_spiders import signals as project_signals
+from runclub_spiders.catalog.selection import duration_reason
+from runclub_spiders.exceptions import QuotaParked
+from runclub_spiders.frontier.planner import Planner
+from runclub_spiders.frontier.progress import Progress
+from runclub_spiders.frontier.work import ARTISTS, BUCKETS, ME, SEARCH, Work
+from runclub_spiders.quota import utc_iso
+from runclub_spiders.utils.closing import SpiderClosing
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from runclub_spiders.seeds import SeedPlan, SeedQuery
+    from runclub_spiders.store import Store, TrackRecord
+
+logger = logging.getLogger(__name__)
+
+
+class Frontier:
+    def __init__(self, crawler: Crawler, store: Store, plan: SeedPlan, *, page_size: int,
+                 extended: bool, request_for: Callable[[Work], Request]) -> None:
+        s = crawler.settings
+        self.crawler, self.store, self.request_for = crawler, store, request_for
+        self.extended = extended
+        oversample = s.getfloat("DISCOVERY_OVERSAMPLE")
+        self.planner = Planner(
+            plan=plan, store=store, page_size=page_size,
+            cell_target=max(1, round(s.getint("CATALOG_CELL_TARGET") * oversample)),
+            max_candidates=round(s.getint("CATALOG_MAX_TRACKS") * oversample),
+            min_new_per_page=max(1, s.getint("DISCOVERY_MIN_NEW_PER_PAGE") * page_size // 10),
+            patience=s.getint("DISCOVERY_PATIENCE"),
+            family_trial=s.getint("DISCOVERY_FAMILY_TRIAL"),
+            family_min_yield=s.getfloat("DISCOVERY_FAMILY_MIN_YIELD"),
+            include_playlist_search=extended)
+        self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
+        self.artist_budget = s.getint("DISCOVERY_ARTIST_LOOKUP_BUDGET")
+        self.idle_wait = s.getfloat("QUOTA_PARK_IDLE_WAIT")
+        self.min_ms = s.getint("CATALOG_MIN_DURATION_MS")
+        self.max_ms = s.getint("CATALOG_MAX_DURATION_MS")
+        self.outstanding: dict[tuple, Work] = {}      # sent or held: the one owner
+        self.held: dict[str, dict[tuple, Work]] = {}  # bucket -> works waiting for its park
+        self.parks: dict[str, float] = {}             # bucket -> parked until (epoch)
+        self.wanted: set[str] = set()                 # parked buckets that have work to do
+        self.progress = Progress(crawler, store, self.planner)
+        for handler, signal in ((self.spider_idle, signals.spider_idle),
+                                (self.progress.close, signals.spider_closed),
+                                (self.bucket_parked, project_signals.bucket_parked),
+                                (self.bucket_released, project_signals.bucket_released)):
+            crawler.signals.connect(handler, signal=signal)
+
+    # ---------------------------------------------------------------- asking
+    def start(self) -> list[Request]:
+        """The first work of a run: who the owner is, then the owner's playlists."""
+        return self._send([Work(ME, owner=True)])
+
+    def answered(self, work: Work, follow: Iterable[Work] = ()) -> list[Request]:
+        """``work`` got its answer; ``follow`` is the work it revealed (next pages...)."""
+        self.outstanding.pop(work.key, None)
+        return self._send(list(follow)) + self.take()
+
+    def failed(self, failure) -> list[Request]:
+        """The errback of every discovery request: hold, drop or replace its work."""
+        work = failure.request.meta.get("work")
+        if work is None:
+            return []
+        if failure.check(QuotaParked):
+            self._hold(work, failure.value.bucket, failure.value.until)
+            return []
+        self.outstanding.pop(work.key, None)       # dropped: the next run plans it again
+        if failure.check(SpiderClosing) or (work.kind == SEARCH and failure.check(IgnoreRequest)):
+            return []                              # closing, or refused (no token): not now
+        return self.take()
+
+    def take(self, *, idle: bool = False) -> list[Request]:
+        """New work up to capacity: searches once the owner phase is over; artist lookups
+        when the engine idles with nothing else outstanding."""
+        if any(w.owner for w in self.outstanding.values()):
+            return []
+        works: list[Work] = []
+        while self._searching() < self.concurrency:
+            chosen = self.planner.next_query(busy=self._busy())
+            if chosen is None or self._parked(SEARCH):
+                break
+            query, offset = chosen
+            works.append(Work(SEARCH, offset=offset, query=query))
+            self.outstanding[works[-1].key] = works[-1]
+        if idle and not works and not self.outstanding:
+            works = [w for w in [self._artist_work()] if w is not None]
+        return self._send(works)
+
+    def _send(self, works: list[Work]) -> list[Request]:
+        requests = []
+        for work in works:
+            self.outstanding[work.key] = work
+            if self._parked(work.kind):
+                self._hold(work, work.bucket, self.parks[work.bucket])
+            else:
+                requests.append(self.request_for(work))
+        return requests
+
+    def _busy(self) -> set[tuple[str, str]]:
+        return {(w.query.q, w.query.kind) for w in self.outstanding.values()
+                if w.kind == SEARCH and w.query is not None}
+
+    def _searching(self) -> int:
+        return sum(1 for w in self.outstanding.values() if w.kind == SEARCH)
+
+    def _artist_work(self) -> Work | None:
+        """Extended: 50 artists per call. Development: one per call, within the budget."""
+        limit = 50 if self.extended else min(1, self.artist_budget)
+        ids = self.store.artists_without_details(limit) if limit > 0 else []
+        if not ids or self._parked(ARTISTS):
+            return None
+        self.artist_budget -= not self.extended
+        return Work(ARTISTS, artist_ids=tuple(ids))
+
+    # ---------------------------------------------------------------- counting
+    def place(self, records: list[TrackRecord], query: SeedQuery | None) -> None:
+        """Count new tracks toward their cells, as the cheap filters will judge them.
+
+        Decided once, at discovery, and stored with each track (``planning_cells``), so a
+        resumed run plans from exactly these counts. The umbrella is a cell query's, else the
+        primary artist's genres through the rules.
+        """
+        genres = self.store.genres_of(r.artist_ids[0] for r in records)
+        umbrella = query.umbrella if query is not None and query.decade else None
+        for record in records:
+            if (duration_reason(record.duration_ms, self.min_ms, self.max_ms)
+                    or record.is_playable is False
+                    or not self.store.claim_isrc_count(record.id, record.isrc, self.min_ms,
+                                                       self.max_ms)):
+                continue          # the cheap filters set it aside, or its ISRC is counted
+            cells = self.planner.track_cells(record, genres.get(record.artist_ids[0], ()),
+                                             umbrella)
+            self.planner.add_candidate(cells)
+            self.store.set_planning_cells(record.id, cells)
+
+    # ---------------------------------------------------------------- parks
+    def _parked(self, kind: str) -> bool:
+        """Is the bucket of ``kind`` parked? Noted as wanted when it is."""
+        bucket = BUCKETS[kind]
+        if self.parks.get(bucket, 0.0) > time.time():
+            self.wanted.add(bucket)
+            return True
+        return False
+
+    def _hold(self, work: Work, bucket: str, until: float) -> None:
+        self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
+        self.outstanding[work.key] = work
+        self.held.setdefault(bucket, {})[work.key] = work
+        self.crawler.stats.inc_value(f"quota/set_aside/{bucket}")
+
+    def bucket_parked(self, bucket: str, until: float, reason: str = "") -> None:
+        self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
+
+    def bucket_released(self, bucket: str) -> None:
+        self.parks.pop(bucket, None)
+        self.wanted.discard(bucket)
+        works = list(self.held.pop(bucket, {}).values())
+        requests = [self.request_for(w) for w in works] + self.take()
+        for request in requests:
+            self.crawler.engine.crawl(request)
+        if works:
+            logger.info("Quota bucket %r released: %d held requests sent", bucket, len(works))
+
+    def spider_idle(self) -> None:
+        now = time.time()
+        for bucket in [b for b, until in self.parks.items() if until <= now]:
+            self.bucket_released(bucket)               # ended without a signal (a restart)
+        held = {key for works in self.held.values() for key in works}
+        lost = [key for key in self.outstanding if key not in held]
+        for key in lost:                               # no request left anywhere
+            logger.warning("Discovery work %r ended without an answer; planned again", key)
+            del self.outstanding[key]
+        requests = self.take(idle=True)
+        for request in requests:
+            self.crawler.engine.crawl(request)
+        if requests:
+            raise DontCloseSpider
+        waiting = {b for b, works in self.held.items() if works} | self.wanted
+        ends = {b: self.parks[b] for b in waiting if self.parks.get(b, 0.0) > now}
+        if not ends:
+            return
+        if min(ends.values()) - now <= self.idle_wait:
+            raise DontCloseSpider                      # the park ends soon: wait for it
+        latest = utc_iso(max(ends.values()))
+        if self.crawler.stats.get_value("quota/resume_after") != latest:
+            self.crawler.stats.set_value("quota/resume_after", latest)
+            logger.warning("Every remaining request needs a parked quota bucket (%s). Run the "
+                           "same command again after %s UTC to continue.",
+                           ", ".join(sorted(ends)), latest)
+        raise CloseSpider("quota_parked")

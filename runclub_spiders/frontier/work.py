@@ -1,0 +1,51 @@
+"""One unit of outstanding discovery work: a page the crawl means to ask, and its quota bucket.
+
+A ``Work`` says what to ask, not how: the spider turns it into a request
+(``SpotifyCatalogSpider.request_for``) and parses the answer. The frontier owns every work
+from the moment it is planned until it is answered or dropped; a request carries its work in
+``meta["work"]``, so a retry, a malformed-body retry or a refusal all point back to the same
+work, never to a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runclub_spiders.seeds import SeedQuery
+
+ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS = (
+    "me", "my_playlists", "playlist_items", "search", "artists")
+BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
+           SEARCH: "search", ARTISTS: "artists"}
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    kind: str
+    offset: int = 0
+    query: SeedQuery | None = None          # search
+    playlist_id: str | None = None          # playlist_items
+    snapshot: str | None = None             # playlist_items: the snapshot being read
+    owner: bool = False                     # part of the owner phase (read before any search)
+    artist_ids: tuple[str, ...] = ()        # artists
+
+    @property
+    def bucket(self) -> str:
+        """The Spotify quota bucket this work draws on (``services.spotify_bucket``)."""
+        return BUCKETS[self.kind]
+
+    @property
+    def priority(self) -> int:
+        """The owner phase first (who the owner is, then the playlists' pages), then the rest."""
+        return {ME: 10, MY_PLAYLISTS: 10, PLAYLIST_ITEMS: 5}.get(self.kind, 0)
+
+    @property
+    def key(self) -> tuple:
+        """Identity of the outstanding work: a search query pages one page at a time, so
+        its key leaves out the offset (one page of a query outstanding at most)."""
+        if self.kind == SEARCH:
+            assert self.query is not None
+            return (SEARCH, self.query.q, self.query.kind)
+        if self.kind == PLAYLIST_ITEMS:
+            return (PLAYLIST_ITEMS, self.playlist_id)
+        return (self.kind, self.offset, self.artist_ids)
