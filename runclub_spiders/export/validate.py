@@ -7,8 +7,8 @@ manifest's hashes and totals are right, IDs are unique, and the acceptance crite
 other). The row files are streamed, never read whole: parsed once, line by line; then read
 beside their ``.gz`` twins by the gzip check, which hashes them on the way, so the hash check
 reads only the other files (and a ``.jsonl`` whose twin differs). Each schema is loaded once,
-as a jsonschema validator and as compiled plain-Python tests with the same verdict (see
-"Schemas" below), so an export of 40,000 tracks validates in about three seconds, not forty.
+as a jsonschema validator and as fastjsonschema's compiled one (see "Schemas" below), so an
+export of 40,000 tracks validates in about three seconds, not fifty.
 
 A check's detail names the file, the line and the problem: the first few examples and how
 many more, because one systematic bug would otherwise print 40,000 lines.
@@ -20,7 +20,6 @@ import argparse
 import gzip
 import hashlib
 import json
-import operator
 import re
 import sys
 import zlib
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+import fastjsonschema
 import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
@@ -122,239 +122,124 @@ def _short(text: str, limit: int = MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# -- Schemas. jsonschema walks a wide row in about half a millisecond: 40,000 rows would take
-# half a minute. So each schema is also compiled into plain-Python tests that give jsonschema's
-# verdict for the keywords schemas/ uses; jsonschema only explains the rows they reject.
+# -- Schemas. jsonschema walks a wide row in about 0.8 ms: the rows of a 40,000-track export
+# would take some 50 s. fastjsonschema compiles each schema to Python and takes about 2 s for
+# them, so it says "valid"; jsonschema explains the rows it rejects, and has the last word on
+# them. fastjsonschema implements draft 7 and reads a few things otherwise; schemas/ is draft
+# 2020-12. So each schema is first rewritten (_draft_7) into one fastjsonschema reads as
+# jsonschema reads the original: prefixItems, a $ref beside other keywords, a pattern's final
+# "$", multipleOf on huge floats. A schema that uses more than that gets no fast test, and
+# jsonschema checks each of its rows itself: slower, never wrong.
 
 Test = Callable[[Any], bool]
 
 # Keywords without a verdict. format among them: jsonschema asserts formats only when it is
-# given a format checker, and the patterns next to each format say what is enforced.
+# given a format checker (fastjsonschema is told not to assert them either), and the patterns
+# next to each format say what is enforced.
 _ANNOTATIONS = frozenset({"$schema", "$comment", "$defs", "title", "description", "format",
                           "default", "examples", "deprecated", "readOnly", "writeOnly"})
-_COMPILED = frozenset({
+# Keywords fastjsonschema reads as draft 2020-12 does, once rewritten by _draft_7.
+_KEYWORDS = frozenset({
     "$ref", "type", "enum", "const", "pattern", "minLength", "maxLength", "minimum", "maximum",
     "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "prefixItems", "items", "minItems",
     "maxItems", "properties", "required", "additionalProperties", "propertyNames", "allOf",
     "anyOf", "oneOf", "not", "if", "then", "else"})
+_SUBSCHEMA = ("items", "not", "if", "then", "else", "additionalProperties", "propertyNames")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs")
+_LOCAL_REF = re.compile(r"#(/\$defs/[^/~%]+)?")     # what the rewrite keeps pointing right
+_END = r"(?=\n?\Z)"                   # Python's "$": the end, or before a final newline
+_EXACT = 2 ** 53                        # floats hold every integer below it
 
 
 class _UnsupportedError(Exception):
-    """A schema feature the compiled tests lack: jsonschema then checks every row itself."""
+    """A schema fastjsonschema would read otherwise: jsonschema then checks every row."""
 
 
-def _always(value: Any) -> bool:
-    return True
+def _pattern(pattern: str) -> str:
+    """``pattern`` as jsonschema reads it, for fastjsonschema, which reads each "$" as "\\Z"."""
+    body = pattern[:-1]
+    if pattern.endswith("$") and (len(body) - len(body.rstrip("\\"))) % 2 == 0:
+        pattern = body + _END
+    if "$" in pattern:
+        raise _UnsupportedError(f"pattern {pattern!r}: a $ other than a final anchor")
+    return pattern
 
 
-def _never(value: Any) -> bool:
-    return False
+def _draft_7(schema: Any, root: bool = False, exact: bool = False) -> Any:
+    """``schema`` (draft 2020-12, keywords in ``_KEYWORDS``) in draft 7, with the same verdicts.
+
+    Where ``exact`` (under not, if and oneOf, where rejecting more can accept more, and in
+    $defs) the draft 7 schema must reject what jsonschema rejects and no more; elsewhere it
+    may reject more, since jsonschema has the last word on what the fast test rejects.
+    """
+    if isinstance(schema, bool):
+        return schema
+    if not isinstance(schema, dict):
+        raise _UnsupportedError(f"schema {schema!r}")
+    unknown = schema.keys() - _ANNOTATIONS - _KEYWORDS - ({"$id"} if root else set())
+    if unknown:
+        raise _UnsupportedError(", ".join(sorted(unknown)))
+    step = schema.get("multipleOf", 1)
+    if type(step) is not int or not 0 < step < _EXACT:     # float steps: the two round otherwise
+        raise _UnsupportedError(f"multipleOf {step!r}")
+    if "$ref" in schema and not _LOCAL_REF.fullmatch(schema["$ref"]):
+        raise _UnsupportedError(f"$ref {schema['$ref']}")
+    if exact and schema.get("$ref") == "#":             # the root is not rewritten exact
+        raise _UnsupportedError("$ref # under not, if, oneOf or in $defs")
+    draft7 = dict(schema)
+    for key in _SUBSCHEMA:
+        if key in draft7:
+            draft7[key] = _draft_7(draft7[key], exact=exact or key in ("not", "if"))
+    for key in _SUBSCHEMA_LISTS:
+        if key in draft7:
+            draft7[key] = [_draft_7(each, exact=exact or key == "oneOf") for each in draft7[key]]
+    for key in _SUBSCHEMA_MAPS:             # a $defs entry may be used anywhere: exact
+        if key in draft7:
+            draft7[key] = {name: _draft_7(each, exact=exact or key == "$defs")
+                           for name, each in draft7[key].items()}
+    if "pattern" in draft7:
+        draft7["pattern"] = _pattern(draft7["pattern"])
+    if "prefixItems" in draft7:             # draft 7 spells prefixItems + items this way
+        draft7["additionalItems"] = draft7.pop("items", True)
+        draft7["items"] = draft7.pop("prefixItems")
+    if "multipleOf" in draft7:
+        # fastjsonschema divides a float by the step where jsonschema takes the remainder: the
+        # two agree below 2**53 (1e23 is no multiple of 5, but 1e23 / 5 is 2e22). A multiple of
+        # an integer is an integer, so this rejects no more than jsonschema below 2**53 and
+        # leaves the larger numbers to it: where that cannot be exact, no fast test.
+        if exact:
+            raise _UnsupportedError("multipleOf under not, if, oneOf or in $defs")
+        draft7["allOf"] = [*draft7.get("allOf", []), {"if": {"type": "number"}, "then": {
+            "type": "integer", "exclusiveMinimum": -_EXACT, "exclusiveMaximum": _EXACT}}]
+    if "$ref" in draft7 and draft7.keys() - _ANNOTATIONS - {"$ref"}:
+        # Draft 7 ignores the keywords beside a $ref; 2020-12 applies them too.
+        draft7["allOf"] = [*draft7.get("allOf", []), {"$ref": draft7.pop("$ref")}]
+    return draft7
 
 
-# The tests take JSON as a decoder makes it (exact str, int, float, bool, None, list, dict), so
-# type() is enough; bool is its own type, so it is never an integer or a number, as in JSON Schema.
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
-    "null": (type(None),), "array": (list,), "object": (dict,)}
+def compile_schema(schema: dict[str, Any]) -> Test | None:
+    """fastjsonschema's validator of ``schema`` as a test that says whether a row is valid, or
+    None when ``schema`` uses more than :func:`_draft_7` rewrites."""
+    try:
+        validate = fastjsonschema.compile(
+            _draft_7(schema, root=True), use_default=False,      # never write defaults into rows
+            use_formats=False)          # detailed_exceptions=False breaks on const (2.22.3)
+    except (_UnsupportedError, fastjsonschema.JsonSchemaDefinitionException, re.error):
+        return None
 
-
-def _is_number(value: Any) -> bool:
-    return type(value) in (int, float)
-
-
-def _is_integer(value: Any) -> bool:
-    # As jsonschema has it from draft 6 on: 1.0 is an integer too.
-    return type(value) is int or (type(value) is float and value.is_integer())
-
-
-def _type_test(names: list[str]) -> Test:
-    if not set(names) <= _PYTHON_TYPES.keys():
-        raise _UnsupportedError(f"type {names}")
-    exact = frozenset(kind for name in names for kind in _PYTHON_TYPES[name])
-    if "integer" in names and "number" not in names:
-        return lambda value: type(value) in exact or _is_integer(value)
-    return lambda value: type(value) in exact
-
-
-def _all(tests: list[Test]) -> Test:
-    if not tests:
-        return _always
-    if len(tests) == 1:
-        return tests[0]
-
-    def test(value: Any) -> bool:
-        for each in tests:                      # noqa: SIM110 -- all() over a generator is slower
-            if not each(value):
-                return False
+    def test(instance: Any) -> bool:
+        try:
+            validate(instance)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
         return True
     return test
 
 
-def _equals(constant: Any) -> Test:
-    """jsonschema's enum/const equality for scalars: True is not 1, 1 is 1.0, strings exact."""
-    if constant is None or isinstance(constant, bool):
-        return lambda value: value is constant
-    if isinstance(constant, str):
-        return lambda value: type(value) is str and value == constant
-    if _is_number(constant):
-        return lambda value: _is_number(value) and value == constant
-    raise _UnsupportedError(f"enum/const value {constant!r}")
-
-
-def _enum_test(options: list[Any]) -> Test:
-    if all(option is None or isinstance(option, str) for option in options):
-        # The usual enum, strings and null: one set lookup.
-        strings, null = frozenset(o for o in options if o is not None), None in options
-        return lambda value: (value is None and null) or (type(value) is str and value in strings)
-    tests = [_equals(option) for option in options]
-    return lambda value: any(test(value) for test in tests)
-
-
-class _Compiler:
-    """One schema document to one test; a row the test accepts is valid."""
-
-    def __init__(self, root: dict[str, Any]) -> None:
-        self.root = root
-        self.refs: dict[str, Test | None] = {}    # None while compiling: a recursive $ref
-
-    def compile(self, schema: Any) -> Test:
-        if schema is True or schema is False:
-            return _always if schema else _never
-        if not isinstance(schema, dict):
-            raise _UnsupportedError(f"schema {schema!r}")
-        unknown = set(schema) - _ANNOTATIONS - _COMPILED - ({"$id"} if schema is self.root
-                                                            else set())
-        if unknown:
-            raise _UnsupportedError(", ".join(sorted(unknown)))
-        return _all([*self._ref(schema), *self._type(schema), *self._string(schema),
-                     *self._number(schema), *self._array(schema), *self._object(schema),
-                     *self._logic(schema)])
-
-    def _ref(self, schema: dict[str, Any]) -> list[Test]:
-        ref = schema.get("$ref")
-        if ref is None:
-            return []
-        if ref not in self.refs:
-            if not (ref == "#" or re.fullmatch(r"#/\$defs/[^/~%]+", ref)):
-                raise _UnsupportedError(f"$ref {ref}")
-            self.refs[ref] = None
-            target = self.root if ref == "#" else self.root.get("$defs", {}).get(ref[8:])
-            if target is None:
-                raise _UnsupportedError(f"$ref {ref} points nowhere")
-            self.refs[ref] = self.compile(target)
-        test = self.refs[ref]
-        if test is None:
-            raise _UnsupportedError(f"recursive $ref {ref}")
-        return [test]
-
-    def _type(self, schema: dict[str, Any]) -> list[Test]:
-        tests = []
-        if "type" in schema:
-            names = schema["type"]
-            tests.append(_type_test(names if isinstance(names, list) else [names]))
-        if "const" in schema:
-            tests.append(_equals(schema["const"]))
-        if "enum" in schema:
-            tests.append(_enum_test(schema["enum"]))
-        return tests
-
-    def _string(self, schema: dict[str, Any]) -> list[Test]:
-        tests = []
-        if "pattern" in schema:
-            search = re.compile(schema["pattern"]).search     # jsonschema uses re.search too
-            tests.append(lambda value: type(value) is not str or search(value) is not None)
-        low, high = schema.get("minLength", 0), schema.get("maxLength")
-        if low or high is not None:
-            tests.append(lambda value: type(value) is not str or (
-                len(value) >= low and (high is None or len(value) <= high)))
-        return tests
-
-    def _number(self, schema: dict[str, Any]) -> list[Test]:
-        bounds = [(schema.get(key), compare) for key, compare in (
-            ("minimum", operator.ge), ("maximum", operator.le),
-            ("exclusiveMinimum", operator.gt), ("exclusiveMaximum", operator.lt))]
-        tests: list[Test] = [
-            lambda value, bound=bound, compare=compare: (
-                not _is_number(value) or compare(value, bound))
-            for bound, compare in bounds if bound is not None]
-        step = schema.get("multipleOf")
-        if step is not None:
-            if type(step) is not int:           # float steps: jsonschema rounds, this would not
-                raise _UnsupportedError(f"multipleOf {step!r}")
-            tests.append(lambda value: not _is_number(value) or not value % step)
-        return tests
-
-    def _array(self, schema: dict[str, Any]) -> list[Test]:
-        keys = {"prefixItems", "items", "minItems", "maxItems"} & set(schema)
-        if not keys:
-            return []
-        prefix = [self.compile(item) for item in schema.get("prefixItems", [])]
-        rest = self.compile(schema["items"]) if "items" in schema else _always
-        low, high = schema.get("minItems", 0), schema.get("maxItems")
-
-        def test(value: Any) -> bool:
-            if type(value) is not list:
-                return True
-            if len(value) < low or (high is not None and len(value) > high):
-                return False
-            for each, item in zip(prefix, value, strict=False):
-                if not each(item):
-                    return False
-            return all(rest(item) for item in value[len(prefix):])
-        return [test]
-
-    def _object(self, schema: dict[str, Any]) -> list[Test]:
-        keys = {"properties", "required", "additionalProperties", "propertyNames"} & set(schema)
-        if not keys:
-            return []
-        properties = {key: self.compile(sub) for key, sub in schema.get("properties", {}).items()}
-        required = tuple(schema.get("required", ()))
-        additional = (self.compile(schema["additionalProperties"])
-                      if "additionalProperties" in schema else _always)
-        names = self.compile(schema["propertyNames"]) if "propertyNames" in schema else _always
-
-        def test(value: Any) -> bool:
-            if type(value) is not dict:
-                return True
-            for key in required:
-                if key not in value:
-                    return False
-            for key, item in value.items():
-                if not properties.get(key, additional)(item):
-                    return False
-            return names is _always or all(names(key) for key in value)
-        return [test]
-
-    def _logic(self, schema: dict[str, Any]) -> list[Test]:
-        tests = [self.compile(sub) for sub in schema.get("allOf", [])]
-        if "anyOf" in schema:
-            anyof = [self.compile(sub) for sub in schema["anyOf"]]
-            tests.append(lambda value: any(sub(value) for sub in anyof))
-        if "oneOf" in schema:
-            oneof = [self.compile(sub) for sub in schema["oneOf"]]
-            tests.append(lambda value: sum(1 for sub in oneof if sub(value)) == 1)
-        if "not" in schema:
-            negated = self.compile(schema["not"])
-            tests.append(lambda value: not negated(value))
-        if "if" in schema:                      # then/else without if mean nothing
-            condition = self.compile(schema["if"])
-            then = self.compile(schema.get("then", True))
-            otherwise = self.compile(schema.get("else", True))
-            tests.append(lambda value: then(value) if condition(value) else otherwise(value))
-        return tests
-
-
-def compile_schema(schema: dict[str, Any]) -> Test | None:
-    """A fast test with jsonschema's verdict, or None when the schema uses more keywords."""
-    try:
-        return _Compiler(schema).compile(schema)
-    except _UnsupportedError:
-        return None
-
-
 @dataclass(slots=True)
 class Schema:
-    """One schema file: the compiled test says "valid" fast, jsonschema says why not."""
+    """One schema file: fastjsonschema says "valid" fast, jsonschema says why not."""
 
     validator: Draft202012Validator
     fast: Test | None
