@@ -167,7 +167,8 @@ class CatalogExportSpider(Spider):
         # Before engine_stopped closes the store: the call in progress ends first.
         await self.worker.wait()
         if self.batches is not None:
-            self.batches.close()        # an unfinished export: its cleanup (gc.unfreeze) runs
+            self.batches.close()        # an unfinished export: its cleanup runs
+        ExportBuild.release()           # (selection froze its objects: build_export)
         self.worker.shutdown()
 
 
