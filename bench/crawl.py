@@ -216,20 +216,27 @@ def scale(catalog: Catalog, targets: list[int], work: Path) -> list[dict[str, ob
 def export_alone(folder: Path, target: int, runs: int = 3) -> dict[str, object]:
     """Re-export an existing store (``-a mode=export``): rows, gzip, reports, manifest;
     ``runs`` times, each in a fresh process including interpreter start and into a fresh
-    export folder, so that every run does the same work."""
-    walls, peaks = [], []
+    export folder, so that every run does the same work. Also the longest the reactor went
+    without running in each (``bench/reactor_lag.py``)."""
+    walls, peaks, blocks = [], [], []
     for run in range(1, runs + 1):
         name = f"export-again-{run}"
+        lag_file = folder / f"{name}-reactor-lag.jsonl"
         argv = crawl_argv(folder, {**scale_cell_settings(target),
                                    "EXPORT_DIR": folder / name, "LOG_FILE": folder / f"{name}.log",
-                                   "LOG_LEVEL": "WARNING"}, "mode=export")
+                                   "LOG_LEVEL": "WARNING", "REACTOR_LAG_FILE": lag_file,
+                                   "ADDONS": {"bench.reactor_lag.ReactorLagAddon": 0}},
+                          "mode=export")
         wall, peak = spawn(argv, {**os.environ, "SPOTIFY_MARKET": "US"},
                            folder / f"{name}-stderr.txt")
         walls.append(wall)
         peaks.append(peak)
+        blocks.append(max(json.loads(line)["max_block_ms"]
+                          for line in lag_file.read_text().splitlines()))
     manifest = json.loads((folder / f"export-again-{runs}" / "manifest.json").read_text())
     return {"wall_s": walls, "peak_rss_mb": max(peaks), "tracks": manifest["totals"]["tracks"],
-            "bytes": sum(f["bytes"] for f in manifest["files"].values())}
+            "bytes": sum(f["bytes"] for f in manifest["files"].values()),
+            "reactor_block_ms": blocks}
 
 
 def baseline(catalog: Catalog, target: int, budget_s: float) -> dict[str, object]:
@@ -323,7 +330,8 @@ def report(results: dict[str, object], args: argparse.Namespace) -> str:
         f"`-a mode=export` of the largest store: {x['tracks']:,} tracks to every file, gzip, "
         f"coverage report and manifest; {len(x['wall_s'])} runs, each including interpreter "
         f"start: {walls} s (target < 15 s); peak RSS {x['peak_rss_mb']:.0f} MB; "
-        f"{x['bytes'] / 1e6:.0f} MB written.",
+        f"{x['bytes'] / 1e6:.0f} MB written; longest reactor block "
+        f"{', '.join(f'{b:.0f}' for b in x['reactor_block_ms'])} ms.",
         "",
     ]
     return "\n".join(lines)
