@@ -5,7 +5,8 @@ what is already known: the seed ledger (where each query stopped and what it pai
 playlist registry (snapshot IDs), the track registry (with the enrichment state of every
 track, so a crash between discovery and enrichment loses nothing), seed-to-track edges,
 artists (Spotify genres and genres inferred from ``genre:`` queries), audio features and
-ReccoBeats misses.
+ReccoBeats misses; and the quota ledger (requests per bucket per UTC day, parked buckets), so
+a restart never calls a locked bucket.
 
 Every write happens inside a transaction: the file is never left half-written.
 """
@@ -123,6 +124,19 @@ CREATE TABLE IF NOT EXISTS playlist_tracks (
     PRIMARY KEY (playlist_id, track_id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The quota ledger (downloadermiddlewares/quota.py): requests per quota bucket per UTC day,
+-- as they went out, and the buckets that must not be called before ``until``.
+CREATE TABLE IF NOT EXISTS quota_days (
+    day TEXT NOT NULL,                   -- YYYY-MM-DD, UTC
+    bucket TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (day, bucket)
+);
+CREATE TABLE IF NOT EXISTS quota_parks (
+    bucket TEXT PRIMARY KEY,
+    until REAL NOT NULL,                 -- epoch seconds
+    reason TEXT NOT NULL
+);
 """
 
 
@@ -534,6 +548,47 @@ class Store:
             previous = self.get_meta("run_totals", {})
             self.set_meta("run_totals", {k: previous.get(k, 0) + totals.get(k, 0)
                                          for k in sorted(previous.keys() | totals.keys())})
+
+    # ---------------------------------------------------------------- quota ledger
+    def quota_requests(self, day: str) -> dict[str, int]:
+        """Requests per bucket on ``day`` (UTC, ``YYYY-MM-DD``)."""
+        return dict(self.db.execute("SELECT bucket, requests FROM quota_days WHERE day = ? "
+                                    "ORDER BY bucket", (day,)).fetchall())
+
+    def add_quota_requests(self, day: str, bucket: str, n: int) -> None:
+        """Add ``n`` (``-1``: one counted but never sent) to ``bucket``'s count on ``day``."""
+        updated = self.db.execute("UPDATE quota_days SET requests = MAX(0, requests + ?) "
+                                  "WHERE day = ? AND bucket = ?", (n, day, bucket)).rowcount
+        if not updated:
+            self.db.execute("INSERT INTO quota_days (day, bucket, requests) VALUES (?, ?, ?)",
+                            (day, bucket, max(0, n)))
+
+    def quota_parks(self) -> dict[str, tuple[float, str]]:
+        """Every recorded park: bucket -> (until, reason)."""
+        return {row[0]: (row[1], row[2]) for row in
+                self.db.execute("SELECT bucket, until, reason FROM quota_parks ORDER BY bucket")}
+
+    def set_quota_park(self, bucket: str, until: float, reason: str) -> None:
+        self.db.execute("INSERT INTO quota_parks (bucket, until, reason) VALUES (?, ?, ?) "
+                        "ON CONFLICT(bucket) DO UPDATE SET until = excluded.until, "
+                        "reason = excluded.reason", (bucket, until, reason))
+
+    def clear_quota_park(self, bucket: str) -> None:
+        self.db.execute("DELETE FROM quota_parks WHERE bucket = ?", (bucket,))
+
+    def has_quota_rows(self) -> bool:
+        return self.db.execute("SELECT EXISTS (SELECT 1 FROM quota_days) OR "
+                               "EXISTS (SELECT 1 FROM quota_parks)").fetchone()[0] == 1
+
+    def import_quota(self, days: dict[str, dict[str, int]],
+                     parks: dict[str, tuple[float, str]]) -> None:
+        """Add a ledger from elsewhere (the JSON file of earlier versions), in one transaction."""
+        with self.transaction():
+            for day, counts in days.items():
+                for bucket, n in counts.items():
+                    self.add_quota_requests(day, bucket, n)
+            for bucket, (until, reason) in parks.items():
+                self.set_quota_park(bucket, until, reason)
 
     # ---------------------------------------------------------------- summaries
     def counts(self) -> dict[str, int]:
