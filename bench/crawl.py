@@ -87,11 +87,11 @@ def ground_truth(catalog: Catalog) -> GroundTruth:
 
 def crawl_argv(folder: Path, settings: dict[str, object], *spider_args: str) -> list[str]:
     """``scrapy crawl spotify_catalog`` with everything it reads or writes in ``folder`` (store,
-    export, quota state, token, log; never the repository's ``.cache``), then ``settings``
+    export, token, log; never the repository's ``.cache``), then ``settings``
     over those, and ``-a`` spider arguments (``mode=export``)."""
     base = {
         "CATALOG_STORE_PATH": folder / "store.sqlite", "EXPORT_DIR": folder / "export",
-        "QUOTA_STATE_FILE": folder / "quota.json", "SPOTIFY_TOKEN_FILE": folder / "token.json",
+        "SPOTIFY_TOKEN_FILE": folder / "token.json",
         "LOG_FILE": folder / "crawl.log", "LOG_LEVEL": "INFO", "DISCOVERY_PROGRESS_INTERVAL": 0,
     }
     argv = [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog"]

@@ -1,31 +1,30 @@
-"""Per-bucket request counts per UTC day and quota parks, kept across runs.
+"""UTC day helpers, and what a 429 says: a short wait, or a quota park until when.
 
 Spotify's Development Mode quota is per developer account, per endpoint bucket, with no
 published numbers and lockouts of up to 24 hours that reportedly grow if a client keeps
-calling. So the crawler remembers, in a small JSON file outside JOBDIR:
+calling (docs/simulator.md, "Rate limits and quotas"). A ``429`` is either a short rate-limit
+answer (``Retry-After`` of a few seconds) or a quota lockout (``reason: QUOTA_EXCEEDED``, a
+``Retry-After`` of hours, or none). :func:`quota_park` tells them apart; the pacing middleware
+(short 429s) and the quota middleware (parks) both ask it, so they never disagree about a 429.
 
-* how many requests each bucket has used on each UTC day (the manifest reports them, and an
-  optional daily budget parks a bucket before Spotify does), and
-* until when each bucket is parked, so a restart never calls a locked bucket again.
+The per-day counts and the parks themselves live in the store (``Store.quota_*``).
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
-import time
-from collections.abc import Callable
+import zlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, NamedTuple
 
-from runclub_spiders.utils.files import write_atomic
+if TYPE_CHECKING:
+    from scrapy.http import Response
 
-KEEP_DAYS = 14
-SAVE_EVERY = 25        # counts are flushed every N requests (and on park and close)
-
-
-class QuotaStateError(Exception):
-    """The state file is unreadable; the message names it and how to fix it."""
+#: An error body is a few hundred bytes; a compressed one is read up to this size only.
+MAX_ERROR_BODY = 64 * 1024
 
 
 def utc_day(epoch: float) -> str:
@@ -41,63 +40,72 @@ def next_utc_midnight(epoch: float) -> float:
     return (day + timedelta(days=1)).timestamp()
 
 
-class QuotaLedger:
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(path)
-        self.clock = clock
-        self.days: dict[str, dict[str, int]] = {}
-        self.parks: dict[str, dict[str, Any]] = {}
-        self._unsaved = 0
-        self._load()
+def parse_retry_after(value: bytes | str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
+    except (TypeError, ValueError, IndexError):
+        return None
 
-    def _load(self) -> None:
-        if not self.path.exists():
-            return
-        try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-            self.days = {str(d): {str(b): int(n) for b, n in counts.items()}
-                         for d, counts in state.get("days", {}).items()}
-            self.parks = {str(b): {"until": float(p["until"]), "reason": str(p["reason"])}
-                          for b, p in state.get("parks", {}).items()}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            raise QuotaStateError(f"{self.path} is not a valid quota state file; move it aside "
-                                  f"(it only holds request counts and parks) and run again"
-                                  ) from None
 
-    def save(self) -> None:
-        keep = sorted(self.days)[-KEEP_DAYS:]
-        state = {"days": {d: self.days[d] for d in keep}, "parks": self.parks}
-        write_atomic(self.path, json.dumps(state, indent=1, sort_keys=True).encode())
-        self._unsaved = 0
+def _body_text(response: Response) -> bytes:
+    """The body, decompressed if it still is: the ``response_downloaded`` signal sees the
+    response before ``HttpCompressionMiddleware`` has decoded it, ``process_response`` after."""
+    body = response.body
+    encoding = (response.headers.get("Content-Encoding") or b"").strip().lower()
+    try:
+        if encoding in (b"gzip", b"x-gzip") and body[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=io.BytesIO(body)) as f:
+                return f.read(MAX_ERROR_BODY)
+        if encoding == b"deflate" and body and body[:1] not in (b"{", b"["):
+            try:
+                return zlib.decompressobj().decompress(body, MAX_ERROR_BODY)
+            except zlib.error:
+                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, MAX_ERROR_BODY)
+    except (OSError, EOFError, zlib.error):
+        return b""
+    return body
 
-    # ---------------------------------------------------------------- counts
-    def count(self, bucket: str, n: int = 1) -> int:
-        """Add ``n`` requests (``-1`` takes back one that was counted but never sent)."""
-        day = self.days.setdefault(utc_day(self.clock()), {})
-        day[bucket] = max(0, day.get(bucket, 0) + n)
-        self._unsaved += 1
-        if self._unsaved >= SAVE_EVERY:
-            self.save()
-        return day[bucket]
 
-    def used_today(self, bucket: str) -> int:
-        return self.days.get(utc_day(self.clock()), {}).get(bucket, 0)
+def quota_reason(response: Response) -> str | None:
+    """``error.reason`` of a Spotify error body (``QUOTA_EXCEEDED``), if it has one."""
+    try:
+        body = json.loads(_body_text(response))
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    reason = error.get("reason") if isinstance(error, dict) else None
+    return reason if isinstance(reason, str) else None
 
-    def today(self) -> dict[str, int]:
-        return dict(self.days.get(utc_day(self.clock()), {}))
 
-    # ---------------------------------------------------------------- parks
-    def park(self, bucket: str, until: float, reason: str) -> None:
-        current = self.parks.get(bucket, {}).get("until", 0.0)
-        self.parks[bucket] = {"until": max(until, current), "reason": reason}
-        self.save()
+class Park(NamedTuple):
+    until: float        # epoch seconds
+    reason: str
 
-    def parked_until(self, bucket: str) -> float:
-        park = self.parks.get(bucket)
-        if park is None:
-            return 0.0
-        if park["until"] <= self.clock():
-            del self.parks[bucket]
-            self.save()
-            return 0.0
-        return park["until"]
+
+def quota_park(response: Response, bucket: str | None, *, now: float, max_wait: float,
+               default_park: float) -> Park | None:
+    """The quota park a ``429`` starts, or ``None`` when it is a short rate-limit answer.
+
+    A park: the request has a quota ``bucket``, and the answer says ``QUOTA_EXCEEDED`` or asks
+    to wait longer than ``max_wait`` (``RATE_LIMIT_MAX_WAIT``). It lasts ``Retry-After``
+    seconds, or ``default_park`` (``QUOTA_PARK_DEFAULT``) without the header.
+    """
+    if response.status != 429 or not bucket:
+        return None
+    wait = parse_retry_after(response.headers.get("Retry-After"), now)
+    reason = quota_reason(response)
+    if reason != "QUOTA_EXCEEDED" and (wait is None or wait <= max_wait):
+        return None
+    return Park(now + (wait if wait is not None else default_park),
+                reason or f"Retry-After {wait:.0f} s")

@@ -2,8 +2,8 @@
 
 Everything else uses Scrapy's public API. When ``requirements.txt`` moves Scrapy's pin, check
 each function here against the new release first: ``tests/reliability/test_prompt_close.py``,
-``tests/test_rate_limits.py`` and ``tests/test_scrapy_downloader.py`` fail if one of them
-stops doing its job.
+``tests/test_pacing.py``, ``tests/test_quota.py`` and ``tests/test_scrapy_downloader.py`` fail
+if one of them stops doing its job.
 """
 
 from __future__ import annotations
@@ -82,6 +82,32 @@ def pause_slot(downloader: Downloader, request: Request, wait: float) -> None:
         return
     slot.delay = max(slot.delay, 0.001)
     slot.lastseen = max(slot.lastseen, time.monotonic() + wait)
+
+
+def slot_delay(downloader: Downloader, key: str) -> tuple[float, float] | None:
+    """``(delay, jitter)`` of download slot ``key``, or ``None`` before its first request.
+
+    Scrapy's downloader waits ``Slot.download_delay()`` between two requests of a slot, and
+    draws it anew, as ``delay * (1 + uniform(-jitter, jitter))`` (floored at 0), at every look
+    at the slot's queue (each enqueue, each answer, each timer): a request goes out at the
+    first draw the time since the last one exceeds. So two requests are spaced at least
+    ``delay * (1 - jitter)`` apart, not ``delay``. AutoThrottle sets ``Slot.delay`` in its
+    ``response_downloaded`` handler. There is no public API to read or set either.
+    """
+    slot = downloader.slots.get(key)
+    return None if slot is None else (slot.delay, slot.jitter)
+
+
+def set_slot_delay(downloader: Downloader, key: str, delay: float,
+                   jitter: float | None = None) -> None:
+    """Set the delay (and the jitter, when given) of download slot ``key``, if it exists.
+    See :func:`slot_delay` for how the downloader uses them."""
+    slot = downloader.slots.get(key)
+    if slot is None:
+        return
+    slot.delay = delay
+    if jitter is not None:
+        slot.jitter = jitter
 
 
 def take_queued(downloader: Downloader, wanted: Callable[[Request], bool]

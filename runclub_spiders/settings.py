@@ -42,9 +42,13 @@ SPOTIFY_TOKEN_FILE = ".cache/spotify_token.json"    # written by `scrapy spotify
 SPOTIFY_TOKEN_REFRESH_MARGIN = 300                   # renew access tokens this early, seconds
 
 # --- Rate limits and quotas -------------------------------------------------------------------
-# A 429 with Retry-After up to RATE_LIMIT_MAX_WAIT pauses that service's slot and retries; a
-# QUOTA_EXCEEDED 429 or a longer Retry-After parks the endpoint bucket (search, tracks,
-# artists, albums, playlists, user, reccobeats) until then, in QUOTA_STATE_FILE.
+# Three downloader middlewares, one concern each (DOWNLOADER_MIDDLEWARES below):
+# * pacing: a 429 with Retry-After up to RATE_LIMIT_MAX_WAIT (or none: backoff) pauses that
+#   service's slot and retries; two in a row teach the slot's pace, kept as its delay.
+# * quota: a QUOTA_EXCEEDED 429 or a longer Retry-After parks the endpoint bucket (search,
+#   tracks, artists, albums, playlists, user, reccobeats) until then; requests per bucket per
+#   UTC day and parks are kept in the store (CATALOG_STORE_PATH), across restarts.
+# * retry: 5xx, timeouts and dropped connections, with exponential backoff.
 RATE_LIMIT_MAX_WAIT = 60
 RATE_LIMIT_MAX_RETRIES = 20          # short 429s per request before giving up
 RATE_LIMIT_WINDOW = 30               # Spotify's rolling window, seconds: a short 429 teaches
@@ -52,12 +56,11 @@ RATE_LIMIT_LEARN_MIN = 20            # the slot's pace if at least this many wen
 QUOTA_PARK_DEFAULT = 86_400          # park length when QUOTA_EXCEEDED comes without Retry-After
 QUOTA_PARK_IDLE_WAIT = 600           # wait in-process for parks that end within this; else
                                      # close with reason quota_parked and resume later
-QUOTA_STATE_FILE = ".cache/quota_state.json"
 # Optional requests per UTC day per bucket; the bucket parks at its budget until midnight UTC,
 # before Spotify locks it for up to 24 h. Example: {"search": 2000, "playlists": 500}.
 SPOTIFY_DAILY_BUDGET: dict[str, int] = {}
 RETRY_TIMES = 5                      # 5xx, timeouts, dropped connections
-RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]   # 429 is pacing's and quota's
 RATE_LIMIT_BACKOFF_BASE = 1.0        # exponential backoff with jitter: base * 2**(n-1) s,
 RATE_LIMIT_BACKOFF_MAX = 60.0        # capped
 DOWNLOAD_TIMEOUT = 30
@@ -67,8 +70,13 @@ META_COPY_WARN_SKIP_KEYS = ["retry_times"]
 
 DOWNLOADER_MIDDLEWARES = {
     "runclub_spiders.downloadermiddlewares.service_slots.ServiceSlotsMiddleware": 50,
+    # Replaced by the backoff retry below (RETRY_ENABLED turns that one off, and only it).
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-    "runclub_spiders.downloadermiddlewares.rate_limit.RateLimitMiddleware": 550,
+    "runclub_spiders.downloadermiddlewares.retry.BackoffRetryMiddleware": 550,
+    "runclub_spiders.downloadermiddlewares.pacing.PacingMiddleware": 555,
+    # Above pacing: process_response runs from high to low, so a QUOTA_EXCEEDED 429 is
+    # refused here before pacing could take it for a short one and retry it.
+    "runclub_spiders.downloadermiddlewares.quota.QuotaMiddleware": 560,
     # Above the redirect (600) and retry (550) middlewares, so it strips the Authorization
     # header on the way back before either can copy the request into the scheduler/JOBDIR.
     "runclub_spiders.downloadermiddlewares.spotify_auth.SpotifyAuthMiddleware": 650,
@@ -80,8 +88,10 @@ DOWNLOADER_MIDDLEWARES = {
 # than Extended. Start with 1-2 requests in flight and let AutoThrottle find the delay from
 # latency: raise "concurrency" only while the crawl log shows no 429s ("ratelimit/429" in the
 # stats). Each 429 pauses the slot for its Retry-After, so over-eager settings cost time, not
-# correctness. ReccoBeats publishes no limit either; clients pace it at 1-2 req/s with 1-2 in
-# flight, and each call carries 40 IDs, so it is rarely the bottleneck. The accounts service
+# correctness; two in a row teach the slot its pace (stat "ratelimit/pacing/<slot>"), which
+# then holds the slot's delay (over AutoThrottle's) at window / limit, without jitter.
+# ReccoBeats publishes no limit either; clients pace it at 1-2 req/s with 1-2 in flight, and
+# each call carries 40 IDs, so it is rarely the bottleneck. The accounts service
 # is called about once an hour.
 CONCURRENT_REQUESTS = 8
 DOWNLOAD_DELAY = 0.0                 # AutoThrottle's floor; slot delays below are start values

@@ -109,7 +109,6 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
         RECCOBEATS_BASE_URL=simulator.reccobeats_base_url,
         SPOTIFY_API_PROFILE=simulator.config.profile,
         SPOTIFY_TOKEN_FILE=str(tmp_path / "cache" / "spotify_token.json"),
-        QUOTA_STATE_FILE=str(tmp_path / "cache" / "quota_state.json"),
         CATALOG_STORE_PATH=str(tmp_path / "store.sqlite"),
         EXPORT_DIR=str(tmp_path / "exports" / "catalog"),
         AUTOTHROTTLE_ENABLED=False,

@@ -172,8 +172,7 @@ def test_malformed_seed_file_stops_the_crawl_command_with_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
     env.update(SPOTIFY_CLIENT_ID="x", SPOTIFY_CLIENT_SECRET="y", SPOTIFY_REFRESH_TOKEN="z")
     result = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog", "-s", f"SEEDS_PLAN={plan}",
-         "-s", f"QUOTA_STATE_FILE={tmp_path / 'q.json'}"],
+        [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog", "-s", f"SEEDS_PLAN={plan}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

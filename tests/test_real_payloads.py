@@ -41,7 +41,7 @@ from scrapy.utils.test import get_crawler
 import runclub_spiders.settings as project
 from runclub_spiders.auth.tokens import TokenFile
 from runclub_spiders.catalog.candidates import playability
-from runclub_spiders.downloadermiddlewares.rate_limit import _quota_reason, parse_retry_after
+from runclub_spiders.quota import parse_retry_after, quota_reason
 from runclub_spiders.spotify_objects import (
     PageTracks,
     clean_text,
@@ -311,7 +311,7 @@ def response(body: bytes, status: int) -> TextResponse:
 def test_error_bodies_carry_no_quota_reason(name):
     # The rate-limit middleware reads ``error.reason`` of every 429; these bodies have none
     # (and the OAuth ones have a string "error"): no crash, no quota park.
-    assert _quota_reason(response(raw(name), 429)) is None
+    assert quota_reason(response(raw(name), 429)) is None
 
 
 FORBIDDEN = {
@@ -329,7 +329,7 @@ def test_403_bodies(name):
     # No "reason" in a real 403: the body reader finds no quota reason, whatever the status
     # it arrives with, and does not raise.
     for status in (403, 429):
-        assert _quota_reason(response(raw(name), status)) is None
+        assert quota_reason(response(raw(name), status)) is None
     # None of these recordings kept a Retry-After header; an absent one parses to None.
     assert parse_retry_after(None, 0.0) is None
 
@@ -392,7 +392,7 @@ async def crawl(server: Recorded, tmp_path, monkeypatch,
         SPOTIFY_API_BASE_URL=f"{server.base}/v1", SPOTIFY_ACCOUNTS_BASE_URL=server.base,
         RECCOBEATS_BASE_URL=f"{server.base}/recco",
         SPOTIFY_TOKEN_FILE=str(tmp_path / "cache" / "spotify_token.json"),
-        QUOTA_STATE_FILE=str(tmp_path / "cache" / "quota_state.json"),
+        CATALOG_STORE_PATH=str(tmp_path / "store.sqlite"),
         AUTOTHROTTLE_ENABLED=False, RETRY_ENABLED=False, LOG_LEVEL="INFO",
         DOWNLOAD_SLOTS={"api.spotify.com": {"concurrency": 1, "delay": 0.0},
                         "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},

@@ -1,6 +1,6 @@
 """``scrapy crawl`` with a preflight check and exit codes that say how the crawl ended.
 
-Bad configuration (missing credentials, an invalid market, an unreadable state file, a
+Bad configuration (missing credentials, an invalid market, a renamed or removed setting, a
 damaged or foreign store, an unwritable export folder, a JOBDIR of another Scrapy version) is
 reported as one line naming the variable or file and how to fix it, with exit code 2, before
 anything starts: no traceback, nothing touched. So is a store another crawl is using
@@ -33,7 +33,6 @@ from runclub_spiders.auth.credentials import CredentialsError, load_credentials
 from runclub_spiders.export.build import source_date_epoch
 from runclub_spiders.export.copies import check_formats
 from runclub_spiders.extensions.jobdir_version import JobdirVersionError, check_jobdir
-from runclub_spiders.quota import QuotaLedger, QuotaStateError
 from runclub_spiders.runs import (
     DISCOVERY,
     EXPORT,
@@ -56,6 +55,11 @@ RENAMED_SETTINGS = {
     "RETRY_BACKOFF_BASE": "RATE_LIMIT_BACKOFF_BASE",
     "RETRY_BACKOFF_MAX": "RATE_LIMIT_BACKOFF_MAX",
 }
+# Settings that no longer exist, with what replaced them.
+REMOVED_SETTINGS = {
+    "QUOTA_STATE_FILE": "the quota ledger now lives in the store at CATALOG_STORE_PATH "
+                        "(an existing file is imported once)",
+}
 TOKENS_LOGGER = "runclub_spiders.auth.tokens"
 
 
@@ -70,6 +74,9 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
     for old, new in RENAMED_SETTINGS.items():
         if settings.get(old) is not None:
             raise ConfigError(f"{old} is now called {new}: rename it where you set it")
+    for old, why in REMOVED_SETTINGS.items():
+        if settings.get(old) is not None:
+            raise ConfigError(f"{old} is no longer used: {why}; remove it where you set it")
     if mode not in MODES:
         raise ConfigError(f"-a mode={mode}: use full (crawl, then export), export (export "
                           f"the store, no API calls) or discover (crawl, no export)")
@@ -91,10 +98,6 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
             check_jobdir(settings["JOBDIR"])
         except JobdirVersionError as exc:
             raise ConfigError(str(exc)) from None
-    try:
-        QuotaLedger(settings["QUOTA_STATE_FILE"])
-    except QuotaStateError as exc:
-        raise ConfigError(str(exc)) from None
     if settings.get("SEEDS_PLAN"):
         try:
             load_plan(settings["SEEDS_PLAN"], settings["SEEDS_UMBRELLAS"])

@@ -68,7 +68,6 @@ class Command(ScrapyCommand):
             "SPOTIFY_API_PROFILE": opts.api_profile,
             "CATALOG_STORE_PATH": str(folder / "catalog.sqlite"),
             "EXPORT_DIR": opts.export_dir,
-            "QUOTA_STATE_FILE": str(folder / "quota_state.json"),
             "SPOTIFY_TOKEN_FILE": str(folder / "spotify_token.json"),
             # Loopback has no rate limit to respect; a real crawl keeps settings.py's pacing.
             "AUTOTHROTTLE_ENABLED": False,

@@ -78,7 +78,7 @@ def command(sim, folder: Path, kill_at: str | None = None, env: dict[str, str] |
     settings = {
         "CATALOG_STORE_PATH": folder / "store.sqlite",
         "EXPORT_DIR": folder / "exports" / "catalog",
-        "JOBDIR": folder / "job", "QUOTA_STATE_FILE": folder / "cache" / "quota.json",
+        "JOBDIR": folder / "job",
         "SPOTIFY_TOKEN_FILE": folder / "cache" / "token.json",
         "LOG_FILE": folder / f"crawl-{kill_at or 'full'}-{time.monotonic_ns()}.log",
         **SERIAL, "AUTOTHROTTLE_ENABLED": False,

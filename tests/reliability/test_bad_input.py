@@ -97,7 +97,6 @@ def make_job(sim: Simulator, tmp_path: Path) -> Job:
     job = Job(tmp_path, env, {
         "CATALOG_STORE_PATH": str(tmp_path / "state" / "catalog.sqlite"),
         "EXPORT_DIR": str(tmp_path / "exports" / "catalog"),
-        "QUOTA_STATE_FILE": str(tmp_path / "cache" / "quota_state.json"),
         "SPOTIFY_TOKEN_FILE": str(tmp_path / "cache" / "spotify_token.json"),
         "SPOTIFY_API_PROFILE": sim.config.profile,
         "LOG_LEVEL": "INFO",

@@ -5,7 +5,7 @@
   that publishes an export. Every secret the simulator issued is searched for, raw,
   URL-encoded and base64 at each alignment, in every byte the crawl left behind (log,
   stdout/stderr, JOBDIR, the store and its -wal/-shm, the export with its .gz files
-  decompressed, the quota state, the stats dump) and, while it ran, in JOBDIR and the WAL.
+  decompressed, the stats dump) and, while it ran, in JOBDIR and the WAL.
 * Token-endpoint failures (wrong client secret, a 500, a 500 that echoes the request) leave
   no secret in error lines, tracebacks, request failures or stats; nor does an HTTP cache.
 * The token file is 0600 whatever the umask, before and after a rotation.
@@ -166,7 +166,6 @@ def crawl_command(folder: Path) -> list[str]:
         "LOG_LEVEL": "DEBUG", "LOG_FILE": folder / "crawl.log", "JOBDIR": folder / "job",
         "CATALOG_STORE_PATH": folder / "store.sqlite",
         "EXPORT_DIR": folder / "exports" / "catalog",
-        "QUOTA_STATE_FILE": folder / "cache" / "quota_state.json",
         "SPOTIFY_TOKEN_FILE": folder / "cache" / "spotify_token.json",
         "AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_SLOTS": json.dumps(SLOTS),
         "CATALOG_CELL_MIN": 2, "CATALOG_CELL_TARGET": 3, "CATALOG_MAX_TRACKS": 2000,
@@ -189,8 +188,8 @@ def crawl_env(sim) -> dict[str, str]:
 
 
 class Sampler:
-    """Scans JOBDIR, the store's -wal/-shm and the quota state while the crawl runs: a pickled
-    request or a WAL page is there only for a moment."""
+    """Scans JOBDIR and the store's -wal/-shm while the crawl runs: a pickled request or a WAL
+    page is there only for a moment."""
 
     def __init__(self, folder: Path, secrets: Secrets, issued: dict[str, list[str]]) -> None:
         self.folder, self.secrets, self.issued = folder, secrets, issued
@@ -212,8 +211,7 @@ class Sampler:
         self.learn()
         paths = files_under(self.folder / "job")
         if heavy:
-            paths += [self.folder / "store.sqlite-wal", self.folder / "store.sqlite-shm",
-                      self.folder / "cache" / "quota_state.json"]
+            paths += [self.folder / "store.sqlite-wal", self.folder / "store.sqlite-shm"]
         queued = wal = False
         for path in paths:
             try:
@@ -315,13 +313,12 @@ def test_full_crawl_leaves_no_secret_anywhere(simulator_factory, tmp_path, figur
     assert secrets.found(token_file.path.read_bytes()) == {live}
     assert token_file.refresh_token() == issued["refresh"][-1]
     assert stat.S_IMODE(token_file.path.stat().st_mode) == 0o600
-    assert sorted(p.name for p in token_file.path.parent.iterdir()) == [
-        "quota_state.json", "spotify_token.json"]
+    assert sorted(p.name for p in token_file.path.parent.iterdir()) == ["spotify_token.json"]
 
     figures("crawl seconds (subprocess, DEBUG)", f"{seconds:.1f}")
     figures("files scanned after the crawl", files)
     figures("bytes scanned after the crawl (.gz decompressed too)", f"{scanned:,}")
-    figures("mid-crawl snapshots (JOBDIR; -wal/-shm and quota state every 20th)",
+    figures("mid-crawl snapshots (JOBDIR; -wal/-shm every 20th)",
             f"{sampler.snapshots} ({sampler.queue_snapshots} with queued requests, "
             f"{sampler.wal_snapshots} with a WAL; {sampler.bytes:,} bytes)")
     figures("secrets checked", f"{len(secrets.labels)} ({len(issued['access'])} access "

@@ -1,0 +1,327 @@
+"""Daily quota per endpoint bucket: request counts, budgets and parks, kept in the store.
+
+Every request with a quota bucket (``request.meta["spotify_bucket"]``, set by
+``service_slots.py``) is counted against that bucket's UTC day as it goes out; the count is
+taken back only if that very attempt is refused before it is sent. A bucket is **parked**
+until a given time by a ``QUOTA_EXCEEDED`` answer or a ``Retry-After`` above
+``RATE_LIMIT_MAX_WAIT`` (``QUOTA_PARK_DEFAULT`` seconds without the header; the rule is
+:func:`runclub_spiders.quota.quota_park`), or by its own ``SPOTIFY_DAILY_BUDGET`` (until the next
+UTC midnight). Counts and parks live in the store (``quota_days``, ``quota_parks``), so a
+restart never calls a locked bucket again.
+
+Nothing is ever sent to a parked bucket. Its requests are refused with
+:class:`~runclub_spiders.exceptions.QuotaParked` (an ``IgnoreRequest``: the errback, or an
+``engine.download_async`` caller, gets it): in ``process_request``; for the 429 that starts
+the park; and for the bucket's requests already waiting in a download slot's queue (they
+passed ``process_request`` before the park began, and the downloader would still send them).
+This middleware keeps no request and never closes the spider. It tells, through
+``runclub_spiders.signals``:
+
+* ``bucket_parked(bucket=, until=, reason=)`` when a park starts (or a running park's end
+  moves later), and at ``spider_opened`` for every park an earlier run recorded that is still
+  active;
+* ``bucket_released(bucket=)`` when a park ends while the crawl runs (a timer, cancelled when
+  the close starts).
+
+Whoever owns the work (the catalog spider's frontier) holds what was refused, sends it again
+on release, and decides whether to wait for a park or close (``quota_parked``).
+
+A 429 is acted on in the ``response_downloaded`` signal, before the downloader hands the slot's
+next queued request out (see ``pacing.py``), and refused in ``process_response``; this
+middleware is ordered above ``pacing.py`` so that it refuses a park's 429 before pacing could
+retry it, and it works the same with ``RETRY_ENABLED = False``.
+
+Stats: ``quota/requests/<bucket>`` (this run), ``quota/requests_today/<bucket>`` (the UTC day,
+all runs; at close), ``quota/parks`` (parks started), ``quota/parked_until/<bucket>``,
+``quota/refused/<bucket>`` (every refusal).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.asyncio import call_later
+
+from runclub_spiders import scrapy_compat
+from runclub_spiders import signals as project_signals
+from runclub_spiders.exceptions import QuotaParked
+from runclub_spiders.extensions.store import crawler_store
+from runclub_spiders.quota import next_utc_midnight, quota_park, utc_day, utc_iso
+from runclub_spiders.utils.closing import CloseWatch
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from scrapy.utils.asyncio import CallLaterResult
+
+    from runclub_spiders.store import Store
+
+logger = logging.getLogger(__name__)
+
+#: Where versions before the store kept the ledger (the ``QUOTA_STATE_FILE`` default).
+LEGACY_FILE = Path(".cache/quota_state.json")
+RELEASE_SLACK = 0.05       # seconds after a park's end before its release timer fires
+
+
+class QuotaMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        self.crawler = crawler
+        self.store: Store = crawler_store(crawler)
+        self.max_wait = settings.getfloat("RATE_LIMIT_MAX_WAIT")
+        self.default_park = settings.getfloat("QUOTA_PARK_DEFAULT")
+        self.budgets = {str(k): int(v)
+                        for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
+        import_legacy_ledger(self.store)
+        self.parks: dict[str, tuple[float, str]] = self.store.quota_parks()
+        self._day = ""
+        self._today: dict[str, int] = {}
+        # The attempts counted against their bucket (see process_request) and not yet ended.
+        # The request object itself is the mark, not a meta flag: every copy of a request (a
+        # retry, a 429 wait, the auth and malformed-JSON retries, JOBDIR) inherits its meta,
+        # so a flag there would let a copy that is later refused take back the count of the
+        # attempt it was copied from, which did reach Spotify. An object is never a copy.
+        # Weak, so an attempt ended out of our sight cannot leak.
+        self._counted: weakref.WeakSet[Request] = weakref.WeakSet()
+        self._timers: dict[str, CallLaterResult] = {}
+        self.watch = CloseWatch(crawler, on_close=self._cancel_timers)
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.response_downloaded, signal=signals.response_downloaded)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    # ---------------------------------------------------------------- requests
+    def process_request(self, request: Request) -> None:
+        bucket = request.meta.get("spotify_bucket")
+        if not bucket:
+            return
+        now = time.time()
+        until = self.parked_until(bucket, now)
+        budget = self.budgets.get(bucket)
+        if not until and budget is not None and self.used_today(bucket, now) >= budget:
+            until = next_utc_midnight(now)
+            self._park(bucket, until, "daily budget")
+        if until:
+            raise self._refusal(bucket)
+        # Counted as it goes out: what Spotify sees is what the daily quota charges. Taken
+        # back if this attempt is refused before it is sent (a later middleware: no token; a
+        # park or a close taking it from the slot queue): process_exception. Kept once the
+        # attempt got an answer or failed on the wire.
+        self._count(bucket, 1, now)
+        self._counted.add(request)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        self._counted.discard(request)       # answered (no response_downloaded if cached)
+        bucket = request.meta.get("spotify_bucket")
+        if response.status != 429 or not bucket:
+            return response
+        park = self._park_of(response, bucket)
+        if park is None:
+            return response
+        if not self.parked_until(bucket):    # no response_downloaded (e.g. a cached response)
+            self._park(bucket, *park)
+            self._drop_queued(bucket)
+        raise self._refusal(bucket)
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if isinstance(exception, IgnoreRequest):
+            self._uncount(request)           # refused before it went out
+        else:
+            self._counted.discard(request)   # failed on the wire: it may have arrived
+
+    def response_downloaded(self, response: Response, request: Request) -> None:
+        """Park on a quota 429 before the downloader sends the slot's next queued request."""
+        self._counted.discard(request)       # answered: stays counted, whatever comes next
+        bucket = request.meta.get("spotify_bucket")
+        if response.status != 429 or not bucket:
+            return
+        park = self._park_of(response, bucket)
+        if park is not None:
+            self._park(bucket, *park)
+            self._drop_queued(bucket)
+
+    def _park_of(self, response: Response, bucket: str):
+        return quota_park(response, bucket, now=time.time(), max_wait=self.max_wait,
+                          default_park=self.default_park)
+
+    def _refusal(self, bucket: str) -> QuotaParked:
+        until = self.parks[bucket][0]
+        self.crawler.stats.inc_value(f"quota/refused/{bucket}")
+        return QuotaParked(bucket, until,
+                           f"quota bucket {bucket!r} is parked until {utc_iso(until)}")
+
+    def _drop_queued(self, bucket: str) -> None:
+        """Refuse the parked bucket's requests that already wait in a slot's queue."""
+        assert self.crawler.engine is not None
+        taken = scrapy_compat.take_queued(self.crawler.engine.downloader,
+                                          lambda r: r.meta.get("spotify_bucket") == bucket)
+        for _request, deferred in taken:
+            # Through process_exception, which takes back their count: never sent.
+            deferred.errback(self._refusal(bucket))
+
+    # ---------------------------------------------------------------- counts
+    def used_today(self, bucket: str, now: float | None = None) -> int:
+        return self._counts(now if now is not None else time.time()).get(bucket, 0)
+
+    def _counts(self, now: float) -> dict[str, int]:
+        day = utc_day(now)
+        if day != self._day:
+            self._day, self._today = day, self.store.quota_requests(day)
+        return self._today
+
+    def _count(self, bucket: str, n: int, now: float) -> None:
+        counts = self._counts(now)
+        counts[bucket] = max(0, counts.get(bucket, 0) + n)
+        self.store.add_quota_requests(self._day, bucket, n)
+        self.crawler.stats.inc_value(f"quota/requests/{bucket}", n)
+
+    def _uncount(self, request: Request) -> None:
+        """Take back the count of this very attempt, if it was counted and has not ended."""
+        if request in self._counted:
+            self._counted.discard(request)
+            self._count(request.meta["spotify_bucket"], -1, time.time())
+
+    # ---------------------------------------------------------------- parks
+    def parked_until(self, bucket: str, now: float | None = None) -> float:
+        """Until when ``bucket`` is parked (epoch seconds), or 0. A park found over ends."""
+        park = self.parks.get(bucket)
+        if park is None:
+            return 0.0
+        if park[0] <= (now if now is not None else time.time()):
+            self._release(bucket)
+            return 0.0
+        return park[0]
+
+    def _park(self, bucket: str, until: float, reason: str) -> None:
+        current = self.parked_until(bucket)
+        if until <= current:
+            return
+        self.parks[bucket] = (until, reason)
+        self.store.set_quota_park(bucket, until, reason)
+        self.crawler.stats.set_value(f"quota/parked_until/{bucket}", utc_iso(until))
+        if not current:
+            self.crawler.stats.inc_value("quota/parks")
+            logger.warning("Quota bucket %r parked until %s (%s); no request goes to it "
+                           "before then", bucket, utc_iso(until), reason)
+        self._announce(bucket, until, reason)
+
+    def _announce(self, bucket: str, until: float, reason: str) -> None:
+        """Send ``bucket_parked`` and set the timer that releases the park."""
+        timer = self._timers.pop(bucket, None)
+        if timer is not None:
+            timer.cancel()
+        if not self.watch.closing:
+            self._timers[bucket] = call_later(max(0.0, until - time.time()) + RELEASE_SLACK,
+                                              self._timer_fired, bucket)
+        self.crawler.signals.send_catch_log(project_signals.bucket_parked, bucket=bucket,
+                                            until=until, reason=reason)
+
+    def _timer_fired(self, bucket: str) -> None:
+        self._timers.pop(bucket, None)
+        park = self.parks.get(bucket)
+        if park is None:
+            return
+        if park[0] > time.time():            # the wall clock went back: wait some more
+            self._timers[bucket] = call_later(park[0] - time.time() + RELEASE_SLACK,
+                                              self._timer_fired, bucket)
+            return
+        self._release(bucket)
+
+    def _release(self, bucket: str) -> None:
+        self.parks.pop(bucket, None)
+        self.store.clear_quota_park(bucket)
+        timer = self._timers.pop(bucket, None)
+        if timer is not None:
+            timer.cancel()
+        if self.watch.closing or self.crawler.engine is None:
+            return
+        logger.info("Quota bucket %r released: requests may go to it again", bucket)
+        self.crawler.signals.send_catch_log(project_signals.bucket_released, bucket=bucket)
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    # ---------------------------------------------------------------- signals
+    def spider_opened(self) -> None:
+        now = time.time()
+        for bucket, (until, reason) in sorted(self.parks.items()):
+            if until <= now:
+                self.parks.pop(bucket)
+                self.store.clear_quota_park(bucket)     # over before this run: nothing to say
+                continue
+            self.crawler.stats.set_value(f"quota/parked_until/{bucket}", utc_iso(until))
+            logger.warning("Quota bucket %r is parked until %s (%s, recorded by an earlier "
+                           "run); no request goes to it before then", bucket, utc_iso(until),
+                           reason)
+            self._announce(bucket, until, reason)
+
+    def spider_closed(self) -> None:
+        self._cancel_timers()
+        for bucket, used in self.store.quota_requests(utc_day(time.time())).items():
+            self.crawler.stats.set_value(f"quota/requests_today/{bucket}", used)
+
+
+# -------------------------------------------------------------------- upgrade
+def legacy_files(store: Store) -> list[Path]:
+    """Ledger files of earlier versions that may hold this store's counts and parks.
+
+    ``quota_state.json`` beside the store (the default store and the default file were both
+    in ``.cache/``; the demo kept its own beside its store); and the default file
+    (``LEGACY_FILE``, relative to the working directory) when the store itself is under the
+    working directory, so a test crawl on a temporary store never takes a real one's file.
+    """
+    found = [store.path.parent / "quota_state.json"]
+    cwd = Path.cwd().resolve()
+    if store.path.resolve().is_relative_to(cwd):
+        found.append(LEGACY_FILE)
+    unique = {p.resolve(): p for p in found if p.is_file()}
+    return list(unique.values())
+
+
+def import_legacy_ledger(store: Store) -> None:
+    """Once, on upgrade: a store without quota rows takes the days and parks of the JSON
+    ledger earlier versions kept (so a real park is not lost), which is renamed
+    ``<name>.imported``. An unreadable file is left where it is, with a warning."""
+    if store.has_quota_rows():
+        return
+    days: dict[str, dict[str, int]] = {}
+    parks: dict[str, tuple[float, str]] = {}
+    imported = []
+    for path in legacy_files(store):
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            file_days = {str(d): {str(b): int(n) for b, n in counts.items()}
+                         for d, counts in state.get("days", {}).items()}
+            file_parks = {str(b): (float(p["until"]), str(p["reason"]))
+                          for b, p in state.get("parks", {}).items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            logger.warning("%s is not a quota ledger this version can read; not imported "
+                           "(it only held request counts and parks)", path)
+            continue
+        for day, counts in file_days.items():
+            for bucket, n in counts.items():
+                days.setdefault(day, {})[bucket] = days.get(day, {}).get(bucket, 0) + n
+        for bucket, park in file_parks.items():
+            if park[0] > parks.get(bucket, (0.0, ""))[0]:
+                parks[bucket] = park
+        imported.append(path)
+    if not imported:
+        return
+    store.import_quota(days, parks)
+    for path in imported:
+        path.rename(path.with_name(path.name + ".imported"))
+        logger.info("Quota ledger %s imported into the store (%d days, %d parks); renamed "
+                    "to %s.imported", path, len(days), len(parks), path.name)

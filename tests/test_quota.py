@@ -1,0 +1,508 @@
+"""Daily counts, budgets and quota parks, kept in the store (``quota.py``).
+
+With a plain probe spider a parked bucket's requests end in ``QuotaParked`` errbacks: what
+becomes of that work (held, sent on release, closing with ``quota_parked``) is the frontier's,
+covered by the reliability tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections import Counter
+from contextlib import closing
+from datetime import UTC, datetime
+
+import pytest
+from scrapy import Request, Spider
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.http import Response, TextResponse
+from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.asyncio import sleep
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from runclub_spiders import signals as project_signals
+from runclub_spiders.downloadermiddlewares.quota import import_legacy_ledger
+from runclub_spiders.quota import next_utc_midnight, quota_park, quota_reason, utc_day, utc_iso
+from runclub_spiders.store import Store
+from tests.conftest import use_credentials
+from tests.spiders import ProbeSpider
+from tests.wire import (
+    TOLERANCE,
+    crawl,
+    offset,
+    one_slot,
+    probe_crawler,
+    search_paths,
+    spotify_log,
+    track_paths,
+)
+
+QUOTA_PATHS_SEARCHES = 8
+
+
+def mixed_paths(sim) -> tuple[list[str], list[str]]:
+    searches, tracks = search_paths(QUOTA_PATHS_SEARCHES), track_paths(sim, 8)
+    mixed = [p for pair in zip(searches, tracks, strict=True) for p in pair]
+    return mixed, tracks
+
+
+def ledger(tmp_path) -> tuple[dict[str, int], dict[str, tuple[float, str]]]:
+    """Today's counts and the parks, as the store holds them after a crawl."""
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        return store.quota_requests(utc_day(time.time())), store.quota_parks()
+
+
+def iso_epoch(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def record_signals(crawler) -> list[tuple]:
+    """Every bucket_parked / bucket_released the crawl sends, with its arguments and time."""
+    seen: list[tuple] = []
+
+    def parked(bucket, until, reason):
+        seen.append(("parked", bucket, until, reason, time.time()))
+
+    def released(bucket):
+        seen.append(("released", bucket, time.time()))
+
+    crawler.signals.connect(parked, signal=project_signals.bucket_parked, weak=False)
+    crawler.signals.connect(released, signal=project_signals.bucket_released, weak=False)
+    return seen
+
+
+# ---------------------------------------------------------------------------- the rule
+def response(status: int, body: bytes, **headers) -> Response:
+    return TextResponse("https://api.spotify.com/v1/search", status=status, body=body,
+                        headers=headers)
+
+
+QUOTA_BODY = b'{"error": {"status": 429, "message": "Too many requests", ' \
+             b'"reason": "QUOTA_EXCEEDED"}}'
+
+
+def test_one_rule_tells_a_park_from_a_short_429():
+    now, rule = 1_000_000.0, {"max_wait": 60, "default_park": 7200}
+    short = response(429, b'{"error": {"status": 429}}', **{"Retry-After": "5"})
+    assert quota_park(short, "search", now=now, **rule) is None
+    long = response(429, b"{}", **{"Retry-After": "61"})
+    assert quota_park(long, "search", now=now, **rule) == (now + 61, "Retry-After 61 s")
+    assert quota_park(long, None, now=now, **rule) is None          # no bucket: never a park
+    assert quota_park(response(503, QUOTA_BODY), "search", now=now, **rule) is None
+    quota = response(429, QUOTA_BODY, **{"Retry-After": "5"})
+    assert quota_park(quota, "search", now=now, **rule) == (now + 5, "QUOTA_EXCEEDED")
+    assert quota_park(response(429, QUOTA_BODY), "search", now=now, **rule) == (
+        now + 7200, "QUOTA_EXCEEDED")
+    # The response_downloaded signal sees the body still compressed; the same answer.
+    zipped = response(429, gzip.compress(QUOTA_BODY), **{"Content-Encoding": "gzip"})
+    assert quota_reason(zipped) == "QUOTA_EXCEEDED"
+    assert quota_park(zipped, "search", now=now, **rule) == (now + 7200, "QUOTA_EXCEEDED")
+    assert quota_reason(response(429, b"\x1f\x8b garbage", **{"Content-Encoding": "gzip"})) \
+        is None
+
+
+# ---------------------------------------------------------------------------- parks
+@deferred_f_from_coro_f
+async def test_quota_exceeded_parks_the_bucket_across_runs(simulator_factory, tmp_path,
+                                                           monkeypatch):
+    sim = simulator_factory(quota={"search": 3}, quota_retry_after=3600)
+    use_credentials(monkeypatch, sim)
+    paths, tracks = mixed_paths(sim)
+    before = time.time()
+    crawler = probe_crawler(sim, tmp_path, DOWNLOAD_SLOTS=one_slot())
+    seen = record_signals(crawler)
+    await crawler.crawl_async(paths=paths)
+    stats = crawler.stats.get_stats()
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+
+    searches = spotify_log(sim, bucket="search")
+    assert [e.status for e in searches] == [200, 200, 200, 429]
+    assert searches[-1].fault == "quota" and searches[-1].retry_after == "3600"
+    track_log = spotify_log(sim, bucket="tracks")
+    assert len(track_log) == len(tracks) and {e.status for e in track_log} == {200}
+    assert {p: crawler.spider.statuses[p] for p in tracks} == dict.fromkeys(tracks, 200)
+
+    # One park, one signal, with the time Spotify gave; never a release.
+    assert stats["quota/parks"] == 1
+    until = iso_epoch(stats["quota/parked_until/search"])
+    assert until == pytest.approx(before + 3600, abs=60)
+    assert [s[:4] for s in seen] == [("parked", "search", pytest.approx(until, abs=1),
+                                      "QUOTA_EXCEEDED")]
+    assert searches[-1].t <= seen[0][4] + TOLERANCE
+    # Every search not answered 200 failed with QuotaParked: the 429 that started the park,
+    # those queued in the slot when it began, those that came after. None was retried.
+    answered = {p for p, s in crawler.spider.statuses.items() if s == 200}
+    refused = set(search_paths(QUOTA_PATHS_SEARCHES)) - answered
+    assert crawler.spider.failures == dict.fromkeys(refused, "QuotaParked")
+    assert stats["quota/refused/search"] == len(refused) == QUOTA_PATHS_SEARCHES - 3
+    assert "ratelimit/429" not in stats and "retry/count" not in stats
+    # Counted: what reached Spotify (the 429 too), not what was refused unsent.
+    assert stats["quota/requests/search"] == stats["quota/requests_today/search"] == 4
+    counts, parks = ledger(tmp_path)
+    assert counts == {"search": 4, "tracks": len(tracks)}
+    assert parks["search"][1] == "QUOTA_EXCEEDED"
+    assert utc_iso(parks["search"][0]) == stats["quota/parked_until/search"]
+
+    # A second run on the same store never calls the parked bucket, and says so at once.
+    mark = len(sim.requests())
+    more_tracks = track_paths(sim, 4, start=8)
+    crawler = probe_crawler(sim, tmp_path, DOWNLOAD_SLOTS=one_slot())
+    seen = record_signals(crawler)
+    await crawler.crawl_async(paths=search_paths(3) + more_tracks)
+    stats = crawler.stats.get_stats()
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert spotify_log(sim, mark, bucket="search") == []
+    assert [e.status for e in spotify_log(sim, mark, bucket="tracks")] == [200] * 4
+    assert "quota/parks" not in stats                   # an existing park, not a new one
+    assert stats["quota/refused/search"] == 3
+    assert stats["quota/parked_until/search"] == utc_iso(parks["search"][0])
+    assert [s[:4] for s in seen] == [("parked", "search", parks["search"][0],
+                                      "QUOTA_EXCEEDED")]
+    assert seen[0][4] <= sim.requests(mark)[0].t         # at spider_opened, before any request
+    assert crawler.spider.statuses == dict.fromkeys(more_tracks, 200)
+    assert crawler.spider.failures == dict.fromkeys(search_paths(3), "QuotaParked")
+    assert stats["quota/requests_today/search"] == 4
+
+
+@deferred_f_from_coro_f
+async def test_quota_without_retry_after_parks_for_the_default(simulator_factory, tmp_path,
+                                                              monkeypatch):
+    sim = simulator_factory(quota={"search": 1}, quota_send_retry_after=False)
+    use_credentials(monkeypatch, sim)
+    before = time.time()
+    _, stats = await crawl(sim, tmp_path, search_paths(3), DOWNLOAD_SLOTS=one_slot(),
+                           QUOTA_PARK_DEFAULT=7200)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    searches = spotify_log(sim, bucket="search")
+    assert [(e.status, e.retry_after) for e in searches] == [(200, ""), (429, "")]
+    assert iso_epoch(stats["quota/parked_until/search"]) == pytest.approx(before + 7200,
+                                                                          abs=60)
+    assert stats["quota/refused/search"] == 2
+
+
+class HoldingProbe(ProbeSpider):
+    """What the frontier does, reduced to the probe: a refused path is held and asked again
+    when its bucket is released; the crawl stays open while something is held."""
+
+    name = "holding_probe"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.held: list[str] = []
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.released, signal=project_signals.bucket_released)
+        crawler.signals.connect(spider.idle, signal=__import__("scrapy").signals.spider_idle)
+        return spider
+
+    def failed(self, failure):
+        if failure.check(IgnoreRequest) and type(failure.value).__name__ == "QuotaParked":
+            self.held.append(failure.request.meta["path"])
+        else:
+            super().failed(failure)
+
+    def released(self, bucket):
+        base = self.settings["SPOTIFY_API_BASE_URL"]
+        for path in self.held:
+            self.crawler.engine.crawl(Request(base + path, callback=self.parse,
+                                              errback=self.failed, meta={"path": path},
+                                              dont_filter=True))
+        self.held = []
+
+    def idle(self):
+        if self.held:
+            raise DontCloseSpider
+
+
+@deferred_f_from_coro_f
+async def test_a_park_ends_with_bucket_released(simulator_factory, tmp_path, monkeypatch):
+    """A 2 s park: nothing goes to the bucket before its end; then ``bucket_released`` comes
+    (a timer, not a request), and what was held is answered."""
+    sim = simulator_factory(quota={"search": 3}, quota_retry_after=2)
+    use_credentials(monkeypatch, sim)
+    paths, _ = mixed_paths(sim)
+    crawler = probe_crawler(sim, tmp_path, HoldingProbe, DOWNLOAD_SLOTS=one_slot())
+    seen = record_signals(crawler)
+    await crawler.crawl_async(paths=paths)
+    stats = crawler.stats.get_stats()
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert crawler.spider.statuses == dict.fromkeys(paths, 200)
+    searches = spotify_log(sim, bucket="search")
+    ok = Counter(offset(e) for e in searches if e.status == 200)
+    assert ok == Counter(10 * i for i in range(QUOTA_PATHS_SEARCHES))
+    quota = [e for e in searches if e.status == 429]
+    assert quota and all(e.fault == "quota" for e in quota)
+    assert stats["quota/parks"] == len(quota)
+    parked = [s for s in seen if s[0] == "parked"]
+    released = [s for s in seen if s[0] == "released"]
+    assert len(parked) == len(released) == len(quota)
+    for e, park, release in zip(quota, parked, released, strict=True):
+        _, bucket, until, reason, _ = park
+        assert (bucket, reason) == ("search", "QUOTA_EXCEEDED")
+        assert until == pytest.approx(e.t + float(e.retry_after), abs=0.1)
+        assert release[1] == "search" and until <= release[2] <= until + 0.5
+        early = [x for x in searches if e.t < x.t < until]
+        assert not early, f"search sent {early[0].t - e.t:.3f} s into a park"
+    assert ledger(tmp_path)[1] == {}                  # released parks leave the store
+
+
+@deferred_f_from_coro_f
+async def test_daily_budget_parks_until_utc_midnight(simulator_factory, tmp_path, monkeypatch):
+    sim = simulator_factory()
+    use_credentials(monkeypatch, sim)
+    paths, tracks = mixed_paths(sim)
+    crawler = probe_crawler(sim, tmp_path, SPOTIFY_DAILY_BUDGET={"search": 2})
+    seen = record_signals(crawler)
+    await crawler.crawl_async(paths=paths)
+    stats = crawler.stats.get_stats()
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert [e.status for e in spotify_log(sim, bucket="search")] == [200, 200]
+    assert stats["quota/requests_today/search"] == stats["quota/requests/search"] == 2
+    midnight = next_utc_midnight(time.time())
+    assert stats["quota/parked_until/search"] == utc_iso(midnight)
+    assert stats["quota/refused/search"] == QUOTA_PATHS_SEARCHES - 2
+    assert stats["quota/parks"] == 1
+    assert [s[:4] for s in seen] == [("parked", "search", midnight, "daily budget")]
+    assert [e.status for e in spotify_log(sim, bucket="tracks")] == [200] * len(tracks)
+    assert ledger(tmp_path)[1] == {"search": (midnight, "daily budget")}
+
+
+@deferred_f_from_coro_f
+async def test_parks_and_budgets_need_no_retry_middleware(simulator_factory, tmp_path,
+                                                          monkeypatch):
+    sim = simulator_factory(quota={"search": 2}, quota_retry_after=3600)
+    use_credentials(monkeypatch, sim)
+    paths, tracks = mixed_paths(sim)
+    crawler, stats = await crawl(sim, tmp_path, paths, RETRY_ENABLED=False,
+                                 DOWNLOAD_SLOTS=one_slot(), SPOTIFY_DAILY_BUDGET={"tracks": 5})
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert [e.status for e in spotify_log(sim, bucket="search")] == [200, 200, 429]
+    assert [e.status for e in spotify_log(sim, bucket="tracks")] == [200] * 5
+    assert stats["quota/parks"] == 2
+    assert stats["quota/refused/search"] == QUOTA_PATHS_SEARCHES - 2
+    assert stats["quota/refused/tracks"] == len(tracks) - 5
+    assert set(ledger(tmp_path)[1]) == {"search", "tracks"}
+    assert set(crawler.spider.failures.values()) == {"QuotaParked"}
+
+
+class DirectFetchSpider(Spider):
+    """Fetches ReccoBeats through ``engine.download_async``, as the enrichment pipeline does."""
+
+    name = "direct_fetch"
+
+    def __init__(self, paths: list[str] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.ids = list(paths or [])
+        self.outcomes: list[int | str] = []
+
+    async def start(self):
+        base = self.settings["RECCOBEATS_BASE_URL"]
+        for track_id in self.ids:
+            request = Request(f"{base}/audio-features?ids={track_id}", callback=NO_CALLBACK,
+                              dont_filter=True)
+            try:
+                response = await self.crawler.engine.download_async(request)
+            except IgnoreRequest as exc:
+                self.outcomes.append(type(exc).__name__)
+            else:
+                self.outcomes.append(response.status)
+        return
+        yield  # an async generator with nothing for the scheduler
+
+
+@deferred_f_from_coro_f
+async def test_a_park_refuses_direct_downloads(simulator_factory, tmp_path, monkeypatch):
+    # Every ReccoBeats answer is a 429 with Retry-After 1-3 s, above RATE_LIMIT_MAX_WAIT here:
+    # the first parks the bucket. engine.download_async callers get the IgnoreRequest.
+    sim = simulator_factory(recco_429_rate=1.0)
+    use_credentials(monkeypatch, sim)
+    ids = [t.id for t in sim.catalog.tracks[:4]]
+    crawler, stats = await crawl(sim, tmp_path, ids, DirectFetchSpider, RATE_LIMIT_MAX_WAIT=0.5)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert crawler.spider.outcomes == ["QuotaParked"] * 4
+    assert [e.status for e in sim.requests(service="reccobeats")] == [429]
+    assert stats["quota/parks"] == 1 and stats["quota/refused/reccobeats"] == 4
+    assert stats["quota/requests/reccobeats"] == 1
+
+
+# ---------------------------------------------------------------------------- daily counts
+@deferred_f_from_coro_f
+async def test_daily_counts_add_up_across_runs(simulator_factory, tmp_path, monkeypatch):
+    sim = simulator_factory()
+    use_credentials(monkeypatch, sim)
+    _, first = await crawl(sim, tmp_path, track_paths(sim, 7))
+    _, second = await crawl(sim, tmp_path, track_paths(sim, 5, start=7) + search_paths(2))
+    for stats in (first, second):
+        assert stats["finish_reason"] == "finished"
+        assert stats.get("log_count/ERROR", 0) == 0
+    assert first["quota/requests/tracks"] == 7
+    assert second["quota/requests/tracks"] == 5
+    assert second["quota/requests/search"] == 2
+    assert first["quota/requests_today/tracks"] == 7
+    assert second["quota/requests_today/tracks"] == 12
+    assert second["quota/requests_today/search"] == 2
+    assert len(spotify_log(sim, bucket="tracks")) == 12
+    assert ledger(tmp_path) == ({"search": 2, "tracks": 12}, {})
+
+
+# ---------------------------------------------------------------------------- counted once
+# A request is counted against its bucket's day as it goes out, and taken back only if that
+# same attempt is refused before it is sent. Copies of a counted request (a retry, the same
+# page planned again) go out, or not, on their own: refusing one must not take back the count
+# of the attempt it was copied from. The ledger must always equal what reached Spotify.
+@deferred_f_from_coro_f
+async def test_refusals_never_take_back_a_sent_requests_count(simulator_factory, tmp_path,
+                                                              monkeypatch):
+    sim = simulator_factory(quota={"search": 3}, quota_retry_after=2)
+    use_credentials(monkeypatch, sim)
+    settings = {"DOWNLOAD_SLOTS": one_slot(), "JOBDIR": str(tmp_path / "job")}
+    paths = search_paths(5)
+    crawler, first = await crawl(sim, tmp_path, paths, **settings)
+    assert first["finish_reason"] == "finished"
+    assert first.get("log_count/ERROR", 0) == 0
+    sent = spotify_log(sim, bucket="search")
+    assert [e.status for e in sent] == [200, 200, 200, 429]
+    # The 429'd search (counted: Spotify saw it) is among those refused.
+    assert first["quota/refused/search"] == 2
+    assert first["quota/requests_today/search"] == ledger(tmp_path)[0]["search"] == len(sent)
+    until = ledger(tmp_path)[1]["search"][0]
+
+    # Next run, bucket still parked: the two unanswered searches, planned again, are refused
+    # before they are sent, and take nothing back from the count. Nothing was kept for them.
+    assert not any((tmp_path / "job").rglob("*.pickle"))
+    settings.pop("JOBDIR")      # ProbeSpider's own dupefilter there would skip the two paths
+    _, second = await crawl(sim, tmp_path, paths[3:], **settings)
+    assert second["finish_reason"] == "finished"
+    assert second.get("log_count/ERROR", 0) == 0
+    assert spotify_log(sim, bucket="search") == sent
+    assert second["quota/refused/search"] == 2
+    assert second.get("quota/requests/search", 0) == 0
+    assert second["quota/requests_today/search"] == ledger(tmp_path)[0]["search"] == len(sent)
+
+    # After the park, the same two go out, and are counted once each.
+    await sleep(max(0.0, until - time.time()) + 0.1)
+    mark = len(sim.requests())
+    crawler, third = await crawl(sim, tmp_path, paths[3:], **settings)
+    assert third["finish_reason"] == "finished"
+    assert crawler.spider.statuses == dict.fromkeys(paths[3:], 200)
+    assert [e.status for e in spotify_log(sim, mark, bucket="search")] == [200, 200]
+    assert third["quota/requests/search"] == 2
+    total = len(spotify_log(sim, bucket="search"))
+    assert third["quota/requests_today/search"] == ledger(tmp_path)[0]["search"] == total
+
+
+# ---------------------------------------------------------------------------- upgrade
+def legacy_state(until: float) -> dict:
+    today = utc_day(time.time())
+    return {"days": {"2026-01-01": {"search": 9}, today: {"search": 40, "tracks": 3}},
+            "parks": {"search": {"until": until, "reason": "QUOTA_EXCEEDED"}}}
+
+
+@deferred_f_from_coro_f
+async def test_the_json_ledger_of_earlier_versions_is_imported_once(simulator_factory,
+                                                                    tmp_path, monkeypatch):
+    """A park recorded by a version before the store ledger is not lost on upgrade."""
+    sim = simulator_factory()
+    use_credentials(monkeypatch, sim)
+    until = time.time() + 3600
+    legacy = tmp_path / "quota_state.json"               # beside the store
+    legacy.write_text(json.dumps(legacy_state(until)))
+    crawler = probe_crawler(sim, tmp_path)
+    seen = record_signals(crawler)
+    await crawler.crawl_async(paths=search_paths(2) + track_paths(sim, 2))
+    stats = crawler.stats.get_stats()
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert spotify_log(sim, bucket="search") == []
+    assert stats["quota/refused/search"] == 2
+    assert [s[:4] for s in seen] == [("parked", "search", until, "QUOTA_EXCEEDED")]
+    assert stats["quota/requests_today/tracks"] == 3 + 2
+    assert not legacy.exists()
+    assert json.loads((tmp_path / "quota_state.json.imported").read_text()) \
+        == legacy_state(until)
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        assert store.quota_requests("2026-01-01") == {"search": 9}
+    # Once: a file that appears again beside a store with a ledger is left alone.
+    legacy.write_text(json.dumps(legacy_state(until + 7200)))
+    _, stats = await crawl(sim, tmp_path, track_paths(sim, 1, start=2))
+    assert stats["quota/requests_today/tracks"] == 3 + 2 + 1
+    assert legacy.exists()
+    assert ledger(tmp_path)[1]["search"][0] == until
+
+
+@deferred_f_from_coro_f
+async def test_an_unreadable_json_ledger_is_left_alone(simulator_factory, tmp_path,
+                                                       monkeypatch, caplog):
+    sim = simulator_factory()
+    use_credentials(monkeypatch, sim)
+    legacy = tmp_path / "quota_state.json"
+    legacy.write_text("{not json")
+    _, stats = await crawl(sim, tmp_path, track_paths(sim, 1))
+    assert stats["finish_reason"] == "finished"
+    assert "is not a quota ledger this version can read" in caplog.text
+    assert legacy.read_text() == "{not json"
+    assert ledger(tmp_path) == ({"tracks": 1}, {})
+
+
+def test_the_default_json_ledger_is_imported_only_into_a_store_under_the_working_directory(
+        tmp_path, tmp_path_factory, monkeypatch):
+    """``.cache/quota_state.json`` was the default: a store under the working directory takes
+    it; a store elsewhere (a test's temporary one, say) never takes a real crawl's file."""
+    monkeypatch.chdir(tmp_path)
+    legacy = tmp_path / ".cache" / "quota_state.json"
+    legacy.parent.mkdir()
+    until = time.time() + 3600
+    legacy.write_text(json.dumps(legacy_state(until)))
+    with closing(Store.open(tmp_path_factory.mktemp("elsewhere") / "store.sqlite")) as store:
+        import_legacy_ledger(store)
+        assert not store.has_quota_rows()
+    assert legacy.exists()
+    with closing(Store.open(tmp_path / "data" / "store.sqlite")) as store:
+        import_legacy_ledger(store)
+        assert store.quota_parks() == {"search": (until, "QUOTA_EXCEEDED")}
+        assert store.quota_requests(utc_day(time.time())) == {"search": 40, "tracks": 3}
+    assert not legacy.exists() and legacy.with_name("quota_state.json.imported").exists()
+
+
+def test_the_removed_quota_state_file_setting_is_refused_with_one_line():
+    from scrapy.settings import Settings  # noqa: PLC0415
+
+    import runclub_spiders.settings as project  # noqa: PLC0415
+    from runclub_spiders.commands.crawl import ConfigError, preflight  # noqa: PLC0415
+
+    settings = Settings({"SPOTIFY_MARKET": "US", "SPOTIFY_API_PROFILE": "development",
+                         "QUOTA_STATE_FILE": ".cache/quota_state.json"})
+    with pytest.raises(ConfigError) as refused:
+        preflight(settings)
+    message = str(refused.value)
+    assert message.startswith("QUOTA_STATE_FILE is no longer used: the quota ledger now lives "
+                              "in the store at CATALOG_STORE_PATH")
+    assert "\n" not in message
+    assert not hasattr(project, "QUOTA_STATE_FILE")
+
+
+def test_a_store_from_before_the_ledger_opens_with_it(tmp_path):
+    path = tmp_path / "store.sqlite"
+    with closing(Store.open(path)) as store:
+        store.set_meta("kept", 1)
+        store.db.execute("DROP TABLE quota_days")
+        store.db.execute("DROP TABLE quota_parks")
+    Store.check(path)
+    with closing(Store.open(path)) as store:
+        assert store.get_meta("kept") == 1
+        assert not store.has_quota_rows()
+        store.add_quota_requests("2026-01-01", "search", -1)     # never below zero
+        store.add_quota_requests("2026-01-01", "search", 2)
+        store.add_quota_requests("2026-01-01", "search", -1)
+        assert store.quota_requests("2026-01-01") == {"search": 1}
