@@ -39,6 +39,7 @@ from runclub_spiders.runs import (
     MODES,
     CatalogRun,
     crawl_catalog,
+    crawler_stats,
     run_in_process,
 )
 from runclub_spiders.seeds import SeedError, load_plan
@@ -217,10 +218,12 @@ class Command(ScrapyCrawlCommand):
             run = CatalogRun()
             run_in_process(process, lambda: crawl_catalog(process, mode=mode, run=run,
                                                           **spider_args))
-        else:
-            run = CatalogRun(discovery=process.create_crawler(args[0]))
-            process.crawl(run.discovery, **opts.spargs)
+            reason = run.reason
+        else:                       # catalog_export alone, or another spider
+            crawler = process.create_crawler(args[0])
+            process.crawl(crawler, **opts.spargs)
             process.start()
-        reason = run.reason         # None when the crawl never started (the error is logged)
+            reason = crawler_stats(crawler).get("finish_reason")
+        # reason is None when the crawl never started (the error is logged)
         if process.bootstrap_failed or reason in FAILED_REASONS:
             self.exitcode = 1
