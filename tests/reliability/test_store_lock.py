@@ -35,9 +35,11 @@ def wait_until_opened(folder: Path, process: subprocess.Popen, timeout: float = 
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file under ``folder``: size and mtime, or None for the logs (only their names:
-    the first crawl goes on logging)."""
-    return {str(p.relative_to(folder)): None if p.suffix == ".log"
+    """Every file under ``folder``: size and mtime, or None for the logs and SQLite's
+    ``-shm`` index (only their names: the first crawl goes on logging, and every read
+    transaction of its store marks the index; data written would change the store or its
+    ``-wal``)."""
+    return {str(p.relative_to(folder)): None if p.suffix == ".log" or p.name.endswith("-shm")
             else (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
