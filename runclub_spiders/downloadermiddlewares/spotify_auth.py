@@ -83,8 +83,6 @@ class SpotifyAuthMiddleware:
         return cls(crawler)
 
     def spider_opened(self) -> None:
-        if getattr(self.crawler.spider, "mode", None) == "export":
-            return          # exporting the store makes no Spotify call: no token needed
         if self.problem:
             # Before the first request: one line naming what is missing, then stop.
             self._fail("missing_credentials", self.problem)

@@ -160,7 +160,7 @@ class Frontier:
                     or record.is_playable is False
                     or not self.store.claim_isrc_count(record.id, record.isrc, self.min_ms,
                                                        self.max_ms)):
-                continue          # the cheap filters set it aside, or its ISRC is counted
+                continue          # the cheap filters drop it, or a competitor wins its ISRC
             cells = self.planner.track_cells(record, genres.get(record.artist_ids[0], ()),
                                              umbrella)
             self.planner.add_candidate(cells)

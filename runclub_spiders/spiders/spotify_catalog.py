@@ -20,7 +20,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from scrapy import Request, Spider, signals
+from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.retry import get_retry_request
 
 from runclub_spiders.extensions.store import crawler_store
@@ -42,7 +42,6 @@ class SpotifyCatalogSpider(Spider):
     name = "spotify_catalog"
     # Requests are never queued to JOBDIR: the store is what a restart resumes from.
     custom_settings = {"SCHEDULER": "runclub_spiders.scheduler.StoreBackedScheduler"}
-    frontier: Frontier
 
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any) -> SpotifyCatalogSpider:
@@ -57,24 +56,20 @@ class SpotifyCatalogSpider(Spider):
         spider.page_size = 50 if spider.extended else 10
         spider.plan = load_plan(s["SEEDS_PLAN"], s["SEEDS_UMBRELLAS"])
         spider.user_id = None
-        crawler.signals.connect(spider.spider_opened, signal=signals.spider_opened)
         return spider
 
     @property
     def store(self) -> Store:
         return crawler_store(self.crawler)
 
-    def spider_opened(self) -> None:
-        self.crawler.stats.set_value("discovery/profile",
-                                     "extended" if self.extended else "development")
-        if self.mode != "export":
-            self.frontier = Frontier(self.crawler, self.store, self.plan,
-                                     page_size=self.page_size, extended=self.extended,
-                                     request_for=self.request_for)
-
     async def start(self):
         if self.mode == "export":
-            return                            # no API calls (runs.crawl_catalog exports)
+            return                  # no API call: runs.crawl_catalog runs only the export
+        self.crawler.stats.set_value("discovery/profile",
+                                     "extended" if self.extended else "development")
+        self.frontier = Frontier(self.crawler, self.store, self.plan,
+                                 page_size=self.page_size, extended=self.extended,
+                                 request_for=self.request_for)
         for track_id in self.store.pending_enrichment(utc_now()):
             row = self.store.track(track_id)
             if row is not None:
