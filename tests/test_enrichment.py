@@ -23,8 +23,8 @@ from runclub_spiders import scrapy_compat
 from runclub_spiders.catalog.isrc import isrc_rank
 from runclub_spiders.catalog.years import release_year
 from runclub_spiders.pipelines.cheap_filters import CheapFilterPipeline
-from runclub_spiders.pipelines.enrichment import (
-    ReccoBeatsEnrichmentPipeline,
+from runclub_spiders.pipelines.enrichment import ReccoBeatsEnrichmentPipeline
+from runclub_spiders.pipelines.reccobeats import (
     clean_features,
     parse_countries,
     spotify_id_of,
@@ -555,9 +555,10 @@ async def test_a_close_resolves_every_waiting_item_even_before_a_batch_is_sent()
     pipeline = build_from_crawler(ReccoBeatsEnrichmentPipeline, crawler)
     ids = [f"{n:022d}" for n in range(45)]
     futures = [pipeline._enqueue(track_id, False) for track_id in ids]   # 40 sent, 5 open
-    assert len(pipeline._flushes) == 1 and pipeline._batch is not None
+    batches = pipeline.batches
+    assert len(batches._flushes) == 1 and batches._batch is not None
     crawler.signals.send_catch_log(close_started, reason="shutdown")
     assert all(f.done() and f.result().state == "error" for f in futures)
-    assert pipeline._inflight == {} and pipeline._batch is None
+    assert batches._inflight == {} and batches._batch is None
     assert pipeline._enqueue("Z" * 22, False).result().state == "error"   # nothing new opens
     assert crawler.stats.get_value("reccobeats/given_up_on_close") == 45

@@ -46,12 +46,10 @@ answer (NULL) as it is; ``Store.set_recco_track`` records the countries in
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import os
-import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,72 +59,30 @@ from scrapy.utils.asyncio import call_later
 
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import StorePipeline, utc_now
+from runclub_spiders.pipelines.reccobeats import (
+    ERROR,
+    FEATURES,
+    TRACKS,
+    Fetched,
+    Outcome,
+    Rows,
+    content_of,
+    is_size_error,
+    join_rows,
+    read_batch,
+    stored_countries,
+)
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.store import FEATURE_FIELDS
 from runclub_spiders.utils.closing import CloseWatch
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
+    from scrapy.statscollectors import StatsCollector
     from scrapy.utils.asyncio import CallLaterResult
 
 
 logger = logging.getLogger(__name__)
-
-SPOTIFY_HREF = re.compile(r"open\.spotify\.com/track/([A-Za-z0-9]{22})(?![A-Za-z0-9])")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
-SIZE_ERROR = "size must be between"
-FEATURES, TRACKS = "audio-features", "track"
-INTEGER_FEATURES = {"key", "mode"}
-
-
-def spotify_id_of(row: Any) -> str | None:
-    """The Spotify track ID inside a ReccoBeats row's ``href``, or None."""
-    href = row.get("href") if isinstance(row, dict) else None
-    match = SPOTIFY_HREF.search(href) if isinstance(href, str) else None
-    return match.group(1) if match else None
-
-
-def _number(value: Any) -> float | int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def clean_features(row: dict[str, Any]) -> dict[str, Any]:
-    """A feature row as the store takes it: numbers or None, ``tempo`` 0 as unknown."""
-    clean: dict[str, Any] = {}
-    for name in FEATURE_FIELDS:
-        value = _number(row.get(name))
-        if name in INTEGER_FEATURES and value is not None:
-            value = int(value) if float(value).is_integer() else None
-        clean[name] = value
-    if clean["tempo"] is not None and clean["tempo"] <= 0:
-        clean["tempo"] = None
-    recco_id, isrc = row.get("id"), row.get("isrc")
-    clean["id"] = recco_id if isinstance(recco_id, str) else None
-    clean["isrc"] = isrc if isinstance(isrc, str) else None
-    return clean
-
-
-def parse_countries(value: Any) -> list[str] | None:
-    """``availableCountries``: a comma-separated string (or a list) of ISO codes."""
-    if isinstance(value, str):
-        value = value.split(",")
-    if not isinstance(value, list):
-        return None
-    codes = {c.strip().upper() for c in value if isinstance(c, str)}
-    return sorted(c for c in codes if COUNTRY.match(c))
-
-
-@dataclass(slots=True)
-class Outcome:
-    state: str                                  # done | miss | error
-    features: dict[str, Any] | None = None
-    countries: list[str] | None = None          # from /track, when it was asked and known
-
-
-ERROR = Outcome("error")
 
 
 @dataclass(eq=False)
@@ -136,95 +92,21 @@ class _Batch:
     timer: CallLaterResult | None = None
 
 
-class ReccoBeatsEnrichmentPipeline(StorePipeline):
-    MAX_BATCH = 40                              # the API answers 400 above this
+class _Batches:
+    """The open batch, the future of every ID waiting or in flight, and the batches being sent.
 
-    def __init__(self, crawler: Crawler) -> None:
-        settings = crawler.settings
-        super().__init__(crawler)
-        self.stats = crawler.stats
-        self.base = settings["RECCOBEATS_BASE_URL"].rstrip("/")
-        self.batch_size = settings.getint("RECCOBEATS_BATCH_SIZE")
-        if not 1 <= self.batch_size <= self.MAX_BATCH:
-            raise ValueError(f"RECCOBEATS_BATCH_SIZE must be between 1 and {self.MAX_BATCH} "
-                             f"(ReccoBeats refuses larger batches), not {self.batch_size}")
-        self.wait = settings.getfloat("RECCOBEATS_BATCH_WAIT")
-        if self.wait < 0:
-            raise ValueError(f"RECCOBEATS_BATCH_WAIT must not be negative, not {self.wait}")
-        self.miss_ttl = settings.getfloat("RECCOBEATS_MISS_TTL_DAYS") * 86_400
-        self.market = (settings.get("SPOTIFY_MARKET") or "US").upper()
-        self.api_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
+    ``send(ids, track_ids)`` asks for one batch and returns the outcomes by ID; an ID it leaves
+    out, or every ID of a batch whose sending fails or is cancelled, ends as ``error``.
+    """
+
+    def __init__(self, size: int, wait: float, stats: StatsCollector,
+                 send: Callable[[list[str], list[str]], Awaitable[dict[str, Outcome]]]) -> None:
+        self.size, self.wait, self.stats, self.send = size, wait, stats, send
         self._batch: _Batch | None = None
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._flushes: dict[asyncio.Task[None], _Batch] = {}     # batches being sent
-        self.watch = CloseWatch(crawler, on_close=self._close_started)
 
-
-    # ---------------------------------------------------------------- items
-    async def process_item(self, item: Any) -> Any:
-        if not isinstance(item, CandidateItem) or item.rejected:
-            return item
-        store = self.store
-        stored = store.features(item.id)
-        row = store.track(item.id)
-        countries = _stored_countries(row)
-        if stored is not None:
-            self.stats.inc_value("reccobeats/already_enriched")
-            self._apply(item, Outcome("done", {f: stored[f] for f in FEATURE_FIELDS},
-                                      countries))
-            return item
-        if (row is not None and row["enrich_state"] == "miss"
-                and (row["enrich_retry_after"] or "") > utc_now()):
-            self.stats.inc_value("reccobeats/miss_not_due")
-            self._apply(item, Outcome("miss", None, countries))
-            return item
-        need_track = item.is_playable is None and countries is None
-        outcome = await asyncio.shield(self._enqueue(item.id, need_track))
-        if outcome.countries is None:
-            outcome = Outcome(outcome.state, outcome.features, countries)
-        self._apply(item, outcome)
-        return item
-
-    def _apply(self, item: CandidateItem, outcome: Outcome) -> None:
-        item.enrichment = outcome.state
-        if outcome.features is not None:
-            item.features = dict(outcome.features)
-        if item.is_playable is None and outcome.countries is not None:
-            item.is_playable = self.market in outcome.countries
-
-    def close_spider(self) -> None:
-        # Never flush here: the engine cannot download any more. The scraper waits for the
-        # items in flight before closing, so this only guards against a batch left behind.
-        batch, self._batch = self._batch, None
-        if batch is not None:
-            if batch.timer is not None:
-                batch.timer.cancel()
-            self._resolve(batch, {})
-
-    def _close_started(self) -> None:
-        """Give up on what waits: the items end now, their tracks stay pending in the store."""
-        batch, self._batch = self._batch, None
-        waiting = len(self._inflight)
-        if batch is not None:
-            if batch.timer is not None:
-                batch.timer.cancel()
-            self._resolve(batch, {})
-        for task, flushing in list(self._flushes.items()):
-            task.cancel()               # cancels its downloads
-            # Resolved here, not only in _flush's finally: a task cancelled before its first
-            # step never runs its body, and its items would wait for ever.
-            self._resolve(flushing, {})
-        if waiting:
-            self.stats.inc_value("reccobeats/given_up_on_close", waiting)
-            logger.info("Closing: %d tracks waiting for ReccoBeats stay pending for the next "
-                        "run", waiting)
-
-    # ---------------------------------------------------------------- batching
-    def _enqueue(self, track_id: str, need_track: bool) -> asyncio.Future[Outcome]:
-        if self.watch.closing:
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(ERROR)
-            return done
+    def add(self, track_id: str, need_track: bool) -> asyncio.Future[Outcome]:
         batch = self._batch
         future = self._inflight.get(track_id)
         if future is not None:
@@ -240,7 +122,7 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
         self._inflight[track_id] = future
         if need_track:
             batch.need_track.add(track_id)
-        if len(batch.futures) >= self.batch_size:
+        if len(batch.futures) >= self.size:
             self._launch(batch)
         return future
 
@@ -266,22 +148,120 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
                 future.set_result(outcomes.get(track_id, ERROR))
 
     async def _flush(self, batch: _Batch) -> None:
-        ids = list(batch.futures)
-        track_ids = [i for i in ids if i in batch.need_track]
         outcomes: dict[str, Outcome] = {}
+        try:
+            outcomes = await self.send(list(batch.futures),
+                                       [i for i in batch.futures if i in batch.need_track])
+        finally:
+            self._resolve(batch, outcomes)
+
+    def drop_open(self) -> None:
+        """End the open batch, unsent: its IDs get ``error``."""
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            if batch.timer is not None:
+                batch.timer.cancel()
+            self._resolve(batch, {})
+
+    def give_up(self) -> int:
+        """End every ID waiting or in flight as ``error``; returns how many there were."""
+        waiting = len(self._inflight)
+        self.drop_open()
+        for task, flushing in list(self._flushes.items()):
+            task.cancel()               # cancels its downloads
+            # Resolved here, not only in _flush's finally: a task cancelled before its first
+            # step never runs its body, and its items would wait for ever.
+            self._resolve(flushing, {})
+        return waiting
+
+
+class ReccoBeatsEnrichmentPipeline(StorePipeline):
+    MAX_BATCH = 40                              # the API answers 400 above this
+
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        super().__init__(crawler)
+        self.stats = crawler.stats
+        self.base = settings["RECCOBEATS_BASE_URL"].rstrip("/")
+        self.batch_size = settings.getint("RECCOBEATS_BATCH_SIZE")
+        if not 1 <= self.batch_size <= self.MAX_BATCH:
+            raise ValueError(f"RECCOBEATS_BATCH_SIZE must be between 1 and {self.MAX_BATCH} "
+                             f"(ReccoBeats refuses larger batches), not {self.batch_size}")
+        self.wait = settings.getfloat("RECCOBEATS_BATCH_WAIT")
+        if self.wait < 0:
+            raise ValueError(f"RECCOBEATS_BATCH_WAIT must not be negative, not {self.wait}")
+        self.miss_ttl = settings.getfloat("RECCOBEATS_MISS_TTL_DAYS") * 86_400
+        self.market = (settings.get("SPOTIFY_MARKET") or "US").upper()
+        self.api_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
+        self.batches = _Batches(self.batch_size, self.wait, self.stats, self._send)
+        self.watch = CloseWatch(crawler, on_close=self._close_started)
+
+
+    # ---------------------------------------------------------------- items
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, CandidateItem) or item.rejected:
+            return item
+        store = self.store
+        stored = store.features(item.id)
+        row = store.track(item.id)
+        countries = stored_countries(row)
+        if stored is not None:
+            self.stats.inc_value("reccobeats/already_enriched")
+            self._apply(item, Outcome("done", {f: stored[f] for f in FEATURE_FIELDS},
+                                      countries))
+            return item
+        if (row is not None and row["enrich_state"] == "miss"
+                and (row["enrich_retry_after"] or "") > utc_now()):
+            self.stats.inc_value("reccobeats/miss_not_due")
+            self._apply(item, Outcome("miss", None, countries))
+            return item
+        need_track = item.is_playable is None and countries is None
+        outcome = await asyncio.shield(self._enqueue(item.id, need_track))
+        if outcome.countries is None:
+            outcome = Outcome(outcome.state, outcome.features, countries)
+        self._apply(item, outcome)
+        return item
+
+    def _apply(self, item: CandidateItem, outcome: Outcome) -> None:
+        item.enrichment = outcome.state
+        if outcome.features is not None:
+            item.features = dict(outcome.features)
+        if item.is_playable is None and outcome.countries is not None:
+            item.is_playable = self.market in outcome.countries
+
+    def _enqueue(self, track_id: str, need_track: bool) -> asyncio.Future[Outcome]:
+        if self.watch.closing:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(ERROR)
+            return done
+        return self.batches.add(track_id, need_track)
+
+    def close_spider(self) -> None:
+        # Never flush here: the engine cannot download any more. The scraper waits for the
+        # items in flight before closing, so this only guards against a batch left behind.
+        self.batches.drop_open()
+
+    def _close_started(self) -> None:
+        """Give up on what waits: the items end now, their tracks stay pending in the store."""
+        waiting = self.batches.give_up()
+        if waiting:
+            self.stats.inc_value("reccobeats/given_up_on_close", waiting)
+            logger.info("Closing: %d tracks waiting for ReccoBeats stay pending for the next "
+                        "run", waiting)
+
+    # ---------------------------------------------------------------- HTTP
+    async def _send(self, ids: list[str], track_ids: list[str]) -> dict[str, Outcome]:
+        """One batch: ``/audio-features`` for all, ``/track`` for ``track_ids``, stored."""
         try:
             fetches = [self._fetch(FEATURES, ids)]
             if track_ids:
                 fetches.append(self._fetch(TRACKS, track_ids))
-            results = await asyncio.gather(*fetches)
-            outcomes = self._record(ids, *results)
+            return self._record(ids, *await asyncio.gather(*fetches))
         except Exception:
             logger.exception("ReccoBeats batch of %d IDs failed; they stay pending", len(ids))
             self.stats.inc_value("reccobeats/errors")
-        finally:
-            self._resolve(batch, outcomes)
+            return {}
 
-    # ---------------------------------------------------------------- HTTP
     def request(self, endpoint: str, ids: list[str]) -> Request:
         headers = {"Accept": "application/json"}
         if self.api_key:
@@ -291,8 +271,7 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
                        meta={"dont_obey_robotstxt": True,
                              "dont_cache": True})  # never store the API key header
 
-    async def _fetch(self, endpoint: str, ids: list[str]
-                     ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    async def _fetch(self, endpoint: str, ids: list[str]) -> Fetched:
         """(rows joined by Spotify ID, IDs whose request failed) for one batch."""
         self.stats.inc_value("reccobeats/requests")
         self.stats.inc_value(f"reccobeats/requests/{endpoint}")
@@ -300,7 +279,7 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
             response = await self.crawler.engine.download_async(self.request(endpoint, ids))
         except Exception as exc:           # IgnoreRequest (a park), connection errors...
             return self._failed(endpoint, ids, f"{type(exc).__name__}: {exc}")
-        if response.status == 400 and len(ids) > 1 and SIZE_ERROR in _text(response):
+        if len(ids) > 1 and is_size_error(response):
             self.stats.inc_value("reccobeats/batch_splits")
             logger.warning("ReccoBeats refused %d IDs on /%s as too many; splitting the batch",
                            len(ids), endpoint)
@@ -308,89 +287,40 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
             first, second = await asyncio.gather(self._fetch(endpoint, ids[:half]),
                                                  self._fetch(endpoint, ids[half:]))
             return {**first[0], **second[0]}, first[1] | second[1]
-        if response.status != 200:
-            return self._failed(endpoint, ids, f"HTTP {response.status}")
-        try:
-            body = response.json()  # type: ignore[attr-defined]
-        except (AttributeError, ValueError):
-            body = None
-        content = body.get("content") if isinstance(body, dict) else None
-        if not isinstance(content, list):
-            return self._failed(endpoint, ids, "a body without a 'content' list")
+        content = content_of(response)
+        if isinstance(content, str):
+            return self._failed(endpoint, ids, content)
         return self._join(endpoint, content, ids), set()
 
-    def _failed(self, endpoint: str, ids: list[str], why: str
-                ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    def _failed(self, endpoint: str, ids: list[str], why: str) -> Fetched:
         self.stats.inc_value("reccobeats/errors")
         logger.warning("ReccoBeats /%s for %d IDs failed (%s); the tracks stay pending for "
                        "the next run", endpoint, len(ids), why)
         return {}, set(ids)
 
-    def _join(self, endpoint: str, content: list[Any], ids: list[str]
-              ) -> dict[str, dict[str, Any]]:
-        asked, rows = set(ids), {}
-        for row in content:
-            track_id = spotify_id_of(row)
-            if track_id is None or track_id not in asked:
-                self.stats.inc_value("reccobeats/stray_rows")
-            elif track_id in rows:
-                self.stats.inc_value("reccobeats/duplicate_rows")
-            else:
-                rows[track_id] = row
+    def _join(self, endpoint: str, content: list[Any], ids: list[str]) -> Rows:
+        rows, ignored = join_rows(content, ids)
+        for name, count in ignored.items():
+            self.stats.inc_value(f"reccobeats/{name}", count)
         if endpoint == TRACKS:
             self.stats.inc_value("reccobeats/track_rows", len(rows))
         return rows
 
     # ---------------------------------------------------------------- store
-    def _record(self, ids: list[str],
-                features: tuple[dict[str, dict[str, Any]], set[str]],
-                tracks: tuple[dict[str, dict[str, Any]], set[str]] | None = None,
+    def _record(self, ids: list[str], features: Fetched, tracks: Fetched | None = None,
                 ) -> dict[str, Outcome]:
-        rows, failed = features
-        track_rows = tracks[0] if tracks else {}
+        answer = read_batch(ids, features, tracks)
         now_epoch = time.time()
         now, retry_after = utc_iso(now_epoch), utc_iso(now_epoch + self.miss_ttl)
-        outcomes: dict[str, Outcome] = {}
         with self.store.transaction():
-            countries_of: dict[str, list[str] | None] = {}
-            for track_id, row in track_rows.items():
-                popularity = row.get("popularity")
-                if isinstance(popularity, bool) or not isinstance(popularity, int) \
-                        or not 0 <= popularity <= 100:
-                    popularity = None
-                countries = parse_countries(row.get("availableCountries"))
+            for track_id, (popularity, countries) in answer.tracks.items():
                 self.store.set_recco_track(track_id, popularity, countries, now)
-                countries_of[track_id] = countries
-            for track_id in ids:
-                countries = countries_of.get(track_id)
-                if track_id in failed:
-                    outcomes[track_id] = Outcome("error", None, countries)
-                elif track_id in rows:
-                    clean = clean_features(rows[track_id])
-                    self.store.save_features(track_id, clean, now)
+            for track_id, outcome in answer.outcomes.items():
+                if outcome.state == "done":
+                    self.store.save_features(track_id, answer.features[track_id], now)
                     self.stats.inc_value("reccobeats/features")
-                    outcomes[track_id] = Outcome(
-                        "done", {f: clean[f] for f in FEATURE_FIELDS}, countries)
-                else:
+                elif outcome.state == "miss":
                     self.store.set_enrich_state(track_id, "miss", retry_after=retry_after,
                                                 now=now)
                     self.stats.inc_value("reccobeats/misses")
-                    outcomes[track_id] = Outcome("miss", None, countries)
-        return outcomes
-
-
-def _text(response: Response) -> str:
-    try:
-        return response.text  # type: ignore[attr-defined]
-    except AttributeError:
-        return response.body.decode("utf-8", "replace")
-
-
-def _stored_countries(row: Any) -> list[str] | None:
-    """``recco_countries`` of a stored track (a JSON list), or None when never fetched."""
-    if row is None or row["recco_countries"] is None:
-        return None
-    try:
-        return parse_countries(json.loads(row["recco_countries"]))
-    except ValueError:
-        return None
+        return answer.outcomes
