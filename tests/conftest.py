@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from scrapy.utils.test import get_crawler
 
 import runclub_spiders.settings as project
 from runclub_spiders.simulator import Catalog, Simulator
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 
 SMALL = 3000  # tracks: enough for every shape, quick to build
 
@@ -121,6 +125,20 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
     )
     settings.update(overrides)
     return settings
+
+
+async def run_spider(spidercls, settings: dict[str, Any], *,
+                     prepare: Callable[[Crawler], None] | None = None,
+                     **spider_args: Any) -> tuple[Crawler, dict[str, Any]]:
+    """The one way tests run a single spider: Scrapy's real engine and downloader on the
+    asyncio reactor, over HTTP to a server on loopback (the simulator, or recorded bodies).
+    ``prepare(crawler)`` runs before the crawl starts (to connect signals). A catalog run
+    (discovery, then the export) goes through the product's own ``runs.crawl_catalog``."""
+    crawler = get_crawler(spidercls, settings)
+    if prepare is not None:
+        prepare(crawler)
+    await crawler.crawl_async(**spider_args)
+    return crawler, crawler.stats.get_stats()
 
 
 # ---------------------------------------------------------------------------- order

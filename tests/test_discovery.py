@@ -17,11 +17,10 @@ from urllib.parse import parse_qs
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.store import Store
-from tests.conftest import crawl_settings, use_credentials
+from tests.conftest import crawl_settings, run_spider, use_credentials
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 8000
@@ -38,9 +37,7 @@ def discovery_settings(sim, tmp_path, **overrides):
 
 
 async def crawl(sim, tmp_path, **overrides):
-    crawler = get_crawler(SpotifyCatalogSpider, discovery_settings(sim, tmp_path, **overrides))
-    await crawler.crawl_async()
-    return crawler, crawler.stats.get_stats()
+    return await run_spider(SpotifyCatalogSpider, discovery_settings(sim, tmp_path, **overrides))
 
 
 def api_calls(log) -> Counter[str]:

@@ -32,7 +32,7 @@ from runclub_spiders.pipelines.reccobeats import (
 from runclub_spiders.signals import close_started
 from runclub_spiders.simulator.catalog import Track
 from runclub_spiders.store import FEATURE_FIELDS, Store, TrackRecord
-from tests.conftest import crawl_settings, project_settings
+from tests.conftest import crawl_settings, project_settings, run_spider
 from tests.enrichment_spiders import CandidateSpider
 
 FILTERS = "runclub_spiders.pipelines.cheap_filters.CheapFilterPipeline"
@@ -88,10 +88,9 @@ async def crawl(sim, tmp_path, records=(), *, repeat=(), resume=False, **setting
     settings.setdefault("ITEM_PIPELINES", PIPELINES)
     settings.setdefault("RECCOBEATS_BATCH_WAIT", WAIT)
     # No project spiders: the crawl should not depend on runclub_spiders.spiders importing.
-    crawler = get_crawler(CandidateSpider, crawl_settings(
-        sim, tmp_path, SPOTIFY_AUTH_ENABLED=False, SPIDER_MODULES=[], **settings))
-    await crawler.crawl_async(records=list(records), repeat=list(repeat), resume=resume)
-    return crawler, crawler.stats.get_stats()
+    return await run_spider(CandidateSpider, crawl_settings(
+        sim, tmp_path, SPOTIFY_AUTH_ENABLED=False, SPIDER_MODULES=[], **settings),
+        records=list(records), repeat=list(repeat), resume=resume)
 
 
 def recco_log(sim, since: int = 0, endpoint: str = "/audio-features"):

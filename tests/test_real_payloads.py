@@ -36,7 +36,6 @@ from typing import Any
 import pytest
 from scrapy.http import TextResponse
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 import runclub_spiders.settings as project
 from runclub_spiders.auth.tokens import TokenFile
@@ -51,6 +50,7 @@ from runclub_spiders.spotify_objects import (
     timestamp,
     token,
 )
+from tests.conftest import run_spider
 from tests.spiders import ProbeSpider
 
 REAL = Path(__file__).resolve().parent / "fixtures" / "real"
@@ -397,9 +397,7 @@ async def crawl(server: Recorded, tmp_path, monkeypatch,
         DOWNLOAD_SLOTS={"api.spotify.com": {"concurrency": 1, "delay": 0.0},
                         "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},
                         "api.reccobeats.com": {"concurrency": 1, "delay": 0.0}})
-    crawler = get_crawler(ProbeSpider, settings)
-    await crawler.crawl_async(paths=list(paths))
-    return crawler, crawler.stats.get_stats()
+    return await run_spider(ProbeSpider, settings, paths=list(paths))
 
 
 def track_body() -> bytes:

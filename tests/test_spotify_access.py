@@ -17,10 +17,9 @@ from pathlib import Path
 import requests
 from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 from runclub_spiders.auth.tokens import TokenFile
-from tests.conftest import crawl_settings, use_credentials
+from tests.conftest import crawl_settings, run_spider, use_credentials
 from tests.spiders import ProbeSpider
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,15 +30,15 @@ def track_paths(sim, n: int) -> list[str]:
 
 
 async def crawl(sim, tmp_path, paths, **settings):
-    crawler = get_crawler(ProbeSpider, crawl_settings(sim, tmp_path, **settings))
     scheduled: list = []
 
     def on_scheduled(request, **_):   # a named local: signal receivers are held weakly
         scheduled.append(request)
 
-    crawler.signals.connect(on_scheduled, signal=signals.request_scheduled)
-    await crawler.crawl_async(paths=paths)
-    return crawler, crawler.stats.get_stats(), scheduled
+    crawler, stats = await run_spider(
+        ProbeSpider, crawl_settings(sim, tmp_path, **settings), paths=paths,
+        prepare=lambda c: c.signals.connect(on_scheduled, signal=signals.request_scheduled))
+    return crawler, stats, scheduled
 
 
 @deferred_f_from_coro_f

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from scrapy.utils.test import get_crawler
 
-from tests.conftest import crawl_settings
+from tests.conftest import crawl_settings, run_spider
 from tests.spiders import ProbeSpider
 
 TOLERANCE = 0.05          # seconds: the simulator's and Scrapy's clocks are the same clock
@@ -40,9 +40,7 @@ def probe_crawler(sim, tmp_path, spider=ProbeSpider, **settings):
 
 
 async def crawl(sim, tmp_path, paths, spider=ProbeSpider, **settings):
-    crawler = probe_crawler(sim, tmp_path, spider, **settings)
-    await crawler.crawl_async(paths=paths)
-    return crawler, crawler.stats.get_stats()
+    return await run_spider(spider, crawl_settings(sim, tmp_path, **settings), paths=paths)
 
 
 def spotify_log(sim, since: int = 0, bucket: str | None = None):
