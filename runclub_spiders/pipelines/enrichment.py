@@ -25,11 +25,12 @@ Outcomes, in the store and on the item (``item.enrichment``):
   ``done``; ``item.features`` holds the 11 features (``tempo`` 0 stored as unknown, NULL).
 * ``miss``: state ``miss`` with ``enrich_retry_after`` = now + TTL (the TTL in force when
   the miss is recorded decides; lowering it later does not bring old misses forward).
-* ``error``: HTTP failure after the middleware's retries, an exception, a body that is not
-  ``{"content": [...]}``, or the spider closing (``extensions/prompt_close.py``: an open
-  batch is not sent, one in flight is cancelled, so any close is prompt). The store is not
-  touched: the track stays ``pending`` and the next run (``Store.pending_enrichment``) asks
-  again. Nothing is lost if the process dies either:
+* ``error``: HTTP failure after the middleware's retries, an exception, a 200 whose body is
+  not ``{"content": [...]}`` (truncated, garbled: a transient fault, asked again up to
+  ``RETRY_TIMES`` times, as discovery does), or the spider closing
+  (``extensions/prompt_close.py``: an open batch is not sent, one in flight is cancelled, so
+  any close is prompt). The store is not touched: the track stays ``pending`` and the next
+  run (``Store.pending_enrichment``) asks again. Nothing is lost if the process dies either:
   a batch lives only in memory, but every track in it is still ``pending`` in the store.
   While the ``reccobeats`` quota bucket is parked, the middleware refuses these requests at
   once, so batches end as ``error`` (pending) until the park is over.
@@ -54,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
+from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import call_later
 
@@ -83,6 +85,8 @@ if TYPE_CHECKING:
 
 
 logger = logging.getLogger(__name__)
+
+DOWNLOADER_META = ("download_latency", "download_slot")
 
 
 @dataclass(eq=False)
@@ -275,10 +279,24 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
         """(rows joined by Spotify ID, IDs whose request failed) for one batch."""
         self.stats.inc_value("reccobeats/requests")
         self.stats.inc_value(f"reccobeats/requests/{endpoint}")
-        try:
-            response = await self.crawler.engine.download_async(self.request(endpoint, ids))
-        except Exception as exc:           # IgnoreRequest (a park), connection errors...
-            return self._failed(endpoint, ids, f"{type(exc).__name__}: {exc}")
+        request = self.request(endpoint, ids)
+        while True:
+            try:
+                response = await self.crawler.engine.download_async(request)
+            except Exception as exc:       # IgnoreRequest (a park), connection errors...
+                return self._failed(endpoint, ids, f"{type(exc).__name__}: {exc}")
+            if response.status != 200 or not isinstance(content_of(response), str):
+                break
+            # A truncated or garbled 200 is a transient fault, like a 5xx: asked again, up to
+            # RETRY_TIMES (the same count the retry middleware gives it).
+            retry = get_retry_request(getattr(response, "request", None) or request,
+                                      spider=self.crawler.spider, reason="malformed_json",
+                                      give_up_log_level=logging.WARNING)
+            if retry is None:
+                break
+            for key in DOWNLOADER_META:    # they describe the failed attempt
+                retry.meta.pop(key, None)
+            request = retry
         if len(ids) > 1 and is_size_error(response):
             self.stats.inc_value("reccobeats/batch_splits")
             logger.warning("ReccoBeats refused %d IDs on /%s as too many; splitting the batch",
