@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,38 +307,29 @@ class Store:
             "(SELECT rowid FROM tracks WHERE id = ?), (SELECT MAX(rowid) FROM tracks)) "
             "ORDER BY id", (isrc, min_ms, max_ms, track_id)).fetchall()
 
-    def isrc_count_holder(self, isrc: str, track_id: str) -> str | None:
-        """Another track with this ISRC that holds its planning count, if any."""
-        row = self.db.execute("SELECT id FROM tracks WHERE isrc = ? AND id != ? AND "
-                              "planning_cells IS NOT NULL ORDER BY id LIMIT 1",
-                              (isrc, track_id)).fetchone()
-        return None if row is None else row[0]
-
-    def move_planning_cells(self, from_id: str, to_id: str) -> None:
-        """``to_id`` takes over ``from_id``'s planning cells; ``from_id`` no longer counts."""
-        with self.transaction():
-            self.db.execute("UPDATE tracks SET planning_cells = (SELECT planning_cells FROM "
-                            "tracks WHERE id = ?) WHERE id = ?", (from_id, to_id))
-            self.db.execute("UPDATE tracks SET planning_cells = NULL WHERE id = ?", (from_id,))
-
-    def claim_isrc_count(self, track_id: str, isrc: str | None, min_ms: int,
-                         max_ms: int) -> bool:
+    def claim_isrc_count(self, track_id: str, isrc: str | None, min_ms: int, max_ms: int,
+                         displaced: Callable[[list], None] | None = None) -> bool:
         """Planning's side of the one ISRC rule (``catalog.isrc``), for a track just stored
-        that passes the cheap filters' checks: should it count toward the planner's cells as
-        a new candidate? Yes without an ISRC, or when it wins against its competitors (as
-        the cheap filter will judge it) and no other track holds the count. When it wins and
-        another holds it, it takes that count over (same cells, so the planner's counts and a
-        recount from the store stay equal) and is not new. So the one track that counts for
-        an ISRC is always the winner among those stored."""
+        that passes the cheap filters' checks: should it count toward the planner's cells?
+        Yes without an ISRC, or when it wins against its competitors (as the cheap filter
+        will judge it). A winner displaces the track that held the count: the holder's
+        ``planning_cells`` are cleared and handed to ``displaced`` (the planner takes them
+        off its counts); the caller then counts the winner with its own cells. So the one
+        track that counts for an ISRC is always the winner among those stored, with its own
+        cells, whatever order they came in; a recount from the store gives the same counts."""
         if not isrc:
             return True
         if not isrc_wins(track_id, self.isrc_competitors(track_id, isrc, min_ms, max_ms)):
             return False
-        holder = self.isrc_count_holder(isrc, track_id)
-        if holder is None:
-            return True
-        self.move_planning_cells(holder, track_id)
-        return False
+        row = self.db.execute("SELECT id, planning_cells FROM tracks WHERE isrc = ? AND id != ? "
+                              "AND planning_cells IS NOT NULL", (isrc, track_id)).fetchone()
+        if row is not None:
+            with self.transaction():
+                self.db.execute("UPDATE tracks SET planning_cells = NULL WHERE id = ?",
+                                (row["id"],))
+            if displaced is not None:
+                displaced([tuple(cell) for cell in json.loads(row["planning_cells"])])
+        return True
 
     # ---------------------------------------------------------------- export reads
     def track_rows(self, columns: Iterable[str]) -> list[sqlite3.Row]:

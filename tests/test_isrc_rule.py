@@ -1,7 +1,7 @@
 """One ISRC rule (``catalog.isrc``), and every stage that picks a track per ISRC applies it.
 
 The same competing tracks, found in every order, must give the same winner at discovery
-planning (``Store.claim_isrc_count``, which the spider's ``_counts_toward_cells`` calls), in
+planning (``Store.claim_isrc_count``, which ``Frontier.place`` calls), in
 the cheap filter (``CheapFilterPipeline``) and in the export (``load_candidates`` then
 ``dedupe``). The tracks are chosen so that every other plausible rule (first stored, most
 popular, smallest ID, popularity in Development Mode, an undated album first) picks another.
@@ -96,16 +96,19 @@ def test_a_track_alone_wins_and_one_the_store_does_not_hold_loses():
 def test_planning_counts_the_winner_once_whatever_the_order(tmp_path, order):
     """As the spider does: each new track stored, then asked whether it counts."""
     store = Store.open(tmp_path / "store.sqlite")
-    counted = 0
+    counted, displaced = 0, []
     for record in (*OUTSIDERS[:1], *order, *OUTSIDERS[1:]):
         store.upsert_track(record, source="search", now=NOW)
         passes = 120_000 <= record.duration_ms <= 360_000 and record.is_playable is not False
-        if passes and store.claim_isrc_count(record.id, record.isrc, 120_000, 360_000):
+        if passes and store.claim_isrc_count(record.id, record.isrc, 120_000, 360_000,
+                                             displaced.append):
             store.set_planning_cells(record.id, [["Rock", "70s"]])
             counted += 1
     holders = [cells for cells in store.planning_cells() if cells is not None]
-    assert counted == 1 and holders == [json.dumps([["Rock", "70s"]])]
+    assert counted - len(displaced) == 1 and holders == [json.dumps([["Rock", "70s"]])]
     assert store.track(WINNER.id)["planning_cells"] is not None
+    # Each track counted before the winner came was displaced, its cells handed back.
+    assert all(cells == [("Rock", "70s")] for cells in displaced)
 
 
 def test_planning_without_isrc_always_counts(tmp_path):

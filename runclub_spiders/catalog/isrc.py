@@ -5,7 +5,7 @@ compilations, remasters. The catalog keeps one. Three stages ask which, each wit
 knows, and all three answer with :func:`isrc_rank`:
 
 * planning, at discovery (``Store.claim_isrc_count``): of the tracks sharing an ISRC only
-  the winner counts toward the planner's cells; a newcomer that wins takes the count over;
+  the winner counts toward the planner's cells; a newcomer that wins displaces the holder;
 * the cheap filter, before enrichment (``CheapFilterPipeline``): a track that loses to one
   stored before it is not sent to ReccoBeats (``duplicate_isrc``); a newcomer that beats a
   track already enriched is enriched all the same;

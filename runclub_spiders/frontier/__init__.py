@@ -159,7 +159,8 @@ class Frontier:
             if (duration_reason(record.duration_ms, self.min_ms, self.max_ms)
                     or record.is_playable is False
                     or not self.store.claim_isrc_count(record.id, record.isrc, self.min_ms,
-                                                       self.max_ms)):
+                                                       self.max_ms,
+                                                       self.planner.remove_candidate)):
                 continue          # the cheap filters drop it, or a competitor wins its ISRC
             cells = self.planner.track_cells(record, genres.get(record.artist_ids[0], ()),
                                              umbrella)

@@ -123,6 +123,13 @@ class Planner:
             if cell in self.counts:
                 self.counts[cell] += 1
 
+    def remove_candidate(self, cells: list[tuple[str, str]]) -> None:
+        """A counted track was displaced by the winner of its ISRC (``Store.claim_isrc_count``)."""
+        self.total_candidates -= 1
+        for cell in cells:
+            if cell in self.counts:
+                self.counts[cell] -= 1
+
     def cells_at_target(self) -> int:
         return sum(1 for n in self.counts.values() if n >= self.cell_target)
 
