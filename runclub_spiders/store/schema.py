@@ -1,0 +1,151 @@
+"""The store's schema, its stamp, and the record types it keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+APPLICATION_ID = 0x52434C42        # "RCLB": tells our store from any other SQLite file
+SCHEMA_VERSION = 1
+FEATURE_FIELDS = ("acousticness", "danceability", "energy", "instrumentalness", "key",
+                  "liveness", "loudness", "mode", "speechiness", "tempo", "valence")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    isrc TEXT,
+    duration_ms INTEGER NOT NULL,
+    explicit INTEGER NOT NULL,
+    album_id TEXT,
+    album_name TEXT NOT NULL,
+    album_type TEXT,
+    release_date TEXT,
+    release_precision TEXT,
+    album_image_url TEXT,
+    artist_ids TEXT NOT NULL,            -- JSON list, primary artist first
+    artist_names TEXT NOT NULL,          -- JSON list, same order
+    is_playable INTEGER,                 -- NULL: unknown (no market given)
+    available_markets TEXT,              -- JSON list (extended profile) or NULL
+    popularity INTEGER,                  -- Spotify popularity (extended) or NULL
+    preview_url TEXT,
+    track_number INTEGER,
+    disc_number INTEGER,
+    first_source TEXT NOT NULL,          -- search | playlist | lookup
+    first_query TEXT,
+    first_playlist_id TEXT,
+    first_seen_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    enrich_state TEXT NOT NULL DEFAULT 'pending',  -- pending | done | miss | skipped
+    enrich_reason TEXT,                  -- why skipped (duration, playability, duplicate)
+    enrich_retry_after TEXT,             -- a miss may be asked again after this time
+    enriched_at TEXT,
+    recco_popularity INTEGER,
+    recco_countries TEXT,
+    recco_fetched_at TEXT,               -- when ReccoBeats /track answered for it
+    planning_cells TEXT                  -- JSON [[umbrella, decade], ...] counted at discovery
+);
+CREATE INDEX IF NOT EXISTS tracks_isrc ON tracks (isrc);
+CREATE INDEX IF NOT EXISTS tracks_enrich ON tracks (enrich_state);
+CREATE TABLE IF NOT EXISTS artists (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    genres TEXT,                         -- JSON list from Spotify, NULL when never fetched
+    inferred_genres TEXT NOT NULL DEFAULT '[]',  -- from genre:"..." queries that found them
+    popularity INTEGER,
+    image_url TEXT,
+    fetched_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS features (
+    track_id TEXT PRIMARY KEY,
+    recco_id TEXT,
+    isrc TEXT,
+    acousticness REAL, danceability REAL, energy REAL, instrumentalness REAL, key INTEGER,
+    liveness REAL, loudness REAL, mode INTEGER, speechiness REAL, tempo REAL, valence REAL,
+    fetched_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seeds (
+    q TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    family TEXT NOT NULL,
+    umbrella TEXT,
+    decade TEXT,
+    next_offset INTEGER NOT NULL DEFAULT 0,
+    total INTEGER,
+    exhausted TEXT,                      -- NULL while open; else why it stopped
+    requests INTEGER NOT NULL DEFAULT 0,
+    new_tracks INTEGER NOT NULL DEFAULT 0,
+    known_tracks INTEGER NOT NULL DEFAULT 0,
+    low_pages INTEGER NOT NULL DEFAULT 0,  -- consecutive pages below the yield threshold
+    last_seen_at TEXT,
+    PRIMARY KEY (q, kind)
+);
+CREATE TABLE IF NOT EXISTS seed_tracks (
+    q TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    track_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (q, kind, track_id)
+);
+CREATE TABLE IF NOT EXISTS playlists (
+    id TEXT PRIMARY KEY,
+    owner TEXT,
+    name TEXT,
+    snapshot_id TEXT,
+    items_total INTEGER,
+    first_seen_at TEXT NOT NULL,
+    last_processed_at TEXT,
+    last_snapshot_processed TEXT,
+    next_offset INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS playlist_tracks (
+    playlist_id TEXT NOT NULL,
+    track_id TEXT NOT NULL,
+    added_at TEXT,
+    PRIMARY KEY (playlist_id, track_id)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The quota ledger (downloadermiddlewares/quota.py): requests per quota bucket per UTC day,
+-- as they went out, and the buckets that must not be called before ``until``.
+CREATE TABLE IF NOT EXISTS quota_days (
+    day TEXT NOT NULL,                   -- YYYY-MM-DD, UTC
+    bucket TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (day, bucket)
+);
+CREATE TABLE IF NOT EXISTS quota_parks (
+    bucket TEXT PRIMARY KEY,
+    until REAL NOT NULL,                 -- epoch seconds
+    reason TEXT NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The store file cannot be used; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRecord:
+    """A Spotify track as the store keeps it (built by ``spotify_objects.parse_track``)."""
+
+    id: str
+    name: str
+    isrc: str | None
+    duration_ms: int
+    explicit: bool
+    album_id: str | None
+    album_name: str
+    album_type: str | None
+    release_date: str | None
+    release_precision: str | None
+    album_image_url: str | None
+    artist_ids: tuple[str, ...]
+    artist_names: tuple[str, ...]
+    is_playable: bool | None
+    available_markets: tuple[str, ...] | None
+    popularity: int | None
+    preview_url: str | None
+    track_number: int | None
+    disc_number: int | None
+

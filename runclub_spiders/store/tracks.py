@@ -1,0 +1,193 @@
+"""Tracks, artists and their enrichment state; the planning side of the one ISRC rule."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from runclub_spiders.catalog.isrc import isrc_wins
+from runclub_spiders.store.base import StoreBase
+from runclub_spiders.store.schema import FEATURE_FIELDS, TrackRecord
+
+
+class Tracks(StoreBase):
+    # ---------------------------------------------------------------- tracks and artists
+    def has_track(self, track_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        return row is not None
+
+    def upsert_track(self, track: TrackRecord, *, source: str, now: str,
+                     query: str | None = None, playlist_id: str | None = None) -> bool:
+        """Insert or refresh a track; returns True when it was new."""
+        values = {
+            "id": track.id, "name": track.name, "isrc": track.isrc,
+            "duration_ms": track.duration_ms, "explicit": int(track.explicit),
+            "album_id": track.album_id, "album_name": track.album_name,
+            "album_type": track.album_type, "release_date": track.release_date,
+            "release_precision": track.release_precision,
+            "album_image_url": track.album_image_url,
+            "artist_ids": json.dumps(track.artist_ids),
+            "artist_names": json.dumps(track.artist_names, ensure_ascii=False),
+            "is_playable": None if track.is_playable is None else int(track.is_playable),
+            "available_markets": (None if track.available_markets is None
+                                  else json.dumps(track.available_markets)),
+            "popularity": track.popularity, "preview_url": track.preview_url,
+            "track_number": track.track_number, "disc_number": track.disc_number,
+        }
+        new = not self.has_track(track.id)
+        if new:
+            values.update(first_source=source, first_query=query, first_playlist_id=playlist_id,
+                          first_seen_at=now, updated_at=now)
+            columns = ", ".join(values)
+            marks = ", ".join(f":{k}" for k in values)
+            self.db.execute(f"INSERT INTO tracks ({columns}) VALUES ({marks})", values)
+        else:
+            # Keep what we knew when the new object lacks it (a later object may be thinner).
+            sets = ", ".join(f"{k} = COALESCE(:{k}, {k})" for k in values if k != "id")
+            values["updated_at"] = now
+            self.db.execute(f"UPDATE tracks SET {sets}, updated_at = :updated_at WHERE id = :id",
+                            values)
+        for artist_id, name in zip(track.artist_ids, track.artist_names, strict=True):
+            self.db.execute(
+                "INSERT INTO artists (id, name, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name = excluded.name", (artist_id, name, now))
+        return new
+
+    def set_planning_cells(self, track_id: str, cells: list[tuple[str, str]]) -> None:
+        self.db.execute("UPDATE tracks SET planning_cells = ? WHERE id = ?",
+                        (json.dumps(cells), track_id))
+
+    def track(self, track_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+
+    def planning_cells(self) -> Iterator[str | None]:
+        """Each track's ``planning_cells`` (JSON), in ID order."""
+        for (cells,) in self.db.execute("SELECT planning_cells FROM tracks ORDER BY id"):
+            yield cells
+
+    # ---------------------------------------------------------------- one track per ISRC
+    def isrc_competitors(self, track_id: str, isrc: str, min_ms: int, max_ms: int
+                         ) -> list[sqlite3.Row]:
+        """The tracks with this ISRC that ``track_id`` competes with, itself included: those
+        stored no later than it (the store's insertion order; all of them when it is not
+        stored), whose stored duration is within ``[min_ms, max_ms]``, that are not known
+        unplayable (the cheap filters' checks) and not set aside (``skipped``: never
+        enriched, so never worth deferring to). ``id`` and ``release_date``, in ID order.
+
+        Only what was stored before it: a verdict on a track then never changes, so a run
+        resumed after an interruption judges a pending track as the first run did."""
+        return self.db.execute(
+            "SELECT id, release_date FROM tracks WHERE isrc = ? "
+            "AND duration_ms BETWEEN ? AND ? AND (is_playable IS NULL OR is_playable != 0) "
+            "AND enrich_state != 'skipped' AND rowid <= COALESCE("
+            "(SELECT rowid FROM tracks WHERE id = ?), (SELECT MAX(rowid) FROM tracks)) "
+            "ORDER BY id", (isrc, min_ms, max_ms, track_id)).fetchall()
+
+    def claim_isrc_count(self, track_id: str, isrc: str | None, min_ms: int, max_ms: int,
+                         displaced: Callable[[list], None] | None = None) -> bool:
+        """Planning's side of the one ISRC rule (``catalog.isrc``), for a track just stored
+        that passes the cheap filters' checks: should it count toward the planner's cells?
+        Yes without an ISRC, or when it wins against its competitors (as the cheap filter
+        will judge it). A winner displaces the track that held the count: the holder's
+        ``planning_cells`` are cleared and handed to ``displaced`` (the planner takes them
+        off its counts); the caller then counts the winner with its own cells. So the one
+        track that counts for an ISRC is always the winner among those stored, with its own
+        cells, whatever order they came in; a recount from the store gives the same counts."""
+        if not isrc:
+            return True
+        if not isrc_wins(track_id, self.isrc_competitors(track_id, isrc, min_ms, max_ms)):
+            return False
+        row = self.db.execute("SELECT id, planning_cells FROM tracks WHERE isrc = ? AND id != ? "
+                              "AND planning_cells IS NOT NULL", (isrc, track_id)).fetchone()
+        if row is not None:
+            with self.transaction():
+                self.db.execute("UPDATE tracks SET planning_cells = NULL WHERE id = ?",
+                                (row["id"],))
+            if displaced is not None:
+                displaced([tuple(cell) for cell in json.loads(row["planning_cells"])])
+        return True
+
+    def add_inferred_genre(self, artist_id: str, genre: str) -> None:
+        row = self.db.execute("SELECT inferred_genres FROM artists WHERE id = ?",
+                              (artist_id,)).fetchone()
+        if row is None:
+            return
+        genres = json.loads(row[0])
+        if genre not in genres:
+            genres.append(genre)
+            self.db.execute("UPDATE artists SET inferred_genres = ? WHERE id = ?",
+                            (json.dumps(sorted(genres)), artist_id))
+
+    def set_artist_details(self, artist_id: str, *, genres: list[str] | None,
+                           popularity: int | None, image_url: str | None, now: str) -> None:
+        self.db.execute(
+            "UPDATE artists SET genres = ?, popularity = ?, image_url = ?, fetched_at = ?, "
+            "updated_at = ? WHERE id = ?",
+            (None if genres is None else json.dumps(genres), popularity, image_url, now, now,
+             artist_id))
+
+    def artist(self, artist_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM artists WHERE id = ?", (artist_id,)).fetchone()
+
+    def artists_without_details(self, limit: int) -> list[str]:
+        rows = self.db.execute("SELECT id FROM artists WHERE fetched_at IS NULL ORDER BY id "
+                               "LIMIT ?", (limit,))
+        return [r[0] for r in rows]
+
+    def genres_of(self, artist_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """These artists' genres: Spotify's where it has any, plus inferred ones."""
+        ids = sorted(set(artist_ids))
+        if not ids:
+            return {}
+        result = {}
+        marks = ",".join("?" * len(ids))
+        for row in self.db.execute("SELECT id, genres, inferred_genres FROM artists WHERE id "
+                                   f"IN ({marks})", ids):
+            result[row["id"]] = artist_genres(row)
+        return result
+
+    # ---------------------------------------------------------------- enrichment
+    def set_enrich_state(self, track_id: str, state: str, *, reason: str | None = None,
+                         retry_after: str | None = None, now: str | None = None) -> None:
+        self.db.execute("UPDATE tracks SET enrich_state = ?, enrich_reason = ?, "
+                        "enrich_retry_after = ?, enriched_at = ? WHERE id = ?",
+                        (state, reason, retry_after, now, track_id))
+
+    def pending_enrichment(self, now: str) -> list[str]:
+        """Tracks discovered but not enriched yet, and misses whose retry time has come."""
+        rows = self.db.execute(
+            "SELECT id FROM tracks WHERE enrich_state = 'pending' OR (enrich_state = 'miss' "
+            "AND enrich_retry_after <= ?) ORDER BY first_seen_at, id", (now,))
+        return [r[0] for r in rows]
+
+    def save_features(self, track_id: str, row: dict[str, Any], now: str) -> None:
+        values = {f: row.get(f) for f in FEATURE_FIELDS}
+        self.db.execute(
+            f"INSERT INTO features (track_id, recco_id, isrc, {', '.join(FEATURE_FIELDS)}, "
+            f"fetched_at) VALUES (:track_id, :recco_id, :isrc, "
+            f"{', '.join(':' + f for f in FEATURE_FIELDS)}, :fetched_at) "
+            f"ON CONFLICT(track_id) DO UPDATE SET "
+            + ", ".join(f"{f} = excluded.{f}" for f in
+                        ("recco_id", "isrc", *FEATURE_FIELDS, "fetched_at")),
+            {"track_id": track_id, "recco_id": row.get("id"), "isrc": row.get("isrc"),
+             **values, "fetched_at": now})
+        self.set_enrich_state(track_id, "done", now=now)
+
+    def features(self, track_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM features WHERE track_id = ?",
+                               (track_id,)).fetchone()
+
+    def set_recco_track(self, track_id: str, popularity: int | None,
+                        countries: list[str] | None, now: str | None = None) -> None:
+        self.db.execute("UPDATE tracks SET recco_popularity = ?, recco_countries = ?, "
+                        "recco_fetched_at = ? WHERE id = ?",
+                        (popularity, None if countries is None else json.dumps(countries), now,
+                         track_id))
+
+
+def artist_genres(row: sqlite3.Row) -> tuple[str, ...]:
+    """An artists row's genres: Spotify's (when it gave any), then the inferred ones."""
+    genres = json.loads(row["genres"]) if row["genres"] else []
+    return tuple(dict.fromkeys([*genres, *json.loads(row["inferred_genres"] or "[]")]))
