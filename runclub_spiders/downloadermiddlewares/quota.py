@@ -230,13 +230,11 @@ class QuotaMiddleware:
     def _timer_fired(self, bucket: str) -> None:
         self._timers.pop(bucket, None)
         park = self.parks.get(bucket)
-        if park is None:
-            return
-        if park[0] > time.time():            # the wall clock went back: wait some more
+        if park is not None and park[0] > time.time():   # the clock went back: wait more
             self._timers[bucket] = call_later(park[0] - time.time() + RELEASE_SLACK,
                                               self._timer_fired, bucket)
-            return
-        self._release(bucket)
+        elif park is not None:
+            self._release(bucket)
 
     def _release(self, bucket: str) -> None:
         self.parks.pop(bucket, None)

@@ -4,12 +4,14 @@ and at close the run's stats and its request counts in the store (the manifest r
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from scrapy.utils.asyncio import create_looping_call
 
 from runclub_spiders.export.manifest import run_requests, run_totals
+from runclub_spiders.quota import utc_day
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -31,9 +33,7 @@ class Progress:
 
     def log(self) -> None:
         counts = self.store.counts()
-        run = self.stats.get_stats()
-        today = {k.rsplit("/", 1)[1]: v for k, v in run.items()
-                 if k.startswith("quota/requests_today/")} or run_requests(run)
+        today = self.store.quota_requests(utc_day(time.time()))    # all runs of the UTC day
         yields = ", ".join(f"{name} {family.per_request:.1f}"
                            for name, family in sorted(self.planner.families.items())
                            if family.requests)
