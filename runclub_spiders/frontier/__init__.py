@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+LOST_AFTER = 60.0      # seconds idle with a request sent and no answer before it counts as lost
+
 
 class Frontier:
     def __init__(self, crawler: Crawler, store: Store, plan: SeedPlan, *, page_size: int,
@@ -72,8 +74,10 @@ class Frontier:
         self.held: dict[str, dict[tuple, Work]] = {}  # bucket -> works waiting for its park
         self.parks: dict[str, float] = {}             # bucket -> parked until (epoch)
         self.wanted: set[str] = set()                 # parked buckets that have work to do
+        self._idle_with_sent: dict[Work, float] = {}  # sent work seen at idle, and since when
         self.progress = Progress(crawler, store, self.planner)
         for handler, signal in ((self.spider_idle, signals.spider_idle),
+                                (self.request_dropped, signals.request_dropped),
                                 (self.progress.close, signals.spider_closed),
                                 (self.bucket_parked, project_signals.bucket_parked),
                                 (self.bucket_released, project_signals.bucket_released)):
@@ -88,6 +92,12 @@ class Frontier:
         """``work`` got its answer; ``follow`` is the work it revealed (next pages...)."""
         self.outstanding.pop(work.key, None)
         return self._send(list(follow)) + self.take()
+
+    def request_dropped(self, request: Request) -> None:
+        """The scheduler refused a request (it never will be answered): its work is dropped."""
+        work = request.meta.get("work")
+        if work is not None and self.outstanding.get(work.key) is work:
+            del self.outstanding[work.key]
 
     def failed(self, failure) -> list[Request]:
         """The errback of every discovery request: hold, drop or replace its work."""
@@ -200,10 +210,18 @@ class Frontier:
         for bucket in [b for b, until in self.parks.items() if until <= now]:
             self.bucket_released(bucket)               # ended without a signal (a restart)
         held = {key for works in self.held.values() for key in works}
-        lost = [key for key in self.outstanding if key not in held]
-        for key in lost:                               # no request left anywhere
-            logger.warning("Discovery work %r ended without an answer; planned again", key)
-            del self.outstanding[key]
+        sent = [w for key, w in self.outstanding.items() if key not in held]
+        self._idle_with_sent = {w: self._idle_with_sent.get(w, now) for w in sent}
+        if sent and now - min(self._idle_with_sent.values()) < LOST_AFTER:
+            # Sent and not yet answered: Scrapy 2.19 can call the spider idle while a refused
+            # or answered request passes from the downloader to the scraper (neither counts
+            # it then). Its callback or errback is on its way; planning it again would ask
+            # the page twice.
+            raise DontCloseSpider
+        for work in sent:                      # nothing came back for a minute: lost
+            logger.warning("Discovery work %r ended without an answer; planned again",
+                           work.key)
+            del self.outstanding[work.key]
         requests = self.take(idle=True)
         for request in requests:
             self.crawler.engine.crawl(request)
