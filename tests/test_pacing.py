@@ -176,7 +176,10 @@ async def test_learned_pacing_spaces_requests_over_autothrottle_and_jitter(
     # that long can draw one stray 429.
     taught = next(j for j in range(1, len(log))
                   if log[j].status == log[j - 1].status == 429)
-    paced = [e for e in log[taught + 1:] if e.t < log[taught].t + RELAX_AFTER * window]
+    # (Answers within TOLERANCE of the teaching 429 were in flight beside it, sent before the
+    # pace was known: with two in flight, one may be a third 429.)
+    paced = [e for e in log[taught + 1:]
+             if log[taught].t + TOLERANCE < e.t < log[taught].t + RELAX_AFTER * window]
     assert len(paced) >= 8
     assert sum(e.status == 429 for e in paced) <= 1, [(e.t, e.status) for e in paced]
     # The window held exactly the limit when it taught, so the pace is window / limit.
