@@ -187,8 +187,11 @@ class Frontier:
         return False
 
     def _hold(self, work: Work, bucket: str, until: float) -> None:
-        self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
         self.outstanding[work.key] = work
+        if until <= time.time():     # the park ended before its refusal came back: send now
+            self.crawler.engine.crawl(self.request_for(work))
+            return
+        self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
         self.held.setdefault(bucket, {})[work.key] = work
         self.crawler.stats.inc_value(f"quota/set_aside/{bucket}")
 
