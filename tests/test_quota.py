@@ -455,20 +455,22 @@ async def test_an_unreadable_json_ledger_is_left_alone(simulator_factory, tmp_pa
     assert ledger(tmp_path) == ({"tracks": 1}, {})
 
 
-def test_the_default_json_ledger_is_imported_only_into_a_store_under_the_working_directory(
-        tmp_path, tmp_path_factory, monkeypatch):
-    """``.cache/quota_state.json`` was the default: a store under the working directory takes
-    it; a store elsewhere (a test's temporary one, say) never takes a real crawl's file."""
+def test_the_default_json_ledger_is_imported_only_into_the_store_beside_it(
+        tmp_path, monkeypatch):
+    """``.cache/quota_state.json`` sat beside the default store ``.cache/catalog.sqlite``:
+    that store takes it; another store under the working directory (the demo's
+    ``.cache/demo/catalog.sqlite``, run first after an upgrade, say) never does, or the real
+    crawl would lose its park and call a locked bucket."""
     monkeypatch.chdir(tmp_path)
     legacy = tmp_path / ".cache" / "quota_state.json"
     legacy.parent.mkdir()
     until = time.time() + 3600
     legacy.write_text(json.dumps(legacy_state(until)))
-    with closing(Store.open(tmp_path_factory.mktemp("elsewhere") / "store.sqlite")) as store:
+    with closing(Store.open(tmp_path / ".cache" / "demo" / "catalog.sqlite")) as store:
         import_legacy_ledger(store)
         assert not store.has_quota_rows()
     assert legacy.exists()
-    with closing(Store.open(tmp_path / "data" / "store.sqlite")) as store:
+    with closing(Store.open(tmp_path / ".cache" / "catalog.sqlite")) as store:
         import_legacy_ledger(store)
         assert store.quota_parks() == {"search": (until, "QUOTA_EXCEEDED")}
         assert store.quota_requests(utc_day(time.time())) == {"search": 40, "tracks": 3}

@@ -59,7 +59,8 @@ RENAMED_SETTINGS = {
 # Settings that no longer exist, with what replaced them.
 REMOVED_SETTINGS = {
     "QUOTA_STATE_FILE": "the quota ledger now lives in the store at CATALOG_STORE_PATH "
-                        "(an existing file is imported once)",
+                        "(to keep its parks, move the file beside the store as "
+                        "quota_state.json: it is imported once)",
 }
 TOKENS_LOGGER = "runclub_spiders.auth.tokens"
 

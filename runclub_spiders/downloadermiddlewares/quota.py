@@ -66,8 +66,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Where versions before the store kept the ledger (the ``QUOTA_STATE_FILE`` default).
-LEGACY_FILE = Path(".cache/quota_state.json")
 RELEASE_SLACK = 0.05       # seconds after a park's end before its release timer fires
 
 
@@ -274,19 +272,12 @@ class QuotaMiddleware:
 
 # -------------------------------------------------------------------- upgrade
 def legacy_files(store: Store) -> list[Path]:
-    """Ledger files of earlier versions that may hold this store's counts and parks.
-
-    ``quota_state.json`` beside the store (the default store and the default file were both
-    in ``.cache/``; the demo kept its own beside its store); and the default file
-    (``LEGACY_FILE``, relative to the working directory) when the store itself is under the
-    working directory, so a test crawl on a temporary store never takes a real one's file.
-    """
-    found = [store.path.parent / "quota_state.json"]
-    cwd = Path.cwd().resolve()
-    if store.path.resolve().is_relative_to(cwd):
-        found.append(LEGACY_FILE)
-    unique = {p.resolve(): p for p in found if p.is_file()}
-    return list(unique.values())
+    """The ledger file of earlier versions that holds this store's counts and parks:
+    ``quota_state.json`` beside the store. The defaults of both (``.cache/catalog.sqlite``,
+    ``.cache/quota_state.json``) sat side by side, and the demo kept its own beside its
+    store; any other store (the demo's, a test's) never takes a real crawl's file."""
+    beside = store.path.parent / "quota_state.json"
+    return [beside] if beside.is_file() else []
 
 
 def import_legacy_ledger(store: Store) -> None:
