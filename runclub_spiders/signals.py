@@ -7,7 +7,8 @@ close_started = object()
 
 #: A quota bucket is parked (``bucket``, ``until``: epoch seconds, ``reason``): nothing may be
 #: sent to it before then. Sent by the quota middleware when a park starts, and when the
-#: spider opens for a park a previous run recorded; the frontier holds that bucket's work.
+#: spider opens for a park a previous run recorded (the frontier, made later, reads those from
+#: the store); the frontier holds that bucket's work.
 bucket_parked = object()
 
 #: A parked bucket may be used again (``bucket``). Sent by the quota middleware when the park

@@ -29,7 +29,6 @@ from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 
 from runclub_spiders import signals as project_signals
-from runclub_spiders.catalog.selection import duration_reason
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.frontier.planner import Planner
 from runclub_spiders.frontier.progress import Progress
@@ -72,12 +71,16 @@ class Frontier:
         self.max_ms = s.getint("CATALOG_MAX_DURATION_MS")
         self.outstanding: dict[tuple, Work] = {}      # sent or held: the one owner
         self.held: dict[str, dict[tuple, Work]] = {}  # bucket -> works waiting for its park
-        self.parks: dict[str, float] = {}             # bucket -> parked until (epoch)
+        # bucket -> parked until (epoch); parks of earlier runs from the store (the quota
+        # middleware's bucket_parked for them is sent before this frontier exists).
+        self.parks: dict[str, float] = {b: until for b, (until, _) in
+                                        store.quota_parks().items() if until > time.time()}
         self.wanted: set[str] = set()                 # parked buckets that have work to do
         self._idle_with_sent: dict[Work, float] = {}  # sent work seen at idle, and since when
         self.progress = Progress(crawler, store, self.planner)
         for handler, signal in ((self.spider_idle, signals.spider_idle),
                                 (self.request_dropped, signals.request_dropped),
+                                (self.request_scheduled, signals.request_scheduled),
                                 (self.progress.close, signals.spider_closed),
                                 (self.bucket_parked, project_signals.bucket_parked),
                                 (self.bucket_released, project_signals.bucket_released)):
@@ -90,14 +93,24 @@ class Frontier:
 
     def answered(self, work: Work, follow: Iterable[Work] = ()) -> list[Request]:
         """``work`` got its answer; ``follow`` is the work it revealed (next pages...)."""
-        self.outstanding.pop(work.key, None)
+        self._end(work)
         return self._send(list(follow)) + self.take()
+
+    def _end(self, work: Work) -> None:
+        """``work`` is no longer outstanding (only this very work: one declared lost may have
+        been planned again under the same key)."""
+        if self.outstanding.get(work.key) is work:
+            del self.outstanding[work.key]
+        self._idle_with_sent.pop(work, None)
 
     def request_dropped(self, request: Request) -> None:
         """The scheduler refused a request (it never will be answered): its work is dropped."""
-        work = request.meta.get("work")
-        if work is not None and self.outstanding.get(work.key) is work:
-            del self.outstanding[work.key]
+        if request.meta.get("work") is not None:
+            self._end(request.meta["work"])
+
+    def request_scheduled(self, request: Request) -> None:
+        """A request of a work (a retry, say) is on its way again: not lost."""
+        self._idle_with_sent.pop(request.meta.get("work"), None)
 
     def failed(self, failure) -> list[Request]:
         """The errback of every discovery request: hold, drop or replace its work."""
@@ -107,7 +120,7 @@ class Frontier:
         if failure.check(QuotaParked):
             self._hold(work, failure.value.bucket, failure.value.until)
             return []
-        self.outstanding.pop(work.key, None)       # dropped: the next run plans it again
+        self._end(work)                            # dropped: the next run plans it again
         if failure.check(SpiderClosing) or (work.kind == SEARCH and failure.check(IgnoreRequest)):
             return []                              # closing, or refused (no token): not now
         return self.take()
@@ -157,25 +170,8 @@ class Frontier:
 
     # ---------------------------------------------------------------- counting
     def place(self, records: list[TrackRecord], query: SeedQuery | None) -> None:
-        """Count new tracks toward their cells, as the cheap filters will judge them.
-
-        Decided once, at discovery, and stored with each track (``planning_cells``), so a
-        resumed run plans from exactly these counts. The umbrella is a cell query's, else the
-        primary artist's genres through the rules.
-        """
-        genres = self.store.genres_of(r.artist_ids[0] for r in records)
-        umbrella = query.umbrella if query is not None and query.decade else None
-        for record in records:
-            if (duration_reason(record.duration_ms, self.min_ms, self.max_ms)
-                    or record.is_playable is False
-                    or not self.store.claim_isrc_count(record.id, record.isrc, self.min_ms,
-                                                       self.max_ms,
-                                                       self.planner.remove_candidate)):
-                continue          # the cheap filters drop it, or a competitor wins its ISRC
-            cells = self.planner.track_cells(record, genres.get(record.artist_ids[0], ()),
-                                             umbrella)
-            self.planner.add_candidate(cells)
-            self.store.set_planning_cells(record.id, cells)
+        """Count new tracks toward their cells (``Planner.place``)."""
+        self.planner.place(records, query, self.min_ms, self.max_ms)
 
     # ---------------------------------------------------------------- parks
     def _parked(self, kind: str) -> bool:

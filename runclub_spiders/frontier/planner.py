@@ -15,6 +15,7 @@ import math
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
+from runclub_spiders.catalog.selection import duration_reason
 from runclub_spiders.catalog.years import (
     AlbumAppearance,
     recording_year,
@@ -116,6 +117,27 @@ class Planner:
             for umbrella, decade in json.loads(cells or "[]"):
                 if (umbrella, decade) in self.counts:
                     self.counts[(umbrella, decade)] += 1
+
+    def place(self, records: list[TrackRecord], query: SeedQuery | None, min_ms: int,
+              max_ms: int) -> None:
+        """Count new tracks toward their cells, as the cheap filters will judge them.
+
+        Decided once, at discovery, and stored with each track (``planning_cells``), so a
+        resumed run plans from exactly these counts. The umbrella is a cell query's, else the
+        primary artist's genres through the rules. Of the tracks sharing an ISRC only the
+        winner counts (``Store.claim_isrc_count``, the one rule of ``catalog.isrc``).
+        """
+        genres = self.store.genres_of(r.artist_ids[0] for r in records)
+        umbrella = query.umbrella if query is not None and query.decade else None
+        for record in records:
+            if (duration_reason(record.duration_ms, min_ms, max_ms)
+                    or record.is_playable is False
+                    or not self.store.claim_isrc_count(record.id, record.isrc, min_ms, max_ms,
+                                                       self.remove_candidate)):
+                continue          # the cheap filters drop it, or a competitor wins its ISRC
+            cells = self.track_cells(record, genres.get(record.artist_ids[0], ()), umbrella)
+            self.add_candidate(cells)
+            self.store.set_planning_cells(record.id, cells)
 
     def add_candidate(self, cells: list[tuple[str, str]]) -> None:
         self.total_candidates += 1

@@ -90,9 +90,9 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
 @deferred_f_from_coro_f
 async def test_short_parks_never_ask_a_page_twice(tmp_path, monkeypatch, figures, caplog):
     """A search bucket that parks every 30 calls for 1 s, waited out in-process, with two
-    searches in flight: a request refused by the park is set aside, and its copy alone asks the
-    page when the park ends (before, the spider also planned the page again: with 2 s parks
-    and 1,500 tracks, 166 of 1,035 answered searches were pages already received)."""
+    searches in flight: the work of a request refused by the park is held by the frontier,
+    and asked once when the park ends (before, the spider also planned the page again: with
+    2 s parks and 1,500 tracks, 166 of 1,035 answered searches were pages already received)."""
     sim = Simulator(catalog=cached_catalog(SIZE), size=SIZE, quota={"search": 30},
                     quota_retry_after=1).start()
     try:
