@@ -22,7 +22,7 @@ from runclub_spiders.downloadermiddlewares.pacing import (
     PacingMiddleware,
 )
 from tests.conftest import project_settings, use_credentials
-from tests.wire import TOLERANCE, crawl, one_slot, probe_crawler, spotify_log, track_paths
+from tests.wire import TOLERANCE, crawl, one_slot, spotify_log, track_paths
 
 SPOTIFY = "api.spotify.com"
 
@@ -208,17 +208,18 @@ async def test_a_close_drops_what_waits_in_a_paused_slot(simulator_factory, tmp_
     and the close does not wait for the pause to end."""
     sim = simulator_factory(rate_limit=2, rate_window=30)
     use_credentials(monkeypatch, sim)
-    crawler = probe_crawler(sim, tmp_path, DOWNLOAD_SLOTS=one_slot())
     closed_at: list[int] = []
 
     def close_on_first_429(response, request, spider) -> None:
         if response.status == 429 and not closed_at:
             closed_at.append(len(sim.requests()))
-            scrapy_compat.schedule_coro(crawler.engine.close_spider_async(reason="shutdown"))
+            scrapy_compat.schedule_coro(
+                spider.crawler.engine.close_spider_async(reason="shutdown"))
 
-    crawler.signals.connect(close_on_first_429, signal=signals.response_downloaded)
-    await crawler.crawl_async(paths=track_paths(sim, 12))
-    stats = crawler.stats.get_stats()
+    crawler, stats = await crawl(
+        sim, tmp_path, track_paths(sim, 12), DOWNLOAD_SLOTS=one_slot(),
+        prepare=lambda c: c.signals.connect(close_on_first_429,
+                                            signal=signals.response_downloaded))
     assert stats["finish_reason"] == "shutdown"
     assert stats.get("log_count/ERROR", 0) == 0
     assert stats["close/dropped_queued"] >= 1

@@ -33,7 +33,6 @@ from tests.wire import (
     crawl,
     offset,
     one_slot,
-    probe_crawler,
     search_paths,
     spotify_log,
     track_paths,
@@ -58,19 +57,19 @@ def iso_epoch(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
-def record_signals(crawler) -> list[tuple]:
-    """Every bucket_parked / bucket_released the crawl sends, with its arguments and time."""
-    seen: list[tuple] = []
+class SignalLog(list):
+    """Every bucket_parked / bucket_released the crawl sends, with its arguments and time;
+    ``record`` is the ``prepare`` hook that connects it."""
 
-    def parked(bucket, until, reason):
-        seen.append(("parked", bucket, until, reason, time.time()))
+    def record(self, crawler) -> None:
+        def parked(bucket, until, reason):
+            self.append(("parked", bucket, until, reason, time.time()))
 
-    def released(bucket):
-        seen.append(("released", bucket, time.time()))
+        def released(bucket):
+            self.append(("released", bucket, time.time()))
 
-    crawler.signals.connect(parked, signal=project_signals.bucket_parked, weak=False)
-    crawler.signals.connect(released, signal=project_signals.bucket_released, weak=False)
-    return seen
+        crawler.signals.connect(parked, signal=project_signals.bucket_parked, weak=False)
+        crawler.signals.connect(released, signal=project_signals.bucket_released, weak=False)
 
 
 # ---------------------------------------------------------------------------- the rule
@@ -111,10 +110,9 @@ async def test_quota_exceeded_parks_the_bucket_across_runs(simulator_factory, tm
     use_credentials(monkeypatch, sim)
     paths, tracks = mixed_paths(sim)
     before = time.time()
-    crawler = probe_crawler(sim, tmp_path, DOWNLOAD_SLOTS=one_slot())
-    seen = record_signals(crawler)
-    await crawler.crawl_async(paths=paths)
-    stats = crawler.stats.get_stats()
+    seen = SignalLog()
+    crawler, stats = await crawl(sim, tmp_path, paths,
+                                 prepare=seen.record, DOWNLOAD_SLOTS=one_slot())
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
 
@@ -149,10 +147,9 @@ async def test_quota_exceeded_parks_the_bucket_across_runs(simulator_factory, tm
     # A second run on the same store never calls the parked bucket, and says so at once.
     mark = len(sim.requests())
     more_tracks = track_paths(sim, 4, start=8)
-    crawler = probe_crawler(sim, tmp_path, DOWNLOAD_SLOTS=one_slot())
-    seen = record_signals(crawler)
-    await crawler.crawl_async(paths=search_paths(3) + more_tracks)
-    stats = crawler.stats.get_stats()
+    seen = SignalLog()
+    crawler, stats = await crawl(sim, tmp_path, search_paths(3) + more_tracks,
+                                 prepare=seen.record, DOWNLOAD_SLOTS=one_slot())
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
     assert spotify_log(sim, mark, bucket="search") == []
@@ -228,10 +225,10 @@ async def test_a_park_ends_with_bucket_released(simulator_factory, tmp_path, mon
     sim = simulator_factory(quota={"search": 3}, quota_retry_after=2)
     use_credentials(monkeypatch, sim)
     paths, _ = mixed_paths(sim)
-    crawler = probe_crawler(sim, tmp_path, HoldingProbe, DOWNLOAD_SLOTS=one_slot())
-    seen = record_signals(crawler)
-    await crawler.crawl_async(paths=paths)
-    stats = crawler.stats.get_stats()
+    seen = SignalLog()
+    crawler, stats = await crawl(sim, tmp_path, paths,
+                                 spider=HoldingProbe, prepare=seen.record,
+                                 DOWNLOAD_SLOTS=one_slot())
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
     assert crawler.spider.statuses == dict.fromkeys(paths, 200)
@@ -259,10 +256,9 @@ async def test_daily_budget_parks_until_utc_midnight(simulator_factory, tmp_path
     sim = simulator_factory()
     use_credentials(monkeypatch, sim)
     paths, tracks = mixed_paths(sim)
-    crawler = probe_crawler(sim, tmp_path, SPOTIFY_DAILY_BUDGET={"search": 2})
-    seen = record_signals(crawler)
-    await crawler.crawl_async(paths=paths)
-    stats = crawler.stats.get_stats()
+    seen = SignalLog()
+    _, stats = await crawl(sim, tmp_path, paths,
+                           prepare=seen.record, SPOTIFY_DAILY_BUDGET={"search": 2})
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
     assert [e.status for e in spotify_log(sim, bucket="search")] == [200, 200]
@@ -418,10 +414,9 @@ async def test_the_json_ledger_of_earlier_versions_is_imported_once(simulator_fa
     until = time.time() + 3600
     legacy = tmp_path / "quota_state.json"               # beside the store
     legacy.write_text(json.dumps(legacy_state(until)))
-    crawler = probe_crawler(sim, tmp_path)
-    seen = record_signals(crawler)
-    await crawler.crawl_async(paths=search_paths(2) + track_paths(sim, 2))
-    stats = crawler.stats.get_stats()
+    seen = SignalLog()
+    _, stats = await crawl(sim, tmp_path, search_paths(2) + track_paths(sim, 2),
+                           prepare=seen.record)
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
     assert spotify_log(sim, bucket="search") == []

@@ -15,7 +15,7 @@ from runclub_spiders import scrapy_compat
 from runclub_spiders.downloadermiddlewares.retry import BackoffRetryMiddleware, backoff
 from runclub_spiders.downloadermiddlewares.spotify_auth import TOKEN_REQUEST
 from tests.conftest import project_settings, use_credentials
-from tests.wire import crawl, probe_crawler, track_paths
+from tests.wire import crawl, track_paths
 
 
 def test_backoff_bounds():
@@ -89,24 +89,24 @@ async def test_a_close_cuts_the_backoff_short(simulator_factory, tmp_path, monke
     retries that waited are never sent."""
     sim = simulator_factory(error_rate=1.0)
     use_credentials(monkeypatch, sim)
-    crawler = probe_crawler(sim, tmp_path, RATE_LIMIT_BACKOFF_BASE=20, RATE_LIMIT_BACKOFF_MAX=40)
     sent: list[float] = []
 
     def close_once_all_wait(response, request, spider) -> None:
         sent.append(time.monotonic())
         if len(sent) == 1:
-            scrapy_compat.schedule_coro(close_soon())
+            scrapy_compat.schedule_coro(close_soon(spider.crawler))
 
-    async def close_soon() -> None:
+    async def close_soon(crawler) -> None:
         from scrapy.utils.asyncio import sleep  # noqa: PLC0415
 
         await sleep(0.5)                          # the token retry and the others now wait
         await crawler.engine.close_spider_async(reason="shutdown")
 
-    crawler.signals.connect(close_once_all_wait, signal=signals.response_downloaded)
     started = time.monotonic()
-    await crawler.crawl_async(paths=track_paths(sim, 3))
-    stats = crawler.stats.get_stats()
+    crawler, stats = await crawl(
+        sim, tmp_path, track_paths(sim, 3), RATE_LIMIT_BACKOFF_BASE=20, RATE_LIMIT_BACKOFF_MAX=40,
+        prepare=lambda c: c.signals.connect(close_once_all_wait,
+                                            signal=signals.response_downloaded))
     assert stats["finish_reason"] == "shutdown"
     assert stats.get("log_count/ERROR", 0) == 0
     assert stats["close/seconds"] < 0.5

@@ -11,7 +11,8 @@ import json
 
 from scrapy import FormRequest, Request, Spider
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
+
+from tests.conftest import run_spider
 
 
 class SimulatorTourSpider(Spider):
@@ -54,9 +55,8 @@ class SimulatorTourSpider(Spider):
 @deferred_f_from_coro_f
 async def test_scrapy_downloader_talks_to_every_service(simulator_factory):
     sim = simulator_factory()
-    crawler = get_crawler(SimulatorTourSpider, {"LOG_LEVEL": "INFO"})
-    await crawler.crawl_async(env=sim.env())
-    stats = crawler.stats.get_stats()
+    crawler, stats = await run_spider(SimulatorTourSpider, {"LOG_LEVEL": "INFO"},
+                                      env=sim.env())
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
     assert stats["downloader/response_status_count/200"] == 3

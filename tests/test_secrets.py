@@ -14,9 +14,8 @@ import stat
 from pathlib import Path
 
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
-from tests.conftest import crawl_settings, use_credentials
+from tests.conftest import crawl_settings, run_spider, use_credentials
 from tests.spiders import ProbeSpider
 
 
@@ -39,10 +38,8 @@ async def test_no_secret_in_logs_jobdir_or_cache(simulator_factory, tmp_path, mo
                               CLOSESPIDER_PAGECOUNT=40, CONCURRENT_REQUESTS=4,
                               RATE_LIMIT_WINDOW=1)    # the simulator's window, not Spotify's 30 s
     paths = [f"/tracks/{t.id}" for t in sim.catalog.tracks[:120]]
-    crawler = get_crawler(ProbeSpider, settings)
     with caplog.at_level(logging.DEBUG):
-        await crawler.crawl_async(paths=paths)
-    stats = crawler.stats.get_stats()
+        _, stats = await run_spider(ProbeSpider, settings, paths=paths)
     assert stats["finish_reason"] == "closespider_pagecount"
     assert stats["spotify/auth/retried_401"] > 0                     # 401 retries happened
     assert stats["spotify/auth/refresh_token_rotated"] > 0           # the file was rewritten

@@ -7,8 +7,6 @@ simulator's request log shows reached it (and when).
 
 from __future__ import annotations
 
-from scrapy.utils.test import get_crawler
-
 from tests.conftest import crawl_settings, run_spider
 from tests.spiders import ProbeSpider
 
@@ -35,12 +33,10 @@ def one_slot(**spotify) -> dict[str, dict]:
             "api.reccobeats.com": {"concurrency": 2, "delay": 0.0}}
 
 
-def probe_crawler(sim, tmp_path, spider=ProbeSpider, **settings):
-    return get_crawler(spider, crawl_settings(sim, tmp_path, **settings))
-
-
-async def crawl(sim, tmp_path, paths, spider=ProbeSpider, **settings):
-    return await run_spider(spider, crawl_settings(sim, tmp_path, **settings), paths=paths)
+async def crawl(sim, tmp_path, paths, spider=ProbeSpider, prepare=None, **settings):
+    """``run_spider`` for a probe crawl of ``paths``: (crawler, stats)."""
+    return await run_spider(spider, crawl_settings(sim, tmp_path, **settings),
+                            prepare=prepare, paths=paths)
 
 
 def spotify_log(sim, since: int = 0, bucket: str | None = None):

@@ -42,7 +42,6 @@ import json
 import logging
 import time
 import weakref
-from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from scrapy import signals
@@ -271,46 +270,27 @@ class QuotaMiddleware:
 
 
 # -------------------------------------------------------------------- upgrade
-def legacy_files(store: Store) -> list[Path]:
-    """The ledger file of earlier versions that holds this store's counts and parks:
-    ``quota_state.json`` beside the store. The defaults of both (``.cache/catalog.sqlite``,
-    ``.cache/quota_state.json``) sat side by side, and the demo kept its own beside its
-    store; any other store (the demo's, a test's) never takes a real crawl's file."""
-    beside = store.path.parent / "quota_state.json"
-    return [beside] if beside.is_file() else []
-
-
 def import_legacy_ledger(store: Store) -> None:
     """Once, on upgrade: a store without quota rows takes the days and parks of the JSON
-    ledger earlier versions kept (so a real park is not lost), which is renamed
-    ``<name>.imported``. An unreadable file is left where it is, with a warning."""
-    if store.has_quota_rows():
+    ledger earlier versions kept beside it (``quota_state.json``: the default store and the
+    default file sat side by side in ``.cache/``, and the demo kept its own beside its
+    store), so a real park is not lost; the file is renamed ``<name>.imported``. Any other
+    store (the demo's, a test's) never takes a real crawl's file. An unreadable file is left
+    where it is, with a warning."""
+    path = store.path.parent / "quota_state.json"
+    if store.has_quota_rows() or not path.is_file():
         return
-    days: dict[str, dict[str, int]] = {}
-    parks: dict[str, tuple[float, str]] = {}
-    imported = []
-    for path in legacy_files(store):
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            file_days = {str(d): {str(b): int(n) for b, n in counts.items()}
-                         for d, counts in state.get("days", {}).items()}
-            file_parks = {str(b): (float(p["until"]), str(p["reason"]))
-                          for b, p in state.get("parks", {}).items()}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            logger.warning("%s is not a quota ledger this version can read; not imported "
-                           "(it only held request counts and parks)", path)
-            continue
-        for day, counts in file_days.items():
-            for bucket, n in counts.items():
-                days.setdefault(day, {})[bucket] = days.get(day, {}).get(bucket, 0) + n
-        for bucket, park in file_parks.items():
-            if park[0] > parks.get(bucket, (0.0, ""))[0]:
-                parks[bucket] = park
-        imported.append(path)
-    if not imported:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        days = {str(d): {str(b): int(n) for b, n in counts.items()}
+                for d, counts in state.get("days", {}).items()}
+        parks = {str(b): (float(p["until"]), str(p["reason"]))
+                 for b, p in state.get("parks", {}).items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        logger.warning("%s is not a quota ledger this version can read; not imported "
+                       "(it only held request counts and parks)", path)
         return
     store.import_quota(days, parks)
-    for path in imported:
-        path.rename(path.with_name(path.name + ".imported"))
-        logger.info("Quota ledger %s imported into the store (%d days, %d parks); renamed "
-                    "to %s.imported", path, len(days), len(parks), path.name)
+    path.rename(path.with_name(path.name + ".imported"))
+    logger.info("Quota ledger %s imported into the store (%d days, %d parks); renamed to "
+                "%s.imported", path, len(days), len(parks), path.name)

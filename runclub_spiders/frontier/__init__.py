@@ -128,7 +128,7 @@ class Frontier:
     def take(self, *, idle: bool = False) -> list[Request]:
         """New work up to capacity: searches once the owner phase is over; artist lookups
         when the engine idles with nothing else outstanding."""
-        if any(w.owner for w in self.outstanding.values()):
+        if self.owner_phase:
             return []
         works: list[Work] = []
         while self._searching() < self.concurrency:
@@ -141,6 +141,11 @@ class Frontier:
         if idle and not works and not self.outstanding:
             works = [w for w in [self._artist_work()] if w is not None]
         return self._send(works)
+
+    @property
+    def owner_phase(self) -> bool:
+        """Reading who the owner is and the owner's playlists: no search yet."""
+        return any(w.owner for w in self.outstanding.values())
 
     def _send(self, works: list[Work]) -> list[Request]:
         requests = []

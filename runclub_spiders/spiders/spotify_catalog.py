@@ -125,10 +125,10 @@ class SpotifyCatalogSpider(Spider):
         return self.frontier.answered(work, follow)
 
     def _playlists(self, objects: list[Any]) -> list[Work]:
-        owner_phase = any(w.owner for w in self.frontier.outstanding.values())
         works = (consider_playlist(o, store=self.store, stats=self.crawler.stats,
                                    user_id=self.user_id, extended=self.extended,
-                                   owner_phase=owner_phase, now=utc_now()) for o in objects)
+                                   owner_phase=self.frontier.owner_phase, now=utc_now())
+                 for o in objects)
         return [w for w in works if w is not None]
 
     def parse_search(self, response):

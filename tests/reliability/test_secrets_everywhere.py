@@ -38,12 +38,11 @@ import requests
 from aiohttp import web
 from scrapy.downloadermiddlewares.httpcache import HttpCacheMiddleware
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 from runclub_spiders.auth import login
 from runclub_spiders.auth.tokens import TokenFile
 from runclub_spiders.simulator import SimulatorConfig
-from tests.conftest import crawl_settings, use_credentials
+from tests.conftest import crawl_settings, run_spider, use_credentials
 from tests.spiders import ProbeSpider
 
 REPO = Path(__file__).resolve().parents[2]
@@ -342,10 +341,10 @@ class RecordingProbe(ProbeSpider):
 
 async def probe(sim, tmp_path, caplog, n: int = 3, **settings):
     paths = [f"/tracks/{t.id}" for t in sim.catalog.tracks[:n]]
-    crawler = get_crawler(RecordingProbe, crawl_settings(sim, tmp_path, LOG_LEVEL="DEBUG",
-                                                         **settings))
     with caplog.at_level(logging.DEBUG):
-        await crawler.crawl_async(paths=paths)
+        crawler, _ = await run_spider(
+            RecordingProbe, crawl_settings(sim, tmp_path, LOG_LEVEL="DEBUG", **settings),
+            paths=paths)
     return crawler
 
 
