@@ -26,9 +26,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
+from runclub_spiders import clock
 from runclub_spiders.auth.credentials import CredentialsError, load_credentials
 from runclub_spiders.export.build import source_date_epoch
 from runclub_spiders.export.copies import check_formats
@@ -82,6 +84,9 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
     if mode not in MODES:
         raise ConfigError(f"-a mode={mode}: use full (crawl, then export), export (export "
                           f"the store, no API calls) or discover (crawl, no export)")
+    if clock.offset() and not is_loopback(settings.get("SPOTIFY_API_BASE_URL") or ""):
+        raise ConfigError(f"{clock.OFFSET_ENV} is set but SPOTIFY_API_BASE_URL is not the "
+                          "simulator: the shifted clock is for dry runs only; unset it")
     market = settings.get("SPOTIFY_MARKET", "")
     if not re.fullmatch(r"[A-Z]{2}", market or ""):
         raise ConfigError(f"SPOTIFY_MARKET={market!r} is not an ISO 3166-1 alpha-2 country "
@@ -228,3 +233,8 @@ class Command(ScrapyCrawlCommand):
         # reason is None when the crawl never started (the error is logged)
         if process.bootstrap_failed or reason in FAILED_REASONS:
             self.exitcode = 1
+
+
+def is_loopback(url: str) -> bool:
+    """Is ``url`` served on this machine (the simulator)?"""
+    return urlsplit(url).hostname in ("127.0.0.1", "::1", "localhost")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Self
 
 from scrapy import signals
 
-from runclub_spiders import scrapy_compat
+from runclub_spiders import clock, scrapy_compat
 from runclub_spiders.downloadermiddlewares.retry import backoff, drop_access_token
 from runclub_spiders.quota import parse_retry_after, quota_park
 from runclub_spiders.utils.closing import CloseWatch, SpiderClosing
@@ -139,7 +139,7 @@ class PacingMiddleware:
         self._apply(request, decision, twice=twice)
 
     def _parks(self, request: Request, response: Response) -> bool:
-        return quota_park(response, request.meta.get("spotify_bucket"), now=time.time(),
+        return quota_park(response, request.meta.get("spotify_bucket"), now=clock.now(),
                           max_wait=self.max_wait, default_park=self.default_park) is not None
 
     def _decide(self, request: Request, response: Response) -> tuple:

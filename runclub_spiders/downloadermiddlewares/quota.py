@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import weakref
 from typing import TYPE_CHECKING, Self
 
@@ -48,7 +47,7 @@ from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.asyncio import call_later
 
-from runclub_spiders import scrapy_compat
+from runclub_spiders import clock, scrapy_compat
 from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.extensions.store import crawler_store
@@ -103,7 +102,7 @@ class QuotaMiddleware:
         bucket = request.meta.get("spotify_bucket")
         if not bucket:
             return
-        now = time.time()
+        now = clock.now()
         until = self.parked_until(bucket, now)
         budget = self.budgets.get(bucket)
         if not until and budget is not None and self.used_today(bucket, now) >= budget:
@@ -149,7 +148,7 @@ class QuotaMiddleware:
             self._drop_queued(bucket)
 
     def _park_of(self, response: Response, bucket: str):
-        return quota_park(response, bucket, now=time.time(), max_wait=self.max_wait,
+        return quota_park(response, bucket, now=clock.now(), max_wait=self.max_wait,
                           default_park=self.default_park)
 
     def _refusal(self, bucket: str) -> QuotaParked:
@@ -169,7 +168,7 @@ class QuotaMiddleware:
 
     # ---------------------------------------------------------------- counts
     def used_today(self, bucket: str, now: float | None = None) -> int:
-        return self._counts(now if now is not None else time.time()).get(bucket, 0)
+        return self._counts(now if now is not None else clock.now()).get(bucket, 0)
 
     def _counts(self, now: float) -> dict[str, int]:
         day = utc_day(now)
@@ -187,7 +186,7 @@ class QuotaMiddleware:
         """Take back the count of this very attempt, if it was counted and has not ended."""
         if request in self._counted:
             self._counted.discard(request)
-            self._count(request.meta["spotify_bucket"], -1, time.time())
+            self._count(request.meta["spotify_bucket"], -1, clock.now())
 
     # ---------------------------------------------------------------- parks
     def parked_until(self, bucket: str, now: float | None = None) -> float:
@@ -195,7 +194,7 @@ class QuotaMiddleware:
         park = self.parks.get(bucket)
         if park is None:
             return 0.0
-        if park[0] <= (now if now is not None else time.time()):
+        if park[0] <= (now if now is not None else clock.now()):
             self._release(bucket)
             return 0.0
         return park[0]
@@ -219,7 +218,7 @@ class QuotaMiddleware:
         if timer is not None:
             timer.cancel()
         if not self.watch.closing:
-            self._timers[bucket] = call_later(max(0.0, until - time.time()) + RELEASE_SLACK,
+            self._timers[bucket] = call_later(max(0.0, until - clock.now()) + RELEASE_SLACK,
                                               self._timer_fired, bucket)
         self.crawler.signals.send_catch_log(project_signals.bucket_parked, bucket=bucket,
                                             until=until, reason=reason)
@@ -227,8 +226,8 @@ class QuotaMiddleware:
     def _timer_fired(self, bucket: str) -> None:
         self._timers.pop(bucket, None)
         park = self.parks.get(bucket)
-        if park is not None and park[0] > time.time():   # the clock went back: wait more
-            self._timers[bucket] = call_later(park[0] - time.time() + RELEASE_SLACK,
+        if park is not None and park[0] > clock.now():   # the clock went back: wait more
+            self._timers[bucket] = call_later(park[0] - clock.now() + RELEASE_SLACK,
                                               self._timer_fired, bucket)
         elif park is not None:
             self._release(bucket)
@@ -251,7 +250,7 @@ class QuotaMiddleware:
 
     # ---------------------------------------------------------------- signals
     def spider_opened(self) -> None:
-        now = time.time()
+        now = clock.now()
         for bucket, (until, reason) in sorted(self.parks.items()):
             if until <= now:
                 self.parks.pop(bucket)
@@ -265,7 +264,7 @@ class QuotaMiddleware:
 
     def spider_closed(self) -> None:
         self._cancel_timers()
-        for bucket, used in self.store.quota_requests(utc_day(time.time())).items():
+        for bucket, used in self.store.quota_requests(utc_day(clock.now())).items():
             self.crawler.stats.set_value(f"quota/requests_today/{bucket}", used)
 
 

@@ -21,13 +21,13 @@ Phases need no counters: the owner phase is open while an owner work is outstand
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 
+from runclub_spiders import clock
 from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.frontier.planner import Planner
@@ -74,7 +74,7 @@ class Frontier:
         # bucket -> parked until (epoch); parks of earlier runs from the store (the quota
         # middleware's bucket_parked for them is sent before this frontier exists).
         self.parks: dict[str, float] = {b: until for b, (until, _) in
-                                        store.quota_parks().items() if until > time.time()}
+                                        store.quota_parks().items() if until > clock.now()}
         self.wanted: set[str] = set()                 # parked buckets that have work to do
         self._idle_with_sent: dict[Work, float] = {}  # sent work seen at idle, and since when
         self.progress = Progress(crawler, store, self.planner)
@@ -182,14 +182,14 @@ class Frontier:
     def _parked(self, kind: str) -> bool:
         """Is the bucket of ``kind`` parked? Noted as wanted when it is."""
         bucket = BUCKETS[kind]
-        if self.parks.get(bucket, 0.0) > time.time():
+        if self.parks.get(bucket, 0.0) > clock.now():
             self.wanted.add(bucket)
             return True
         return False
 
     def _hold(self, work: Work, bucket: str, until: float) -> None:
         self.outstanding[work.key] = work
-        if until <= time.time():     # the park ended before its refusal came back: send now
+        if until <= clock.now():     # the park ended before its refusal came back: send now
             self.crawler.engine.crawl(self.request_for(work))
             return
         self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
@@ -210,7 +210,7 @@ class Frontier:
             logger.info("Quota bucket %r released: %d held requests sent", bucket, len(works))
 
     def spider_idle(self) -> None:
-        now = time.time()
+        now = clock.now()
         for bucket in [b for b, until in self.parks.items() if until <= now]:
             self.bucket_released(bucket)               # ended without a signal (a restart)
         held = {key for works in self.held.values() for key in works}

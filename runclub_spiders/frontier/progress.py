@@ -4,12 +4,11 @@ and at close the run's stats and its request counts in the store (the manifest r
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from scrapy.utils.asyncio import create_looping_call
 
+from runclub_spiders import clock
 from runclub_spiders.export.manifest import run_requests, run_totals
 from runclub_spiders.quota import utc_day
 
@@ -33,7 +32,7 @@ class Progress:
 
     def log(self) -> None:
         counts = self.store.counts()
-        today = self.store.quota_requests(utc_day(time.time()))    # all runs of the UTC day
+        today = self.store.quota_requests(utc_day(clock.now()))    # all runs of the UTC day
         yields = ", ".join(f"{name} {family.per_request:.1f}"
                            for name, family in sorted(self.planner.families.items())
                            if family.requests)
@@ -57,5 +56,5 @@ class Progress:
             stats.set_value(f"discovery/family/{name}/requests", family.requests)
             stats.set_value(f"discovery/family/{name}/new_tracks", family.new_tracks)
         run = stats.get_stats()
-        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        today = utc_day(clock.now())
         self.store.add_run_counts(today, run_requests(run), run_totals(run))
