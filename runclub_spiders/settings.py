@@ -114,17 +114,30 @@ CATALOG_CELL_TARGET = 600              # soft target per cell
 CATALOG_MAX_TRACKS = 40_000            # global cap of the export
 CATALOG_MIN_DURATION_MS = 120_000      # 2 minutes
 CATALOG_MAX_DURATION_MS = 360_000      # 6 minutes: never longer
+# Room for the app's per-artist spacing: no artist holds more than this share of a cell's
+# exported tracks (or CATALOG_MAX_ARTIST_FLOOR tracks where that is more), except where the
+# cell would otherwise stay below CATALOG_CELL_MIN (counted in the coverage report).
+CATALOG_MAX_ARTIST_SHARE = 0.10
+CATALOG_MAX_ARTIST_FLOOR = 4
 # Discovery gathers more candidates than the export keeps: ReccoBeats knows about 60% of
 # Spotify tracks (docs/simulator.md, "ReccoBeats") and ISRC duplicates collapse, so about 55%
 # of the candidates of a cell can be exported with features.
 DISCOVERY_OVERSAMPLE = 1.8
-DISCOVERY_CONCURRENCY = 2              # search queries in flight (each pages sequentially)
+DISCOVERY_CONCURRENCY = 2              # requests in flight per quota bucket (search, albums...)
 DISCOVERY_MIN_NEW_PER_PAGE = 4         # per 10 results: a page below this is "low yield"...
 DISCOVERY_PATIENCE = 2                 # ...and this many low pages in a row stop the query
 DISCOVERY_FAMILY_TRIAL = 20            # requests before a query family is judged
 DISCOVERY_FAMILY_MIN_YIELD = 1.0       # new tracks per request below which it is demoted
 DISCOVERY_ARTIST_LOOKUP_BUDGET = 0     # development: per-artist /artists/{id} calls allowed
 DISCOVERY_PROGRESS_INTERVAL = 60       # seconds between progress lines
+# Besides search, discovery draws on the albums bucket (/albums/{id}: an album found for a
+# needy cell, up to 50 of its tracks in one call) and the artists bucket
+# (/artists/{id}/albums: the albums and singles of an artist known in a needy umbrella).
+DISCOVERY_ALBUMS = True
+DISCOVERY_ARTIST_ALBUMS = True
+# The price of a request: discovery stops spending on a cell when the expected new exportable
+# tracks per request there fall below this (BENCHMARKS.md, "Days of quota", says why 0.5).
+DISCOVERY_MIN_YIELD = 0.5
 
 # --- Enrichment ----------------------------------------------------------------------------------
 ITEM_PIPELINES = {

@@ -75,3 +75,22 @@ class Ledgers(StoreBase):
         self.db.execute("UPDATE playlists SET last_processed_at = ?, "
                         "last_snapshot_processed = ?, next_offset = ? WHERE id = ?",
                         (now, snapshot_id, processed, playlist_id))
+
+    # ---------------------------------------------------------------- cells
+    def set_discovery_cell(self, umbrella: str, decade: str, *, found: int,
+                           reachable: float | None, stopped: str | None, now: str) -> None:
+        """What discovery concluded about a cell (``Frontier``): read by the coverage report
+        and ``scrapy catalog-status``."""
+        self.db.execute(
+            "INSERT INTO discovery_cells (umbrella, decade, found, reachable, stopped, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (umbrella, decade) DO UPDATE "
+            "SET found = excluded.found, reachable = excluded.reachable, "
+            "stopped = excluded.stopped, updated_at = excluded.updated_at",
+            (umbrella, decade, found, reachable, stopped, now))
+
+    def discovery_cells(self) -> dict[tuple[str, str], sqlite3.Row]:
+        """``(umbrella, decade)`` -> row with ``found``, ``reachable`` (estimated reachable
+        candidates, NULL while unknown) and ``stopped`` (NULL while discovery spends there,
+        else why it stopped: ``exhausted``, ``low_yield``, ``target``)."""
+        rows = self.db.execute("SELECT * FROM discovery_cells").fetchall()
+        return {(r["umbrella"], r["decade"]): r for r in rows}

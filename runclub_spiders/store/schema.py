@@ -118,6 +118,53 @@ CREATE TABLE IF NOT EXISTS quota_parks (
     until REAL NOT NULL,                 -- epoch seconds
     reason TEXT NOT NULL
 );
+-- Requests per bucket per UTC hour, for the use over the rolling ~24 h window Spotify counts.
+CREATE TABLE IF NOT EXISTS quota_hours (
+    hour INTEGER NOT NULL,               -- epoch seconds // 3600 (runclub_spiders.clock)
+    bucket TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (hour, bucket)
+);
+-- What each QUOTA_EXCEEDED taught: our count in the rolling window when it came, and for how
+-- long Spotify said to wait. The latest row per bucket is its learned size.
+CREATE TABLE IF NOT EXISTS quota_learned (
+    bucket TEXT NOT NULL,
+    at REAL NOT NULL,                    -- epoch seconds (runclub_spiders.clock)
+    window_requests INTEGER NOT NULL,
+    retry_after REAL,                    -- seconds, NULL without the header
+    PRIMARY KEY (bucket, at)
+);
+-- Per umbrella x decade cell, what discovery last concluded (frontier): candidates found,
+-- the estimated reachable total, and why it stopped spending there (NULL while it spends).
+CREATE TABLE IF NOT EXISTS discovery_cells (
+    umbrella TEXT NOT NULL,
+    decade TEXT NOT NULL,
+    found INTEGER NOT NULL,
+    reachable REAL,
+    stopped TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (umbrella, decade)
+);
+-- Album expansion (frontier): albums seen on tracks, and which were expanded or listed.
+CREATE TABLE IF NOT EXISTS albums (
+    id TEXT PRIMARY KEY,
+    artist_id TEXT,                      -- primary album artist
+    album_type TEXT,
+    release_date TEXT,
+    total_tracks INTEGER,
+    umbrella TEXT,                       -- the cell it was found for, when a cell query
+    decade TEXT,
+    next_offset INTEGER NOT NULL DEFAULT 0,
+    expanded TEXT,                       -- NULL: not yet; else when it was read to the end
+    first_seen_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artist_albums (
+    artist_id TEXT PRIMARY KEY,
+    umbrella TEXT,
+    next_offset INTEGER NOT NULL DEFAULT 0,
+    total INTEGER,
+    listed TEXT                          -- NULL: not yet (or part way); else when finished
+);
 """
 
 
