@@ -305,7 +305,8 @@ def test_artist_and_album_lookups(dev_sim):
     artist = c.artists[c.tracks[album.track_idxs[0]].artist_idxs[0]]
     body = get(dev_sim, f"/artists/{artist.id}", s).json()
     assert (body["id"], body["name"]) == (artist.id, artist.name)
-    albums = get(dev_sim, f"/artists/{artist.id}/albums", s, limit=10).json()
+    albums = get(dev_sim, f"/artists/{artist.id}/albums", s, limit=10,
+                 include_groups="album,single,compilation").json()
     want = {a.id for a in c.albums if artist.idx in a.artist_idxs}
     assert albums["total"] == len(want)
     assert {a["id"] for a in albums["items"]} <= want
@@ -352,3 +353,148 @@ def test_unknown_path_is_404(dev_sim):
         response = get(dev_sim, path, s)
         assert response.status_code == 404, path
         assert response.json()["error"]["status"] == 404
+
+
+# ---------------------------------------------------------------- artist albums: include_groups
+def discography(sim: Simulator, artist) -> dict[str, set[str]]:
+    """The albums of ``artist`` by group, from the catalog: album artist -> its album_type;
+    a track on an album it is not an album artist of -> appears_on."""
+    c = sim.catalog
+    groups: dict[str, set[str]] = {"album": set(), "single": set(), "compilation": set(),
+                                   "appears_on": set()}
+    for album in c.albums:
+        if artist.idx in album.artist_idxs:
+            groups[album.album_type].add(album.id)
+        elif any(artist.idx in c.tracks[t].artist_idxs for t in album.track_idxs):
+            groups["appears_on"].add(album.id)
+    return groups
+
+
+def artist_with_every_group(sim: Simulator):
+    for artist in sim.catalog.artists:
+        groups = discography(sim, artist)
+        various = any(not sim.catalog.album_by_id[i].artist_idxs
+                      for i in groups["appears_on"])
+        if various and groups["compilation"] and groups["album"] | groups["single"]:
+            return artist, groups
+    raise AssertionError("no artist with main albums, compilations and appears_on")
+
+
+def all_pages(sim: Simulator, session: requests.Session, path: str, limit: int,
+              **params) -> tuple[list[dict], list[dict]]:
+    """Every item of a paged endpoint by following ``next``; also the pages."""
+    pages = [session.get(f"{sim.spotify_api_base_url}{path}",
+                         params={**params, "limit": limit}, timeout=10).json()]
+    while pages[-1]["next"]:
+        pages.append(session.get(pages[-1]["next"], timeout=10).json())
+    return [item for page in pages for item in page["items"]], pages
+
+
+def test_artist_albums_include_groups_filters(simulator_factory):
+    sim = simulator_factory(profile="extended")
+    s = api_session(sim)
+    artist, groups = artist_with_every_group(sim)
+    path = f"/artists/{artist.id}/albums"
+    every = set().union(*groups.values())
+
+    items, _ = all_pages(sim, s, path, 50)
+    assert {a["id"] for a in items} == every
+    assert len(items) == len(every)
+    # album_group (extended) says which group each album is listed under.
+    assert {(a["album_group"], a["id"]) for a in items} == \
+        {(g, i) for g, ids in groups.items() for i in ids}
+    # Listed group by group: album, single, compilation, appears_on.
+    order = ["album", "single", "compilation", "appears_on"]
+    ranks = [order.index(a["album_group"]) for a in items]
+    assert ranks == sorted(ranks)
+
+    appears, _ = all_pages(sim, s, path, 50, include_groups="appears_on")
+    assert {a["id"] for a in appears} == groups["appears_on"]
+    for album in appears:                 # the artist is never one of its album artists
+        assert artist.id not in {x["id"] for x in album["artists"]}
+    various = [a for a in appears if not sim.catalog.album_by_id[a["id"]].artist_idxs]
+    assert various                        # compilations credited to Various Artists
+    assert all([x["name"] for x in a["artists"]] == ["Various Artists"] for a in various)
+
+    main, _ = all_pages(sim, s, path, 50, include_groups="album,single")
+    assert {a["id"] for a in main} == groups["album"] | groups["single"]
+    assert {a["album_group"] for a in main} <= {"album", "single"}
+    compilations, _ = all_pages(sim, s, path, 50, include_groups="compilation")
+    assert {a["id"] for a in compilations} == groups["compilation"]
+
+
+def test_artist_albums_include_groups_pages_carry_the_filter(dev_sim):
+    s = api_session(dev_sim)
+    artist = max(dev_sim.catalog.artists,
+                 key=lambda a: (len(discography(dev_sim, a)["appears_on"]), a.id))
+    groups = discography(dev_sim, artist)
+    assert len(groups["appears_on"]) > 2
+    items, pages = all_pages(dev_sim, s, f"/artists/{artist.id}/albums", 2,
+                             include_groups="appears_on")
+    assert len(pages) > 1
+    assert all("include_groups=appears_on" in p["next"] for p in pages[:-1])
+    assert all(p["total"] == len(groups["appears_on"]) for p in pages)
+    assert [a["id"] for a in items if a["id"] in groups["appears_on"]] == \
+        [a["id"] for a in items]
+    assert len(items) == len(groups["appears_on"])
+    assert all("album_group" not in a for a in items)        # development: removed
+
+
+@pytest.mark.parametrize("value", ["ep", "album, single", "album,,single", "Album"])
+def test_artist_albums_invalid_include_groups_is_400(dev_sim, value):
+    artist = dev_sim.catalog.artists[0]
+    response = get(dev_sim, f"/artists/{artist.id}/albums", include_groups=value)
+    assert response.status_code == 400
+    assert response.json() == {"error": {"status": 400, "message": "Invalid include_groups"}}
+
+
+@pytest.mark.parametrize(("profile", "default", "maximum"),
+                         [("development", 5, 10), ("extended", 20, 50)])
+def test_artist_albums_limits(simulator_factory, profile, default, maximum):
+    sim = simulator_factory(profile=profile)
+    s = api_session(sim)
+    artist = max(sim.catalog.artists,
+                 key=lambda a: (sum(map(len, discography(sim, a).values())), a.id))
+    total = sum(map(len, discography(sim, artist).values()))
+    assert total > 10
+    path = f"/artists/{artist.id}/albums"
+    plain = get(sim, path, s).json()
+    assert (plain["limit"], len(plain["items"])) == (default, min(default, total))
+    top = get(sim, path, s, limit=maximum)
+    assert top.status_code == 200
+    assert len(top.json()["items"]) == min(maximum, total)
+    over = get(sim, path, s, limit=maximum + 1)
+    assert over.status_code == 400
+    assert over.json() == {"error": {"status": 400, "message": "Invalid limit"}}
+
+
+@pytest.mark.parametrize("profile", ["development", "extended"])
+def test_album_tracks_limit_50_and_album_pages_its_tracks(simulator_factory, profile):
+    sim = simulator_factory(profile=profile, fresh_catalog=True)
+    c = sim.catalog
+    album = c.albums[0]
+    # A 60-track album (no generated album is that long): the extra tracks are others'.
+    album.track_idxs = list(album.track_idxs) + \
+        [t.idx for t in c.tracks if t.idx not in album.track_idxs][:60 - len(album.track_idxs)]
+    want = [c.tracks[i].id for i in album.track_idxs]
+    s = api_session(sim)
+    assert get(sim, f"/albums/{album.id}/tracks", s, limit=50).status_code == 200
+    over = get(sim, f"/albums/{album.id}/tracks", s, limit=51)
+    assert over.status_code == 400
+    assert over.json()["error"]["message"] == "Invalid limit"
+
+    body = get(sim, f"/albums/{album.id}", s, market="US").json()
+    tracks = body["tracks"]
+    assert [t["id"] for t in tracks["items"]] == want[:50]
+    assert tracks["total"] == 60
+    rest = s.get(tracks["next"], timeout=10).json()
+    assert [t["id"] for t in rest["items"]] == want[50:]
+    assert rest["next"] is None
+    # Simplified tracks say whether they play in the market asked for, and only then.
+    for row in tracks["items"] + rest["items"]:
+        assert row["is_playable"] is ("US" in c.track_by_id[row["id"]].markets)
+    assert any(not row["is_playable"] for row in tracks["items"] + rest["items"])
+    bare = get(sim, f"/albums/{album.id}/tracks", s, limit=50).json()
+    assert all("is_playable" not in row for row in bare["items"])
+    short = get(sim, f"/albums/{c.albums[1].id}", s).json()["tracks"]
+    assert short["next"] is None

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from runclub_spiders.simulator import Simulator
+from runclub_spiders import clock
+from runclub_spiders.simulator import Simulator, SimulatorConfig
+from runclub_spiders.simulator.limits import RollingQuota
 from tests.conftest import access_token, api_session, cached_catalog
 
 CATALOG = cached_catalog()
@@ -189,6 +191,135 @@ def test_playlist_endpoints_share_one_bucket(simulator_factory):
     items = session.get(api(sim, f"/playlists/{OWNED_PLAYLIST_ID}/items"), timeout=10)
     assert items.status_code == 429
     assert session.get(api(sim, "/me"), timeout=10).status_code == 200   # user bucket
+
+
+# ------------------------------------------------------------------------- rolling quota window
+@pytest.fixture
+def virtual_clock():
+    """The process's quota clock, put back where it was after the test."""
+    before = clock.offset()
+    yield clock
+    clock.set_offset(before)
+
+
+DAY = 86_400
+
+
+def test_rolling_window_admits_size_refuses_next_and_reopens(simulator_factory, virtual_clock):
+    sim = simulator_factory(bucket_size=3, quota_window=DAY)
+    session = api_session(sim)
+    # Three searches 100 s apart (virtual time): all admitted.
+    statuses = []
+    for step in (0, 100, 100):
+        sim.advance_clock(step)
+        statuses.append(session.get(api(sim, SEARCH), timeout=10).status_code)
+    assert statuses == [200] * 3
+    refused = session.get(api(sim, SEARCH), timeout=10)
+    assert refused.status_code == 429
+    assert refused.json() == {"error": {"status": 429, "message": "Too many requests",
+                                        "reason": "QUOTA_EXCEEDED"}}
+    # Until the oldest call (200 s ago) leaves the 86,400 s window.
+    assert refused.headers["Retry-After"] == str(DAY - 200)
+    assert sim.requests(service="spotify")[-1].fault == "quota"
+    # Refusals are not counted: many more change nothing.
+    for _ in range(5):
+        assert session.get(api(sim, SEARCH), timeout=10).status_code == 429
+
+    # One second short of the oldest leaving: still refused, one second to go.
+    sim.advance_clock(DAY - 200 - 1)
+    early = session.get(api(sim, SEARCH), timeout=10)
+    assert (early.status_code, early.headers["Retry-After"]) == (429, "1")
+    sim.advance_clock(1)
+    # The oldest has left: exactly one call is admitted, then the next oldest sets the wait.
+    assert session.get(api(sim, SEARCH), timeout=10).status_code == 200
+    again = session.get(api(sim, SEARCH), timeout=10)
+    assert again.status_code == 429
+    assert again.headers["Retry-After"] == "100"
+    sim.advance_clock(100)
+    assert session.get(api(sim, SEARCH), timeout=10).status_code == 200
+
+
+def test_rolling_window_one_bucket_exhausted_the_others_answer(simulator_factory,
+                                                                virtual_clock):
+    sim = simulator_factory(bucket_size=2, quota_window=DAY, quota={"artists": 1})
+    session = api_session(sim)
+    assert [session.get(api(sim, SEARCH), timeout=10).status_code
+            for _ in range(3)] == [200, 200, 429]
+    for path in (f"/tracks/{TRACK_IDS[0]}", f"/playlists/{OWNED_PLAYLIST_ID}",
+                 "/me/playlists", "/me", f"/artists/{ARTIST_ID}", f"/albums/{ALBUM_ID}",
+                 f"/albums/{ALBUM_ID}/tracks"):
+        assert session.get(api(sim, path), timeout=10).status_code == 200, path
+    # --quota overrides bucket_size; /artists/{id}/albums shares the artists bucket.
+    shared = session.get(api(sim, f"/artists/{ARTIST_ID}/albums"), timeout=10)
+    assert shared.status_code == 429
+    assert shared.json()["error"]["reason"] == "QUOTA_EXCEEDED"
+    # albums (/albums/{id} and /albums/{id}/tracks) is spent too, playlists too; search still.
+    assert session.get(api(sim, f"/albums/{ALBUM_ID}"), timeout=10).status_code == 429
+    assert session.get(api(sim, "/me/playlists"), timeout=10).status_code == 429
+    assert session.get(api(sim, SEARCH), timeout=10).status_code == 429
+    buckets = [e.bucket for e in sim.requests(service="spotify")]
+    assert buckets[3:11] == ["tracks", "playlists", "playlists", "user", "artists",
+                             "albums", "albums", "artists"]
+
+
+def test_rolling_window_cuts_off_after_exactly_600(simulator_factory, virtual_clock):
+    sim = simulator_factory(bucket_size=600, quota_window=DAY)
+    session = api_session(sim)
+    statuses = [session.get(api(sim, "/me"), timeout=10).status_code for _ in range(601)]
+    assert statuses == [200] * 600 + [429]
+    assert DAY - 60 <= int(session.get(api(sim, "/me"), timeout=10)
+                           .headers["Retry-After"]) <= DAY
+    assert session.get(api(sim, SEARCH), timeout=10).status_code == 200
+
+
+def test_rolling_window_retry_after_can_be_omitted(simulator_factory, virtual_clock):
+    sim = simulator_factory(bucket_size=1, quota_window=DAY, quota_send_retry_after=False)
+    session = api_session(sim)
+    assert session.get(api(sim, SEARCH), timeout=10).status_code == 200
+    refused = session.get(api(sim, SEARCH), timeout=10)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["reason"] == "QUOTA_EXCEEDED"
+    assert "Retry-After" not in refused.headers
+
+
+def test_without_bucket_size_nothing_is_refused(simulator_factory, virtual_clock):
+    sim = simulator_factory(quota_window=DAY)
+    session = api_session(sim)
+    assert {session.get(api(sim, SEARCH), timeout=10).status_code for _ in range(30)} == {200}
+
+
+def test_request_log_and_quota_read_the_shared_clock(simulator_factory, virtual_clock):
+    sim = simulator_factory(bucket_size=1, quota_window=DAY)
+    session = api_session(sim)
+    assert session.get(api(sim, SEARCH), timeout=10).status_code == 200
+    assert sim.advance_clock(3 * DAY) == pytest.approx(virtual_clock.offset())
+    # The clock a crawl in this process reads moved too: the bucket is open again...
+    assert session.get(api(sim, SEARCH), timeout=10).status_code == 200
+    entries = sim.requests(service="spotify")
+    # ...and the log's timestamps are virtual ones.
+    assert entries[-1].t - entries[0].t == pytest.approx(3 * DAY, abs=30)
+    assert entries[-1].t == pytest.approx(time.time() + virtual_clock.offset(), abs=30)
+
+
+def test_rolling_quota_unit():
+    quota = RollingQuota({"search": 2}, window=10)
+    assert [quota.check("search", t) for t in (0.0, 0.5, 1.0)] == [0.0, 0.0, 9.0]
+    assert quota.check("search", 9.2) == 1.0          # rounded up, at least one second
+    assert quota.check("search", 10.0) == 0.0         # the call at 0 has left
+    assert quota.check("search", 10.1) == 1.0         # the one at 0.5 leaves at 10.5
+    assert quota.used("search", 10.1) == 2
+    assert quota.check("tracks", 10.1) == 0.0         # a bucket without a size
+
+
+def test_config_bucket_sizes_and_validation():
+    assert SimulatorConfig(bucket_size=600, quota={"search": 50}).bucket_sizes() == {
+        "search": 50, "tracks": 600, "artists": 600, "albums": 600, "playlists": 600,
+        "user": 600}
+    assert SimulatorConfig().bucket_sizes() == {}
+    with pytest.raises(ValueError, match="quota_window"):
+        SimulatorConfig(quota_window=-1)
+    with pytest.raises(ValueError, match="bucket sizes"):
+        SimulatorConfig(bucket_size=-5)
 
 
 # ------------------------------------------------------------------------- ReccoBeats limits

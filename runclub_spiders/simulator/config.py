@@ -47,9 +47,16 @@ class SimulatorConfig:
     rate_limit: int = knob(0, "requests per rolling window per app (0 = off)")
     rate_window: float = knob(30.0, "length of the rolling rate window, seconds")
     quota: dict[str, int] = field(default_factory=dict, metadata={
-        "help": "BUCKET=N, requests per quota day for one bucket (repeatable); buckets are "
-                + ", ".join(QUOTA_BUCKETS)})
-    quota_retry_after: int = knob(86_400, "how long an exhausted bucket stays locked, seconds")
+        "help": "BUCKET=N, size of one bucket (repeatable, overrides bucket_size); buckets "
+                "are " + ", ".join(QUOTA_BUCKETS)})
+    bucket_size: int = knob(0, "size of every bucket not given by --quota (0 = unlimited; "
+                               "reports of 2026 suggest 600 with a 86,400 s window)")
+    quota_window: float = knob(0.0, "0: an exhausted bucket is locked quota_retry_after s, "
+                                    "then counts from zero; >0: rolling window, seconds (a "
+                                    "bucket admits a call if fewer than its size were "
+                                    "admitted in the last quota_window s)")
+    quota_retry_after: int = knob(86_400, "quota_window 0: how long an exhausted bucket "
+                                          "stays locked, seconds")
     quota_send_retry_after: bool = knob(True, "Spotify 'normally' sends Retry-After")
     recco_rate_limit: int = knob(0, "ReccoBeats requests per rolling window (0 = off)")
     # faults, drawn per (URL, attempt) from fault_seed so they are reproducible
@@ -82,8 +89,17 @@ class SimulatorConfig:
                 value = getattr(self, f.name)
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{f.name} must be between 0 and 1, not {value}")
+        if self.bucket_size < 0 or any(n < 0 for n in self.quota.values()):
+            raise ValueError("bucket sizes must be 0 or more")
+        if self.quota_window < 0:
+            raise ValueError(f"quota_window must be 0 or more seconds, not {self.quota_window}")
         if self.host not in ("127.0.0.1", "::1"):
             raise ValueError("the simulator listens on loopback only (127.0.0.1 or ::1)")
+
+    def bucket_sizes(self) -> dict[str, int]:
+        """The size of every bucket that has one: ``quota`` over ``bucket_size``."""
+        sizes = {b: self.bucket_size for b in QUOTA_BUCKETS} if self.bucket_size else {}
+        return {**sizes, **self.quota}
 
     @property
     def extended(self) -> bool:

@@ -1,8 +1,15 @@
-"""Rate windows, daily quota buckets, seeded faults and the request log."""
+"""Rate windows, quota buckets (locked-day and rolling-window models), seeded faults and the
+request log.
+
+Clocks: the quota models are given ``runclub_spiders.clock.now()`` by the server (shifted by
+``RUNCLUB_CLOCK_OFFSET`` / ``Simulator.advance_clock``), as is the request log's ``t``; the
+short rate windows (``RateWindow``) are given the wall clock.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import deque
@@ -109,6 +116,40 @@ class QuotaBuckets:
             return float(self.lock_seconds)
         self.used[bucket] = self.used.get(bucket, 0) + 1
         return 0.0
+
+
+class RollingQuota:
+    """Spotify's Development Mode quota as reported in August-September 2026: each bucket
+    admits a call only if fewer than its size were admitted in the last ``window`` seconds.
+
+    A refused call is not counted. The refusal's wait is the time until the oldest admitted
+    call leaves the window (whole seconds, rounded up, at least 1), i.e. until the bucket
+    admits again.
+    """
+
+    def __init__(self, sizes: dict[str, int], window: float) -> None:
+        self.sizes, self.window = dict(sizes), float(window)
+        self.admitted: dict[str, deque[float]] = {b: deque() for b in self.sizes}
+
+    def check(self, bucket: str, now: float) -> float:
+        """Count one request; return 0 when it may proceed, else the seconds to wait."""
+        size = self.sizes.get(bucket)
+        if size is None:
+            return 0.0
+        times = self.admitted[bucket]
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= size:
+            if not times:                       # a bucket of size 0 never admits
+                return float(max(1, math.ceil(self.window)))
+            return float(max(1, math.ceil(times[0] + self.window - now)))
+        times.append(now)
+        return 0.0
+
+    def used(self, bucket: str, now: float) -> int:
+        """Calls of ``bucket`` admitted in the window ending at ``now``."""
+        times = self.admitted.get(bucket, ())
+        return sum(1 for t in times if t > now - self.window)
 
 
 class FaultPlan:

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from runclub_spiders import clock
 from runclub_spiders.simulator.accounts import Accounts
 from runclub_spiders.simulator.catalog import Catalog
 from runclub_spiders.simulator.config import SimulatorConfig
@@ -33,6 +34,7 @@ from runclub_spiders.simulator.limits import (
     QuotaBuckets,
     RateWindow,
     RequestLog,
+    RollingQuota,
 )
 from runclub_spiders.simulator.reccobeats import ReccoBeats
 from runclub_spiders.simulator.search import SearchIndex
@@ -42,14 +44,26 @@ SPOTIFY_PREFIX, ACCOUNTS_PREFIX, RECCO_PREFIX, ADMIN_PREFIX = (
     "/spotify/v1", "/accounts", "/reccobeats/v1", "/_sim")
 
 
+# The quota bucket of each Web API path, by its first segment (``/me/playlists`` aside).
+# Any path not listed (removed endpoints, unknown paths) counts against ``other``, which has
+# no quota.
+BUCKET_OF_HEAD = {
+    "search": "search",          # /search
+    "albums": "albums",          # /albums/{id}, /albums/{id}/tracks, /albums?ids=
+    "artists": "artists",        # /artists/{id}, /artists/{id}/albums, /artists?ids=
+    "tracks": "tracks",          # /tracks/{id}, /tracks?ids=
+    "playlists": "playlists",    # /playlists/{id}, /playlists/{id}/items (and /tracks)
+    "me": "user",                # /me; /me/playlists is "playlists"
+}
+
+
 def spotify_bucket(path: str) -> str:
-    """The quota bucket a Web API path counts against."""
+    """The quota bucket a Web API path counts against (``BUCKET_OF_HEAD``)."""
     parts = path[len(SPOTIFY_PREFIX):].strip("/").split("/")
     head = parts[0]
     if head == "me" and len(parts) > 1 and parts[1] == "playlists":
         return "playlists"
-    return {"search": "search", "tracks": "tracks", "artists": "artists", "albums": "albums",
-            "playlists": "playlists", "me": "user"}.get(head, "other")
+    return BUCKET_OF_HEAD.get(head, "other")
 
 
 class Simulator:
@@ -68,7 +82,10 @@ class Simulator:
         self.accounts = Accounts(self.config)
         self.rate = RateWindow(self.config.rate_limit, self.config.rate_window)
         self.recco_rate = RateWindow(self.config.recco_rate_limit, self.config.rate_window)
-        self.quota = QuotaBuckets(self.config.quota, self.config.quota_retry_after)
+        sizes = self.config.bucket_sizes()
+        self.quota: QuotaBuckets | RollingQuota = (
+            RollingQuota(sizes, self.config.quota_window) if self.config.quota_window > 0
+            else QuotaBuckets(sizes, self.config.quota_retry_after))
         self.faults = FaultPlan(self.config.fault_seed)
         self.port = 0
         self._thread: threading.Thread | None = None
@@ -166,7 +183,7 @@ class Simulator:
         finally:
             # Corruptions count as served only when the body went out whole.
             hostile = tuple(request.get(HOSTILE_KEY, ())) if not fault else ()
-            self.log.add(LoggedRequest(time.time(), service, request.method, request.path,
+            self.log.add(LoggedRequest(clock.now(), service, request.method, request.path,
                                        request.query_string, status, bucket,
                                        fault or ("hostile" if hostile else ""), retry_after,
                                        hostile))
@@ -193,17 +210,16 @@ class Simulator:
             denied = self.accounts.check_bearer(request)
             if denied is not None:
                 return denied, ""
-            now = time.time()
             if plan.hit("spotify429", key, attempt, cfg.spotify_429_rate):
                 response = _spotify_error(429, "API rate limit exceeded")
                 response.headers["Retry-After"] = "1"
                 return response, "429"
-            if not self.rate.admit(now):
+            if not self.rate.admit(time.time()):          # short windows: wall time
                 retry_after = 1 + int(plan.draw("retry-after", key, attempt) * 5)
                 response = _spotify_error(429, "API rate limit exceeded")
                 response.headers["Retry-After"] = str(retry_after)
                 return response, "rate limit"
-            locked_for = self.quota.check(bucket, now)
+            locked_for = self.quota.check(bucket, clock.now())   # quota: the shared clock
             if locked_for:
                 response = _spotify_error(429, "Too many requests", reason="QUOTA_EXCEEDED")
                 if cfg.quota_send_retry_after:
@@ -305,6 +321,14 @@ class Simulator:
         self.stop()
 
     # ---------------------------------------------------------------- for tests
+    @staticmethod
+    def advance_clock(seconds: float) -> float:
+        """Move the quota clock (``runclub_spiders.clock``) ``seconds`` ahead; returns the new
+        offset. The clock is the process's: a crawl in this process sees the same shift (a
+        crawl in a subprocess needs ``RUNCLUB_CLOCK_OFFSET`` set to ``clock.offset()``)."""
+        clock.set_offset(clock.offset() + seconds)
+        return clock.offset()
+
     def requests(self, since: int = 0, service: str | None = None) -> list[LoggedRequest]:
         """The log from position ``since`` of the whole log (all services), filtered after."""
         entries = self.log.entries(since)

@@ -33,6 +33,8 @@ SPOTIFY_ID = re.compile(r"^[0-9A-Za-z]{22}$")
 MARKET = re.compile(r"^[A-Z]{2}$")
 VARIOUS_ARTISTS_ID = "0LyfQWJT6nXafLPZqxe9Of"
 SEARCH_TYPES = ("album", "artist", "playlist", "track", "show", "episode", "audiobook")
+# /artists/{id}/albums: the groups ``include_groups`` takes, in the order pages list them.
+ALBUM_GROUPS = ("album", "single", "compilation", "appears_on")
 
 # Endpoints the February 2026 migration removed for development-mode apps (403 there), and the
 # ones removed for every new app in November 2024 (403 in both profiles).
@@ -100,11 +102,13 @@ class SpotifyShapes:
 
     def album(self, album: Album, market: str | None) -> dict[str, Any]:
         body = self.simplified_album(album)
+        # The first 50 tracks; ``tracks.next`` points at /albums/{id}/tracks for the rest.
         body.update(copyrights=[{"text": f"(C) {album.year} {album.label}", "type": "C"}],
                     external_ids={"upc": album.upc}, genres=[],
                     tracks=self.page([self.simplified_track(self.catalog.tracks[i], market)
                                       for i in album.track_idxs[:50]],
-                                     f"{self.base}/albums/{album.id}/tracks", {}, 0, 50,
+                                     f"{self.base}/albums/{album.id}/tracks",
+                                     {"market": market} if market else {}, 0, 50,
                                      len(album.track_idxs)))
         if self.extended:
             body.update(label=album.label, popularity=album.popularity)
@@ -259,6 +263,7 @@ class SpotifyApi:
         self.shapes = SpotifyShapes(catalog, config, base_url)
         self.base = base_url
         self.hostile = HostilePlan(config.fault_seed, config.hostile_rate)
+        self._discography: dict[int, list[tuple[str, Album]]] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         r = [web.get("/search", self.search),
@@ -448,6 +453,28 @@ class SpotifyApi:
         return web.json_response({"artists": [self.shapes.artist(a) if a else None
                                               for a in found]})
 
+    def discography(self, artist: Artist) -> list[tuple[str, Album]]:
+        """``(album_group, album)`` for every album of ``artist``: the albums, singles and
+        compilations it is an album artist of (their ``album_type``), then ``appears_on``:
+        albums with a track of the artist where it is not an album artist (compilations
+        credited to Various Artists, other artists' albums it is featured on). Grouped in
+        ``ALBUM_GROUPS`` order, newest first within a group. Built once, on first use."""
+        if self._discography is None:
+            found: dict[int, dict[int, str]] = {}
+            for album in self.catalog.albums:
+                for i in album.artist_idxs:
+                    found.setdefault(i, {})[album.idx] = album.album_type
+                for t in album.track_idxs:
+                    for i in self.catalog.tracks[t].artist_idxs:
+                        found.setdefault(i, {}).setdefault(album.idx, "appears_on")
+            rank = {g: n for n, g in enumerate(ALBUM_GROUPS)}
+            albums = self.catalog.albums
+            self._discography = {
+                i: sorted(((g, albums[a]) for a, g in groups.items()),
+                          key=lambda ga: (rank[ga[0]], -ga[1].year, ga[1].id))
+                for i, groups in found.items()}
+        return self._discography.get(artist.idx, [])
+
     async def get_artist_albums(self, request: web.Request) -> web.Response:
         artist = self._lookup(request, self.catalog.artist_by_id)
         if isinstance(artist, web.Response):
@@ -459,14 +486,21 @@ class SpotifyApi:
         offset = self._offset(request)
         if isinstance(offset, web.Response):
             return offset
-        albums = sorted((a for a in self.catalog.albums if artist.idx in a.artist_idxs),
-                        key=lambda a: (-a.year, a.id))
-        rows = [self.shapes.simplified_album(a) for a in albums[offset:offset + limit]]
-        if self.config.extended:          # removed for development-mode apps in February 2026
-            for row in rows:              # every album listed has the artist as a main artist
-                row["album_group"] = row["album_type"]
+        raw_groups = request.query.get("include_groups", "")
+        groups = set(raw_groups.split(",")) if raw_groups else set(ALBUM_GROUPS)
+        if not groups <= set(ALBUM_GROUPS):
+            return error(400, "Invalid include_groups")
+        listed = [(g, a) for g, a in self.discography(artist) if g in groups]
+        rows = []
+        for group, album in listed[offset:offset + limit]:
+            row = self.shapes.simplified_album(album)
+            if self.config.extended:      # removed for development-mode apps in February 2026
+                row["album_group"] = group
+            rows.append(row)
+        params = {"include_groups": raw_groups} if raw_groups else {}
         return web.json_response(self.shapes.page(
-            rows, f"{self.base}/artists/{artist.id}/albums", {}, offset, limit, len(albums)))
+            rows, f"{self.base}/artists/{artist.id}/albums", params, offset, limit,
+            len(listed)))
 
     async def get_album(self, request: web.Request) -> web.Response:
         market = self._market(request)
