@@ -62,11 +62,13 @@ class Tracks(list):
 
     def pad(self, rules: UmbrellaRules, decades: tuple[str, ...], count: int,
             skip: tuple[tuple[str, str], ...] = ()) -> None:
-        """``count`` popular featured tracks in every cell not skipped: all at the minimum."""
+        """``count`` popular featured tracks in every cell not skipped: all at the minimum.
+        Each by an artist of its own, so the artist cap never holds them back."""
         for umbrella in rules.names():
             for decade in decades:
                 if (umbrella, decade) not in skip:
-                    self.add(umbrella, decade, n=count, popularity=100)
+                    for _ in range(count):
+                        self.add(umbrella, decade, popularity=100, artist=f"pad{len(self)}")
 
 
 def ids(candidates) -> set[str]:
@@ -511,3 +513,186 @@ def test_selection_does_not_depend_on_input_order(rules):
         shuffled = list(t)
         random.Random(seed).shuffle(shuffled)
         assert snapshot(select(shuffled, rules, balance, decades)) == expected
+
+
+# ------------------------------------------------------------------------------ artist share
+def artist_counts(selection, cell) -> Counter:
+    return Counter(c.artist_ids[0] for c in selection.chosen
+                   if selection.assigned[c.id][0] == cell)
+
+
+def assigned_order(selection, cell) -> list[str]:
+    """IDs in the order the cell took them (``assigned`` keeps assignment order)."""
+    return [track_id for track_id, (where, _) in selection.assigned.items() if where == cell]
+
+
+@pytest.mark.parametrize(("share", "floor", "count", "cap"), [
+    (0.10, 4, 0, 4), (0.10, 4, 49, 4), (0.10, 4, 50, 5), (0.10, 4, 66, 6), (0.10, 4, 600, 60),
+    (0.57, 4, 100, 57),            # 0.57 * 100 is 56.99... in floating point
+    (0.10, 2, 10, 2), (0.0, 4, 1_000, 4),
+])
+def test_artist_cap(share, floor, count, cap):
+    balance = BalanceSettings(max_artist_share=share, max_artist_floor=floor)
+    assert balance.artist_cap(count) == cap
+
+
+def ranked(t: Tracks, umbrella: str, n: int, top: int, artist: str) -> list[Candidate]:
+    """``n`` tracks of one artist in the umbrella's 80s cell, in rank order (popularity
+    ``top``, ``top - 1``...)."""
+    return [t.add(umbrella, popularity=top - k, artist=artist)[0] for k in range(n)]
+
+
+def test_artist_heavy_cell_is_capped_in_rank_order_and_refilled_as_it_grows(rules):
+    rock = ("Rock", "80s")
+    t = Tracks()
+    t.pad(rules, ("80s",), 10, skip=(rock,))                  # no cell needs Rock's tracks
+    heavy = ranked(t, "Rock", 30, 99, "heavy")                 # the most popular: ranked first
+    others = [t.add(popularity=69 - n, artist=f"other{n}")[0] for n in range(60)]
+    selection = select(t, rules, settings(cell_min=10, cell_target=80), ("80s",))
+
+    report = selection.cells[rock]
+    # 4 heavy + 60 others = 64; the cap reaches 5 at 50 tracks and 6 at 60: 66 in all.
+    assert report.count == 66
+    assert artist_counts(selection, rock)["heavy"] == 6 == report.top_artist
+    assert report.artist_cap == 6 and report.over_artist_share == 0
+    chosen = ids(selection.chosen)
+    assert chosen & ids(heavy) == ids(heavy[:6])               # the best-ranked six
+    assert ids(others) <= chosen
+    order = assigned_order(selection, rock)
+    # The cap holds the 5th and 6th back until the cell is big enough; then they come first.
+    assert [order.index(c.id) for c in heavy[:6]] == [0, 1, 2, 3, 49, 59]
+    assert [track_id for track_id in order if track_id not in ids(heavy)] == \
+        [c.id for c in others]                                  # others keep rank order
+    assert selection.rejections == Counter(artist_share=24)
+    assert_accounted(selection, t)
+
+
+def test_every_cell_keeps_the_cap_of_its_exported_count(rules):
+    decades = ("70s", "80s", "90s")
+    rng = random.Random(7)
+    t = Tracks()
+    for umbrella in rules.names():
+        for decade in decades:
+            for _ in range(rng.randrange(5, 60)):
+                t.add(umbrella, decade, popularity=rng.randrange(100),
+                      artist=f"a{rng.randrange(12)}", duration=rng.choice((MIN_3, LONG)))
+    balance = settings(cell_min=30, cell_target=50, max_tracks=10_000)
+    selection = select(t, rules, balance, decades)
+    over = capped = 0
+    for cell, report in selection.cells.items():
+        counts = artist_counts(selection, cell)
+        cap = balance.artist_cap(report.count)
+        excess = sum(max(0, n - cap) for n in counts.values())
+        assert report.top_artist == max(counts.values(), default=0)
+        assert report.over_artist_share == excess
+        if excess:                                 # only to reach the minimum, never beyond
+            assert report.count <= balance.cell_min
+            over += 1
+        elif report.count >= balance.cell_min:
+            capped += max(counts.values()) == cap
+    assert over and capped                         # both cases occur in this draw
+    assert_accounted(selection, t)
+
+
+def test_tracks_over_the_cap_only_up_to_the_minimum(rules):
+    rock = ("Rock", "80s")
+    t = Tracks()
+    t.pad(rules, ("80s",), 10, skip=(rock,))       # every other cell at its minimum
+    solo = ranked(t, "Rock", 12, 50, "solo")
+    selection = select(t, rules, settings(cell_min=10, cell_target=20), ("80s",))
+    # 4 within the cap, 6 over it to reach the minimum, and no more.
+    report = selection.cells[rock]
+    assert report.count == 10
+    assert ids(selection.chosen) & ids(solo) == ids(solo[:10])
+    assert (report.top_artist, report.artist_cap, report.over_artist_share) == (10, 4, 6)
+    assert selection.rejections == Counter(artist_share=2)
+    assert_accounted(selection, t)
+
+
+def test_tracks_over_the_cap_spread_over_artists(rules):
+    pop = ("Pop", "80s")
+    t = Tracks()
+    t.pad(rules, ("80s",), 11, skip=(pop,))
+    first = ranked(t, "Pop", 6, 90, "first")
+    second = ranked(t, "Pop", 6, 20, "second")
+    selection = select(t, rules, settings(cell_min=11, cell_target=20), ("80s",))
+    # 4 + 4 within the cap; three over it: the fewest-held artist first, then rank order.
+    assert artist_counts(selection, pop) == Counter(first=6, second=5)
+    assert ids(first) | ids(second[:5]) == ids(selection.chosen) & ids(first + second)
+    assert selection.cells[pop].over_artist_share == 3
+    assert_accounted(selection, t)
+
+
+def test_backfill_and_featureless_come_before_tracks_over_the_cap(rules):
+    pop = ("Pop", "80s")
+    t = Tracks()
+    t.pad(rules, ("80s",), 7, skip=(pop,))
+    t.add("Pop", n=8, popularity=90, artist="solo")
+    spare = t.add("Electronic & EDM", n=2, popularity=5, artist="dj")   # neighbour surplus
+    bare, = t.add("Pop", features=None, popularity=1, artist="bare")
+    selection = select(t, rules, settings(cell_min=7, cell_target=10,
+                                          max_featureless_share=0.5), ("80s",))
+    report = selection.cells[pop]
+    assert report.count == 7
+    assert all(selection.assigned[c.id] == (pop, "neighbour_umbrella") for c in spare)
+    assert bare.id in ids(selection.chosen)
+    assert artist_counts(selection, pop)["solo"] == 4
+    assert report.over_artist_share == 0
+    assert_accounted(selection, t)
+
+
+@pytest.mark.parametrize(("floor", "taken"), [(4, 4), (2, 2), (6, 6)])
+def test_floor_holds_small_cells(rules, floor, taken):
+    rock = ("Rock", "80s")
+    t = Tracks()
+    t.pad(rules, ("80s",), 1, skip=(rock,))
+    t.add(n=8, popularity=50, artist="solo")
+    selection = select(t, rules, settings(cell_min=1, cell_target=8, max_artist_floor=floor),
+                       ("80s",))
+    # share x 8 tracks rounds down to 0: the floor decides.
+    report = selection.cells[rock]
+    assert report.count == taken == report.top_artist == report.artist_cap
+    assert report.over_artist_share == 0
+    assert selection.rejections == Counter(artist_share=8 - taken)
+
+
+def test_global_cap_is_never_exceeded_by_tracks_over_the_artist_cap(rules):
+    cells = [("Pop", "80s"), ("Rock", "80s"), ("Metal & Hard Rock", "80s")]
+    t = Tracks()
+    t.pad(rules, ("80s",), 8, skip=tuple(cells))
+    padding = len(t)
+    for umbrella, decade in cells:
+        t.add(umbrella, decade, n=10, popularity=50, artist="solo")
+    selection = select(t, rules, settings(cell_min=8, cell_target=10, max_tracks=padding + 20),
+                       ("80s",))
+    # 4 each within the cap; the global cap leaves 8 over it, shared by water-filling.
+    assert len(selection.chosen) == padding + 20
+    assert sorted(selection.cells[cell].count for cell in cells) == [6, 7, 7]
+    assert sum(selection.cells[cell].over_artist_share for cell in cells) == 8
+    assert selection.rejections == Counter(cell_full=10)        # the global cap was reached
+    assert_accounted(selection, t)
+
+
+def test_artist_capped_selection_does_not_depend_on_input_order(rules):
+    decades = ("70s", "80s", "90s")
+    t = Tracks()
+    t.pad(rules, decades, 9, skip=(("Pop", "80s"), ("Rock", "90s"), ("Pop", "70s")))
+    t.add(("Rock", "Pop"), "80s", n=9, artist="crossover")
+    t.add("Electronic & EDM", "80s", n=9, artist="dj")
+    t.add("Rock", "90s", n=12, artist="band")
+    t.add("Rock", "90s", n=5, popularity=None, artist="band")
+    t.add("Pop", "70s", n=7, artist="idol")
+    t.add("Pop", "70s", n=3, artist="other")
+    balance = settings(cell_min=9, cell_target=12, max_featureless_share=0.05)
+
+    def snap(selection) -> tuple:
+        return (*snapshot(selection), {cell: (r.top_artist, r.artist_cap, r.over_artist_share)
+                                       for cell, r in selection.cells.items()})
+
+    expected = snap(select(list(t), rules, balance, decades))
+    assert any(r[2] for r in expected[-1].values())            # some tracks over the cap
+    assert expected[2]["artist_share"]                          # and some held back
+    for seed in range(5):
+        shuffled = list(t)
+        random.Random(seed).shuffle(shuffled)
+        assert snap(select(shuffled, rules, balance, decades)) == expected

@@ -150,7 +150,9 @@ class CatalogExportSpider(Spider):
             max_duration_ms=s.getint("CATALOG_MAX_DURATION_MS"),
             cell_min=s.getint("CATALOG_CELL_MIN"), cell_target=s.getint("CATALOG_CELL_TARGET"),
             max_tracks=s.getint("CATALOG_MAX_TRACKS"),
-            max_featureless_share=s.getfloat("CATALOG_MAX_FEATURELESS_SHARE"))
+            max_featureless_share=s.getfloat("CATALOG_MAX_FEATURELESS_SHARE"),
+            max_artist_share=s.getfloat("CATALOG_MAX_ARTIST_SHARE"),
+            max_artist_floor=s.getint("CATALOG_MAX_ARTIST_FLOOR"))
         build = build_export(store, self.plan, balance, market=market,
                              clock=Clock.from_environment(time.time()),
                              primary_markets=tuple(s.getlist("EXPORT_PRIMARY_MARKETS")))
