@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from runclub_spiders.catalog.selection import BalanceSettings, CellReport, Selection
+from runclub_spiders.export.build import add_discovery
 from runclub_spiders.export.copies import (
     COPY_FORMATS,
     parquet_schema,
@@ -30,7 +33,9 @@ from runclub_spiders.export.coverage import (
     render_png,
     write_coverage,
 )
+from runclub_spiders.export.manifest import cell_rows, largest_share
 from runclub_spiders.export.rows import CatalogWideRow
+from runclub_spiders.store import Store
 
 DECADES = ["70s", "80s", "90s", "00s", "10s", "20s"]
 UMBRELLAS = ["Pop", "R&B & Soul", "Drum | Bass"]
@@ -83,7 +88,7 @@ def test_markdown_table_counts_totals_and_sections() -> None:
                      " queries")
     backfill = lines[lines.index("## Backfill") + 2:]
     assert backfill[0] == "- **Pop, 80s**: +12 backfilled, 25 home, 37 in all"
-    assert text.endswith("12 backfilled tracks in 1 cells.\n")
+    assert "12 backfilled tracks in 1 cells." in backfill
 
 
 def test_markdown_without_shortfalls_says_so() -> None:
@@ -99,6 +104,69 @@ def test_table_rejects_inconsistent_cells() -> None:
         CoverageTable.from_dicts(["Pop"], ["70s"], [bad])
     with pytest.raises(ValueError, match="unknown decade"):
         CoverageTable.from_dicts(["Pop"], ["70s"], [cell("Pop", "60s", 10)])
+
+
+def test_markdown_reports_artist_variety_and_discovery() -> None:
+    cells = [
+        cell("Pop", "70s", 50) | {"top_artist": 5, "artist_cap": 5},
+        cell("Pop", "80s", 30) | {"top_artist": 9, "artist_cap": 4, "over_artist_share": 5,
+                                  "found": 120, "reachable": 180.4, "stopped": "exhausted"},
+        cell("Pop", "90s", 10) | {"top_artist": 10, "artist_cap": 4, "over_artist_share": 6,
+                                  "found": 12, "reachable": None, "stopped": None},
+        cell("Pop", "00s", 19) | {"top_artist": 19, "artist_cap": 4, "over_artist_share": 15},
+    ]
+    table = CoverageTable.from_dicts(["Pop"], ["70s", "80s", "90s", "00s"], cells)
+    best = table.largest_artist_share()
+    assert best is not None and best.label == "Pop, 80s"      # 9/30; 10/10 and 19/19 < 20
+    assert table.largest_artist_share(min_tracks=60) is None
+    text = render_markdown(table, title="t", summary_lines=["first"])
+    lines = text.splitlines()
+    assert lines[2:4] == [
+        "- first",
+        "- largest share of one artist in a cell of at least 20 tracks: 30.0% (Pop, 80s: 9 of"
+        " 30); 26 tracks over the artist cap in 3 cells that would otherwise stay below their"
+        " minimum"]
+    details = lines[lines.index("## Cells in detail") + 2:]
+    assert details[0] == ("| Cell | Tracks | Target | Top artist | Cap | Over cap | Found |"
+                          " Reachable | Discovery stopped |")
+    assert details[2] == "| Pop, 70s | 50 | 100 | 5 (10%) | 5 |  |  |  |  |"   # no record
+    assert details[3] == "| Pop, 80s | 30 | 100 | 9 (30%) | 4 | 5 | 120 | 180 | exhausted |"
+    assert details[4] == "| Pop, 90s | 10 | 100 | 10 (100%) | 4 | 6 | 12 |  | not stopped |"
+    # A table without the new keys (an older manifest's cells) still renders.
+    plain = CoverageTable.from_dicts(["Pop"], ["70s"], [cell("Pop", "70s", 30)])
+    assert plain.cells[0].found is None and plain.cells[0].top_artist == 0
+    assert "| Pop, 70s | 30 | 100 | 0 (0%) | 0 |  |  |  |  |" in render_markdown(
+        plain, title="t", summary_lines=[])
+    with pytest.raises(ValueError, match="over the artist cap"):
+        CoverageTable.from_dicts(["Pop"], ["70s"], [cell("Pop", "70s", 3) | {"top_artist": 4}])
+
+
+def test_export_cells_carry_artist_share_and_discovery(tmp_path: Path) -> None:
+    reports = {("Pop", "70s"): CellReport("Pop", "70s", home=40, top_artist=4, artist_cap=4),
+               ("Pop", "80s"): CellReport("Pop", "80s", home=20, backfilled=5, top_artist=8,
+                                          artist_cap=4, over_artist_share=4)}
+    selection = Selection([], {}, Counter(), {}, reports, Counter(),
+                          BalanceSettings(cell_min=30, cell_target=60))
+    store = Store.open(tmp_path / "catalog.sqlite")
+    try:
+        add_discovery(selection, store)                 # an empty table: nothing changes
+        assert reports["Pop", "80s"].found is None
+        store.set_discovery_cell("Pop", "80s", found=77, reachable=90.5, stopped="low_yield",
+                                 now="2026-01-01T00:00:00Z")
+        store.set_discovery_cell("Jazz", "80s", found=1, reachable=None, stopped=None,
+                                 now="2026-01-01T00:00:00Z")        # not a cell of the plan
+        add_discovery(selection, store)
+    finally:
+        store.close()
+    rows = cell_rows(selection)
+    assert {k: rows[1][k] for k in (
+        "count", "top_artist", "artist_cap", "over_artist_share", "found", "reachable",
+        "stopped")} == {"count": 25, "top_artist": 8, "artist_cap": 4, "over_artist_share": 4,
+                        "found": 77, "reachable": 90.5, "stopped": "low_yield"}
+    assert (rows[0]["found"], rows[0]["reachable"], rows[0]["stopped"]) == (None, None, None)
+    assert largest_share(["Pop"], ["70s", "80s"], rows) == {
+        "umbrella": "Pop", "decade": "80s", "tracks": 8, "count": 25, "share": 0.32,
+        "minCellTracks": 20}
 
 
 def test_png_decodes_and_is_deterministic() -> None:

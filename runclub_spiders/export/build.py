@@ -146,6 +146,7 @@ def build_export(store: Store, plan: SeedPlan, settings: BalanceSettings, *, mar
     with gc_paused():
         selection = select(load_candidates(store, plan.rules, market, (*markets, "US")),
                            plan.rules, settings, plan.decades)
+        add_discovery(selection, store)
         # Out of the collector's sight until the export ends (ExportBuild.release): allocated
         # with collection paused, they all sit in the youngest generation, and the next
         # collection, in whichever thread, would walk every one of them holding the GIL (a
@@ -154,6 +155,17 @@ def build_export(store: Store, plan: SeedPlan, settings: BalanceSettings, *, mar
     return ExportBuild(selection, market, clock,
                        _RowBuilder(store.db, selection, market, markets, clock),
                        umbrellas=plan.rules.names(), decades=plan.decades)
+
+
+def add_discovery(selection: Selection, store: Store) -> None:
+    """What discovery concluded per cell (the store's ``discovery_cells``, written by the
+    frontier), onto the selection's cell reports for the coverage report; a cell discovery
+    has not written keeps None."""
+    for key, row in store.discovery_cells().items():
+        report = selection.cells.get(key)
+        if report is not None:
+            report.found, report.reachable, report.stopped = \
+                row["found"], row["reachable"], row["stopped"]
 
 
 @contextmanager

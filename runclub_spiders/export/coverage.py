@@ -8,6 +8,12 @@ lists below the table follow that order too, and the PNG carries no time or text
 Each cell comes from the export as a dict (see ``CoverageTable.from_dicts``); ``status`` is
 the exporter's verdict and is shown as given rather than recomputed here, so the report can
 never disagree with the manifest.
+
+Besides the grid, ``coverage.md`` lists every cell in detail: its artist variety (the tracks
+of its most frequent primary artist, the artist cap at its size, tracks over that cap: see
+``catalog.selection``) and what discovery concluded there (candidates found, estimated
+reachable, why it stopped; blank where discovery wrote nothing). Its summary adds the
+largest share one artist holds in any cell of at least ``SHARE_MIN_TRACKS`` tracks.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ CELL_KEYS = ("umbrella", "decade", "count", "home", "backfilled", "min", "target
 MARKDOWN_NAME = "coverage.md"
 PNG_NAME = "coverage.png"
 BELOW_MIN_MARK = "⚠"
+SHARE_MIN_TRACKS = 20         # smaller cells are not judged by their largest artist share
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +49,33 @@ class CoverageCell:
     target: int
     status: Status
     why: str | None = None
+    top_artist: int = 0                  # tracks of the cell's most frequent primary artist
+    artist_cap: int = 0                  # tracks one artist may hold at this cell's count
+    over_artist_share: int = 0           # tracks above that cap (only to reach the minimum)
+    found: int | None = None             # discovery: candidates found (None: no record)
+    reachable: float | None = None       # discovery: estimated reachable (None: unknown)
+    stopped: str | None = None           # discovery: why it stopped (None: it had not)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CoverageCell:
         missing = [key for key in CELL_KEYS if key not in data]
         if missing:
             raise ValueError(f"coverage cell {dict(data)!r}: missing {', '.join(missing)}")
+        found, reachable = data.get("found"), data.get("reachable")
         return cls(data["umbrella"], data["decade"], int(data["count"]), int(data["home"]),
                    int(data["backfilled"]), int(data["min"]), int(data["target"]),
-                   data["status"], data.get("why"))
+                   data["status"], data.get("why"), int(data.get("top_artist") or 0),
+                   int(data.get("artist_cap") or 0), int(data.get("over_artist_share") or 0),
+                   None if found is None else int(found),
+                   None if reachable is None else float(reachable), data.get("stopped"))
 
     @property
     def label(self) -> str:
         return f"{self.umbrella}, {self.decade}"
+
+    @property
+    def top_artist_share(self) -> float:
+        return self.top_artist / self.count if self.count else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +121,17 @@ class CoverageTable:
     def _keys(self) -> list[tuple[str, str]]:
         return [(umbrella, decade) for umbrella in self.umbrellas for decade in self.decades]
 
+    def largest_artist_share(self, min_tracks: int = SHARE_MIN_TRACKS) -> CoverageCell | None:
+        """The cell of at least ``min_tracks`` tracks where one artist holds the largest
+        share (the first in row order on a tie), None if no cell is that large."""
+        best: CoverageCell | None = None
+        for cell in self.ordered_cells():
+            # Compared as fractions cross-multiplied: no float ties.
+            if cell.count >= min_tracks and (
+                    best is None or cell.top_artist * best.count > best.top_artist * cell.count):
+                best = cell
+        return best
+
 
 def _check_unique(kind: str, names: Sequence[str]) -> None:
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -118,6 +150,9 @@ def _check_cell(cell: CoverageCell, umbrellas: Sequence[str], decades: Sequence[
     if cell.count != cell.home + cell.backfilled:
         raise ValueError(f"coverage cell {cell.label}: count {cell.count} is not home "
                          f"{cell.home} + backfilled {cell.backfilled}")
+    if not cell.over_artist_share <= cell.top_artist <= cell.count:
+        raise ValueError(f"coverage cell {cell.label}: {cell.over_artist_share} over the artist "
+                         f"cap, top artist {cell.top_artist}, of {cell.count} tracks")
 
 
 # ---------------------------------------------------------------------------------- Markdown
@@ -206,21 +241,63 @@ def _md_backfill(cells: Sequence[CoverageCell]) -> list[str]:
     return [*lines, "", f"{total} backfilled tracks in {len(filled)} cells."]
 
 
+def largest_share_line(table: CoverageTable, min_tracks: int = SHARE_MIN_TRACKS) -> str:
+    """The summary line on artist variety."""
+    best = table.largest_artist_share(min_tracks)
+    over = [cell for cell in table.ordered_cells() if cell.over_artist_share]
+    line = (f"largest share of one artist in a cell of at least {min_tracks} tracks: "
+            + (f"{best.top_artist_share:.1%} ({_md(best.label)}: {best.top_artist} of "
+               f"{best.count})" if best else "none (no cell that large)"))
+    if over:
+        line += (f"; {sum(cell.over_artist_share for cell in over)} tracks over the artist "
+                 f"cap in {len(over)} cells that would otherwise stay below their minimum")
+    return line
+
+
+def _md_optional(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def _md_details(table: CoverageTable) -> list[str]:
+    lines = [
+        _md_row(["Cell", "Tracks", "Target", "Top artist", "Cap", "Over cap", "Found",
+                 "Reachable", "Discovery stopped"]),
+        _md_row([":---", *("---:" for _ in range(7)), ":---"]),
+    ]
+    for cell in table.ordered_cells():
+        recorded = cell.found is not None
+        stopped = _md(cell.stopped) if cell.stopped else "not stopped" if recorded else ""
+        lines.append(_md_row([
+            _md(cell.label), str(cell.count), str(cell.target),
+            f"{cell.top_artist} ({cell.top_artist_share:.0%})", str(cell.artist_cap),
+            str(cell.over_artist_share) if cell.over_artist_share else "",
+            _md_optional(cell.found), _md_optional(cell.reachable), stopped]))
+    return [*lines, "",
+            "- Top artist: the tracks of the cell's most frequent primary artist (share of the"
+            " cell); Cap: what one artist may hold at the cell's size; Over cap: tracks above"
+            " it, admitted only where the cell would otherwise stay below its minimum.",
+            "- Found, Reachable, Discovery stopped: what discovery last concluded for the cell"
+            " (candidates found, estimated reachable, why it stopped spending there); blank"
+            " where it recorded nothing."]
+
+
 def render_markdown(table: CoverageTable, *, title: str, summary_lines: list[str]) -> str:
     """``coverage.md``: title, summary, the umbrella x decade table, legend, then the cells
-    below their minimum (with why) and the cells that received backfill.
+    below their minimum (with why), the cells that received backfill, and every cell in
+    detail (artist variety, discovery).
 
     Names, decades, ``why`` and the title are escaped; ``summary_lines`` are written as given
-    (one bullet each), so they may carry Markdown of their own.
+    (one bullet each), so they may carry Markdown of their own; the line on artist variety
+    (``largest_share_line``) follows them.
     """
     cells = table.ordered_cells()
     lines = [f"# {_md(title)}", ""]
-    if summary_lines:
-        lines += [f"- {line}" for line in summary_lines] + [""]
+    lines += [f"- {line}" for line in [*summary_lines, largest_share_line(table)]] + [""]
     lines += ["## Tracks per umbrella and decade", "", *_md_table(table), ""]
     lines += [*_md_legend(), ""]
     lines += ["## Cells below their minimum", "", *_md_below_min(cells), ""]
-    lines += ["## Backfill", "", *_md_backfill(cells)]
+    lines += ["## Backfill", "", *_md_backfill(cells), ""]
+    lines += ["## Cells in detail", "", *_md_details(table)]
     return "\n".join(lines) + "\n"
 
 

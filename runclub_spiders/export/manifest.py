@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from runclub_spiders.catalog.selection import PREFERRED_MAX_MS, Selection
+from runclub_spiders.export.coverage import SHARE_MIN_TRACKS, CoverageTable
 from runclub_spiders.seeds import SeedPlan
 from runclub_spiders.store import Store
 
@@ -175,6 +176,9 @@ def build_manifest(*, selection: Selection, facts: dict[str, Any], created_at: s
             "cellMin": s.cell_min, "cellTarget": s.cell_target, "maxTracks": s.max_tracks,
             "cellsAtMin": sum(1 for c in cells if c["count"] >= s.cell_min),
             "cellsAtTarget": sum(1 for c in cells if c["count"] >= s.cell_target),
+            "maxArtistShare": s.max_artist_share, "maxArtistFloor": s.max_artist_floor,
+            "overArtistShare": sum(c["over_artist_share"] for c in cells),
+            "largestArtistShare": largest_share(umbrellas, decades, cells),
             "cells": cells, "backfill": dict(sorted(selection.backfill.items()))},
         "filtersApplied": filters_applied(selection),
         "rejections": {
@@ -196,8 +200,23 @@ def cell_rows(selection: Selection) -> list[dict[str, Any]]:
     s = selection.settings
     return [{"umbrella": r.umbrella, "decade": r.decade, "count": r.count, "home": r.home,
              "backfilled": r.backfilled, "min": s.cell_min, "target": s.cell_target,
-             "status": cell_status(r.count, s.cell_min, s.cell_target), "why": r.why}
+             "status": cell_status(r.count, s.cell_min, s.cell_target), "why": r.why,
+             "top_artist": r.top_artist, "artist_cap": r.artist_cap,
+             "over_artist_share": r.over_artist_share,
+             "found": r.found, "reachable": r.reachable, "stopped": r.stopped}
             for r in selection.cells.values()]
+
+
+def largest_share(umbrellas: list[str], decades: list[str], cells: list[dict[str, Any]]
+                  ) -> dict[str, Any] | None:
+    """The coverage report's largest share one artist holds in a cell of at least
+    ``SHARE_MIN_TRACKS`` tracks, as the manifest's ``balance.largestArtistShare``."""
+    best = CoverageTable.from_dicts(umbrellas, decades, cells).largest_artist_share()
+    if best is None:
+        return None
+    return {"umbrella": best.umbrella, "decade": best.decade, "tracks": best.top_artist,
+            "count": best.count, "share": round(best.top_artist_share, 4),
+            "minCellTracks": SHARE_MIN_TRACKS}
 
 
 def cell_status(count: int, minimum: int, target: int) -> str:
@@ -224,6 +243,11 @@ def filters_applied(selection: Selection) -> dict[str, Any]:
                         "then smallest ID)",
         "featuresPolicy": f"tracks without ReccoBeats features only where a cell is below its "
                           f"minimum, at most {s.max_featureless_share:.0%} of the export",
+        "artistSharePolicy": f"per umbrella x decade cell, one primary artist holds at most "
+                             f"max({s.max_artist_floor}, floor({s.max_artist_share} x the "
+                             f"cell's exported tracks)); more only where a cell would "
+                             f"otherwise stay below its minimum (balance.cells "
+                             f"over_artist_share)",
     }
 
 
