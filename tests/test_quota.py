@@ -503,3 +503,67 @@ def test_a_store_from_before_the_ledger_opens_with_it(tmp_path):
         store.add_quota_requests("2026-01-01", "search", 2)
         store.add_quota_requests("2026-01-01", "search", -1)
         assert store.quota_requests("2026-01-01") == {"search": 1}
+
+
+# ---------------------------------------------------------------------------- learned size
+def learned_ledger(tmp_path) -> tuple[dict, dict[str, int], dict[str, int]]:
+    """The learned sizes, the rolling-window use and today's counts, as the store holds them."""
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        now = time.time()
+        return (store.learned_quota(), store.quota_window_use(now),
+                store.quota_requests(utc_day(now)))
+
+
+@pytest.mark.parametrize("slots", ["one", "default"])
+@deferred_f_from_coro_f
+async def test_quota_exceeded_teaches_the_bucket_size(simulator_factory, tmp_path, monkeypatch,
+                                                      slots):
+    """Spotify served 3 searches and refused the 4th: the size learnt is 3 (the refused one,
+    and those sent after it, are not part of what it served), with its Retry-After."""
+    sim = simulator_factory(quota={"search": 3}, quota_retry_after=3600)
+    use_credentials(monkeypatch, sim)
+    paths, tracks = mixed_paths(sim)
+    settings = {"DOWNLOAD_SLOTS": one_slot()} if slots == "one" else {}
+    before = time.time()
+    _, stats = await crawl(sim, tmp_path, paths, **settings)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    sent = spotify_log(sim, bucket="search")
+    assert [e.status for e in sent][:3] == [200, 200, 200]
+    assert {e.status for e in sent[3:]} == {429}
+    learned, window, today = learned_ledger(tmp_path)
+    # One in flight: exactly what Spotify served. Two (the default slot): a search sent just
+    # before the refused one and refused too, still unanswered when the first refusal came,
+    # counts as served, so the size can be one over.
+    sizes = {3} if slots == "one" else {3, 4}
+    assert learned.keys() == {"search"} and learned["search"][0] in sizes
+    assert learned["search"][1:] == (3600.0, pytest.approx(before, abs=60))
+    assert stats["quota/learned/search"] == learned["search"][0]
+    assert "quota/learned/tracks" not in stats
+    # The hours hold what the days hold: what reached Spotify, refusals taken back.
+    assert window == today == {"search": len(sent), "tracks": len(tracks)}
+
+    # A later run on the parked bucket sends nothing to it and learns nothing new.
+    _, stats = await crawl(sim, tmp_path, search_paths(2), **settings)
+    assert stats["quota/refused/search"] == 2
+    assert learned_ledger(tmp_path)[0] == learned
+    assert stats["quota/learned/search"] == learned["search"][0]
+
+
+@deferred_f_from_coro_f
+async def test_our_own_budget_teaches_nothing_a_quota_exceeded_without_header_does(
+        simulator_factory, tmp_path, monkeypatch):
+    sim = simulator_factory(quota={"search": 1}, quota_send_retry_after=False)
+    use_credentials(monkeypatch, sim)
+    paths, _ = mixed_paths(sim)
+    _, stats = await crawl(sim, tmp_path, paths, DOWNLOAD_SLOTS=one_slot(),
+                           SPOTIFY_DAILY_BUDGET={"tracks": 2})
+    assert stats["finish_reason"] == "finished"
+    assert stats["quota/parks"] == 2
+    learned, window, today = learned_ledger(tmp_path)
+    # search: QUOTA_EXCEEDED without Retry-After still teaches (retry_after NULL);
+    # tracks: parked by our own budget, which says nothing of Spotify's size.
+    assert learned == {"search": (1, None, pytest.approx(time.time(), abs=60))}
+    assert window == today == {"search": len(spotify_log(sim, bucket="search")), "tracks": 2}
+    assert stats["quota/learned/search"] == 1 and "quota/learned/tracks" not in stats
+

@@ -1,13 +1,22 @@
 """Daily quota per endpoint bucket: request counts, budgets and parks, kept in the store.
 
 Every request with a quota bucket (``request.meta["spotify_bucket"]``, set by
-``service_slots.py``) is counted against that bucket's UTC day as it goes out; the count is
-taken back only if that very attempt is refused before it is sent. A bucket is **parked**
+``service_slots.py``) is counted against that bucket's UTC day and UTC hour as it goes out
+(``quota_days``, ``quota_hours``; the hours give the use over Spotify's rolling ~24 h window);
+the count is taken back, from the day and hour it went to, only if that very attempt is
+refused before it is sent. A bucket is **parked**
 until a given time by a ``QUOTA_EXCEEDED`` answer or a ``Retry-After`` above
 ``RATE_LIMIT_MAX_WAIT`` (``QUOTA_PARK_DEFAULT`` seconds without the header; the rule is
 :func:`runclub_spiders.quota.quota_park`), or by its own ``SPOTIFY_DAILY_BUDGET`` (until the next
 UTC midnight). Counts and parks live in the store (``quota_days``, ``quota_parks``), so a
 restart never calls a locked bucket again.
+
+A ``QUOTA_EXCEEDED`` answer that starts a park also teaches the bucket's size
+(``quota_learned``): the requests Spotify served in the rolling window before refusing (our
+window use, less the refused request and the bucket's other requests still in flight), and
+its ``Retry-After``. Only ``QUOTA_EXCEEDED`` teaches: a long ``Retry-After`` without that
+reason may be the rate limiter's penalty for a burst, which says nothing of the daily size,
+and a ``SPOTIFY_DAILY_BUDGET`` park is our own number, not Spotify's.
 
 Nothing is ever sent to a parked bucket. Its requests are refused with
 :class:`~runclub_spiders.exceptions.QuotaParked` (an ``IgnoreRequest``: the errback, or an
@@ -33,7 +42,8 @@ retry it, and it works the same with ``RETRY_ENABLED = False``.
 
 Stats: ``quota/requests/<bucket>`` (this run), ``quota/requests_today/<bucket>`` (the UTC day,
 all runs; at close), ``quota/parks`` (parks started), ``quota/parked_until/<bucket>``,
-``quota/refused/<bucket>`` (every refusal).
+``quota/refused/<bucket>`` (every refusal), ``quota/learned/<bucket>`` (the learned size, at
+close, for every bucket that has one).
 """
 
 from __future__ import annotations
@@ -51,7 +61,14 @@ from runclub_spiders import clock, scrapy_compat
 from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.extensions.store import crawler_store
-from runclub_spiders.quota import next_utc_midnight, quota_park, utc_day, utc_iso
+from runclub_spiders.quota import (
+    Park,
+    next_utc_midnight,
+    parse_retry_after,
+    quota_park,
+    utc_day,
+    utc_iso,
+)
 from runclub_spiders.utils.closing import CloseWatch
 
 if TYPE_CHECKING:
@@ -85,8 +102,9 @@ class QuotaMiddleware:
         # retry, a 429 wait, the auth and malformed-JSON retries, JOBDIR) inherits its meta,
         # so a flag there would let a copy that is later refused take back the count of the
         # attempt it was copied from, which did reach Spotify. An object is never a copy.
-        # Weak, so an attempt ended out of our sight cannot leak.
-        self._counted: weakref.WeakSet[Request] = weakref.WeakSet()
+        # Weak, so an attempt ended out of our sight cannot leak. The value is when it was
+        # counted: a count taken back comes off the day and hour it went to.
+        self._counted: weakref.WeakKeyDictionary[Request, float] = weakref.WeakKeyDictionary()
         self._timers: dict[str, CallLaterResult] = {}
         self.watch = CloseWatch(crawler, on_close=self._cancel_timers)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -115,10 +133,10 @@ class QuotaMiddleware:
         # park or a close taking it from the slot queue): process_exception. Kept once the
         # attempt got an answer or failed on the wire.
         self._count(bucket, 1, now)
-        self._counted.add(request)
+        self._counted[request] = now
 
     def process_response(self, request: Request, response: Response) -> Response:
-        self._counted.discard(request)       # answered (no response_downloaded if cached)
+        sent = self._counted.pop(request, None)  # answered (no response_downloaded if cached)
         bucket = request.meta.get("spotify_bucket")
         if response.status != 429 or not bucket:
             return response
@@ -126,7 +144,7 @@ class QuotaMiddleware:
         if park is None:
             return response
         if not self.parked_until(bucket):    # no response_downloaded (e.g. a cached response)
-            self._park(bucket, *park)
+            self._park_on_answer(bucket, park, response, sent)
             self._drop_queued(bucket)
         raise self._refusal(bucket)
 
@@ -134,22 +152,47 @@ class QuotaMiddleware:
         if isinstance(exception, IgnoreRequest):
             self._uncount(request)           # refused before it went out
         else:
-            self._counted.discard(request)   # failed on the wire: it may have arrived
+            self._counted.pop(request, None)  # failed on the wire: it may have arrived
 
     def response_downloaded(self, response: Response, request: Request) -> None:
         """Park on a quota 429 before the downloader sends the slot's next queued request."""
-        self._counted.discard(request)       # answered: stays counted, whatever comes next
+        sent = self._counted.pop(request, None)  # answered: stays counted, whatever comes next
         bucket = request.meta.get("spotify_bucket")
         if response.status != 429 or not bucket:
             return
         park = self._park_of(response, bucket)
         if park is not None:
-            self._park(bucket, *park)
+            self._park_on_answer(bucket, park, response, sent)
             self._drop_queued(bucket)
 
     def _park_of(self, response: Response, bucket: str):
         return quota_park(response, bucket, now=clock.now(), max_wait=self.max_wait,
                           default_park=self.default_park)
+
+    def _park_on_answer(self, bucket: str, park: Park, response: Response,
+                        sent: float | None) -> None:
+        """Park as Spotify said; a ``QUOTA_EXCEEDED`` that starts the park is learnt from.
+        ``sent``: when the refused request was counted (None if it was not, a cached one)."""
+        started = not self.parked_until(bucket)
+        self._park(bucket, *park)
+        if started and park.reason == "QUOTA_EXCEEDED":
+            self._learn(bucket, response, sent)
+
+    def _learn(self, bucket: str, response: Response, sent: float | None) -> None:
+        """Record what Spotify served in the rolling window before this refusal: our window
+        use (hour granularity, ``Store.quota_window_use``) less the refused request itself
+        and the bucket's attempts sent after it and not yet answered (Spotify saw them after
+        the refusal, or never). Those sent before it and still unanswered count as served."""
+        now = clock.now()
+        after = sum(1 for r, at in list(self._counted.items())
+                    if r.meta.get("spotify_bucket") == bucket
+                    and (sent is None or at > sent))
+        refused = 1 if sent is not None else 0
+        served = max(0, self.store.quota_window_use(now).get(bucket, 0) - refused - after)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        self.store.add_quota_learned(bucket, now, served, retry_after)
+        logger.info("Quota bucket %r: Spotify refused it after %d requests in the last 24 h "
+                    "(learned size)", bucket, served)
 
     def _refusal(self, bucket: str) -> QuotaParked:
         until = self.parks[bucket][0]
@@ -176,17 +219,20 @@ class QuotaMiddleware:
             self._day, self._today = day, self.store.quota_requests(day)
         return self._today
 
-    def _count(self, bucket: str, n: int, now: float) -> None:
-        counts = self._counts(now)
+    def _count(self, bucket: str, n: int, at: float) -> None:
+        """Add ``n`` to ``bucket``'s count of the UTC day and hour of ``at``."""
+        counts = self._counts(at)
         counts[bucket] = max(0, counts.get(bucket, 0) + n)
-        self.store.add_quota_requests(self._day, bucket, n)
+        with self.store.transaction():
+            self.store.add_quota_requests(self._day, bucket, n)
+            self.store.add_quota_hour(int(at // 3600), bucket, n)
         self.crawler.stats.inc_value(f"quota/requests/{bucket}", n)
 
     def _uncount(self, request: Request) -> None:
         """Take back the count of this very attempt, if it was counted and has not ended."""
-        if request in self._counted:
-            self._counted.discard(request)
-            self._count(request.meta["spotify_bucket"], -1, clock.now())
+        at = self._counted.pop(request, None)
+        if at is not None:
+            self._count(request.meta["spotify_bucket"], -1, at)
 
     # ---------------------------------------------------------------- parks
     def parked_until(self, bucket: str, now: float | None = None) -> float:
@@ -266,6 +312,8 @@ class QuotaMiddleware:
         self._cancel_timers()
         for bucket, used in self.store.quota_requests(utc_day(clock.now())).items():
             self.crawler.stats.set_value(f"quota/requests_today/{bucket}", used)
+        for bucket, (size, _, _) in self.store.learned_quota().items():
+            self.crawler.stats.set_value(f"quota/learned/{bucket}", size)
 
 
 # -------------------------------------------------------------------- upgrade

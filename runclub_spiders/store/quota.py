@@ -1,5 +1,6 @@
-"""The quota ledger: requests per bucket per UTC day, and parked buckets, so a restart never
-calls a locked bucket; and the run counts the manifest reports."""
+"""The quota ledger: requests per bucket per UTC day and per hour, parked buckets (so a restart
+never calls a locked bucket) and what each ``QUOTA_EXCEEDED`` taught about a bucket's size;
+and the run counts the manifest reports."""
 
 from __future__ import annotations
 
@@ -43,6 +44,54 @@ class QuotaLedger(StoreBase):
         if not updated:
             self.db.execute("INSERT INTO quota_days (day, bucket, requests) VALUES (?, ?, ?)",
                             (day, bucket, max(0, n)))
+
+    def add_quota_hour(self, hour: int, bucket: str, n: int) -> None:
+        """Add ``n`` to ``bucket``'s count in ``hour`` (epoch seconds // 3600, quota clock)."""
+        updated = self.db.execute("UPDATE quota_hours SET requests = MAX(0, requests + ?) "
+                                  "WHERE hour = ? AND bucket = ?", (n, hour, bucket)).rowcount
+        if not updated:
+            self.db.execute("INSERT INTO quota_hours (hour, bucket, requests) VALUES (?, ?, ?)",
+                            (hour, bucket, max(0, n)))
+
+    def quota_window_use(self, now: float) -> dict[str, int]:
+        """Requests per bucket in Spotify's rolling ~24 h window ending at ``now``.
+
+        Counted by whole hours: the current hour and the 23 before it (``hour > now_hour -
+        24``), so it covers the last 23 to 24 hours; requests in the 24th hour back are left
+        out, which can only make the use look smaller than Spotify's, by at most an hour's."""
+        hour = int(now // 3600)
+        return dict(self.db.execute(
+            "SELECT bucket, SUM(requests) FROM quota_hours WHERE hour > ? AND hour <= ? "
+            "GROUP BY bucket ORDER BY bucket", (hour - 24, hour)).fetchall())
+
+    def quota_requests_all_days(self) -> dict[str, int]:
+        """Requests per bucket over every UTC day the ledger holds."""
+        return dict(self.db.execute("SELECT bucket, SUM(requests) FROM quota_days "
+                                    "GROUP BY bucket ORDER BY bucket").fetchall())
+
+    def add_quota_learned(self, bucket: str, at: float, window_requests: int,
+                          retry_after: float | None) -> None:
+        """What a ``QUOTA_EXCEEDED`` taught: ``window_requests`` served in the rolling window
+        before it, and Spotify's ``Retry-After`` (seconds; ``None`` without the header)."""
+        self.db.execute("INSERT INTO quota_learned (bucket, at, window_requests, retry_after) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (bucket, at) DO UPDATE SET "
+                        "window_requests = excluded.window_requests, "
+                        "retry_after = excluded.retry_after",
+                        (bucket, at, window_requests, retry_after))
+
+    def learned_quota(self) -> dict[str, tuple[int, float | None, float]]:
+        """bucket -> (size, retry_after, at) from the latest ``quota_learned`` row per bucket."""
+        rows = self.db.execute(
+            "SELECT bucket, window_requests, retry_after, at FROM quota_learned AS q "
+            "WHERE at = (SELECT MAX(at) FROM quota_learned WHERE bucket = q.bucket) "
+            "ORDER BY bucket").fetchall()
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def discovered_candidates(self) -> int:
+        """Candidates counted by the planner (``planning_cells`` set) that discovery's own
+        requests found: the owner's playlists (``first_source = 'playlist'``) left out."""
+        return self.db.execute("SELECT COUNT(*) FROM tracks WHERE planning_cells IS NOT NULL "
+                               "AND first_source != 'playlist'").fetchone()[0]
 
     def quota_parks(self) -> dict[str, tuple[float, str]]:
         """Every recorded park: bucket -> (until, reason)."""
