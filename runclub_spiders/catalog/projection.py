@@ -1,0 +1,156 @@
+"""When discovery will be done, projected from the store alone (no API call).
+
+Read by ``scrapy catalog-status`` and by the progress line. The figures, and what each is
+an estimate of:
+
+* **Tracks still wanted**: for every umbrella x decade cell of the plan that discovery has
+  not stopped (``discovery_cells.stopped`` set: exhausted, low yield, at target), the
+  candidates it still lacks to reach the cell target (``CATALOG_CELL_TARGET`` x
+  ``DISCOVERY_OVERSAMPLE``, as the frontier's planner computes it), counted as the planner
+  counts them (``tracks.planning_cells``); summed, and capped by the room left under the
+  total cap (``CATALOG_MAX_TRACKS`` x ``DISCOVERY_OVERSAMPLE``). A track counting toward two
+  cells fills both, so the sum can overstate what is wanted.
+* **Yield**: new candidates per discovery request over the store's whole history: the
+  candidates discovery's own requests found (those of the owner's playlists left out) over
+  every request the quota ledger counted in the buckets discovery draws on (``search``,
+  ``albums``, ``artists``; ``quota_days``, every day). Whole history, not the last 24 h:
+  both sides are then complete since the store began, and no wall-clock timestamp
+  (``tracks.first_seen_at``) is compared with the quota clock (``runclub_spiders.clock``,
+  which ``RUNCLUB_CLOCK_OFFSET`` shifts). Yield falls as cells fill, so the whole history
+  is optimistic: the projection is a lower bound on requests, and its date an earliest one.
+* **Requests still needed**: tracks wanted / yield, rounded up.
+* **Days needed**: requests needed / the summed daily size of those three buckets. A bucket's
+  size is the one Spotify taught (``quota_learned``, the latest), else its
+  ``SPOTIFY_DAILY_BUDGET``, else :data:`DEFAULT_BUCKET_SIZE` (600, the cut-off one report
+  saw); each size says which it is. Summing assumes discovery can spend every bucket in
+  full; current parks are not taken into account.
+* **Finish**: the UTC date ``days needed`` after ``clock.now()``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+    from runclub_spiders.store import Store
+
+#: The buckets discovery's requests draw on.
+DISCOVERY_BUCKETS = ("search", "albums", "artists")
+#: A bucket's daily size when neither Spotify nor SPOTIFY_DAILY_BUDGET says otherwise.
+DEFAULT_BUCKET_SIZE = 600
+
+Cell = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSize:
+    bucket: str
+    size: int
+    source: str          # "learned" | "SPOTIFY_DAILY_BUDGET" | "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    wanted: int                      # candidates still wanted in open cells, within the cap
+    candidates: int                  # discovered candidates the yield is measured on
+    requests_made: int               # discovery-bucket requests the yield is measured on
+    requests_needed: int | None      # None: no yield measured yet
+    sizes: tuple[BucketSize, ...]
+    days_needed: float | None
+    finish: date | None
+
+    @property
+    def per_day(self) -> int:
+        return sum(s.size for s in self.sizes)
+
+    @property
+    def yield_per_request(self) -> float | None:
+        return self.candidates / self.requests_made if self.requests_made else None
+
+
+def cell_targets(settings: BaseSettings) -> tuple[int, int]:
+    """``(cell target, total cap)`` in candidates, as ``Frontier`` computes them."""
+    oversample = settings.getfloat("DISCOVERY_OVERSAMPLE")
+    return (max(1, round(settings.getint("CATALOG_CELL_TARGET") * oversample)),
+            round(settings.getint("CATALOG_MAX_TRACKS") * oversample))
+
+
+def cell_counts(store: Store, cells: Iterable[Cell]) -> tuple[dict[Cell, int], int]:
+    """Candidates per plan cell and in total, as ``Planner.recount`` counts them."""
+    counts = dict.fromkeys(cells, 0)
+    total = 0
+    for planning in store.planning_cells():
+        if planning is None:
+            continue
+        total += 1
+        for umbrella, decade in json.loads(planning or "[]"):
+            if (umbrella, decade) in counts:
+                counts[(umbrella, decade)] += 1
+    return counts, total
+
+
+def stopped_cells(store: Store) -> dict[Cell, str]:
+    """Cells where discovery stopped spending, and why."""
+    return {cell: row["stopped"] for cell, row in store.discovery_cells().items()
+            if row["stopped"]}
+
+
+def bucket_sizes(learned: Mapping[str, tuple[int, float | None, float]],
+                 budgets: Mapping[str, int]) -> tuple[BucketSize, ...]:
+    sizes = []
+    for bucket in DISCOVERY_BUCKETS:
+        if bucket in learned:
+            sizes.append(BucketSize(bucket, int(learned[bucket][0]), "learned"))
+        elif bucket in budgets:
+            sizes.append(BucketSize(bucket, int(budgets[bucket]), "SPOTIFY_DAILY_BUDGET"))
+        else:
+            sizes.append(BucketSize(bucket, DEFAULT_BUCKET_SIZE, "default"))
+    return tuple(sizes)
+
+
+def project(*, counts: Mapping[Cell, int], stopped: Collection[Cell], cell_target: int,
+            total_candidates: int, max_candidates: int, candidates: int, requests_made: int,
+            sizes: tuple[BucketSize, ...], now: float) -> Projection:
+    """The projection from its inputs (the module doc says what each is)."""
+    shortfall = sum(max(0, cell_target - n) for cell, n in counts.items()
+                    if cell not in stopped)
+    wanted = max(0, min(shortfall, max_candidates - total_candidates))
+    per_day = sum(s.size for s in sizes)
+    if wanted == 0:
+        needed: int | None = 0
+    elif candidates > 0 and requests_made > 0:
+        needed = math.ceil(wanted * requests_made / candidates)
+    else:
+        needed = None
+    days = needed / per_day if needed is not None and per_day > 0 else None
+    finish = (datetime.fromtimestamp(now + days * 86_400, UTC).date()
+              if days is not None else None)
+    return Projection(wanted=wanted, candidates=candidates, requests_made=requests_made,
+                      requests_needed=needed, sizes=sizes, days_needed=days, finish=finish)
+
+
+def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], now: float, *,
+                  counts: Mapping[Cell, int] | None = None,
+                  total_candidates: int | None = None,
+                  targets: tuple[int, int] | None = None) -> Projection:
+    """The projection for ``store`` under ``settings``. ``counts`` and ``total_candidates``
+    when the caller has them already (the planner), else counted from the store; ``targets``
+    (cell target, total cap) when the caller has them, else from ``settings``."""
+    cell_target, max_candidates = targets or cell_targets(settings)
+    if counts is None or total_candidates is None:
+        counts, total_candidates = cell_counts(store, cells)
+    requests = store.quota_requests_all_days()
+    budgets = {str(k): int(v) for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
+    return project(counts=counts, stopped=stopped_cells(store).keys(),
+                   cell_target=cell_target, total_candidates=total_candidates,
+                   max_candidates=max_candidates,
+                   candidates=store.discovered_candidates(),
+                   requests_made=sum(requests.get(b, 0) for b in DISCOVERY_BUCKETS),
+                   sizes=bucket_sizes(store.learned_quota(), budgets), now=now)

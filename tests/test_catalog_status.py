@@ -1,0 +1,263 @@
+"""The finish projection (``catalog/projection.py``) and ``scrapy catalog-status``, on a store
+filled directly with known figures: no crawl, no simulator, no API call."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import closing
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from scrapy.settings import Settings
+from scrapy.utils.test import get_crawler
+
+import runclub_spiders.settings as project
+from runclub_spiders import clock
+from runclub_spiders.catalog.projection import (
+    DEFAULT_BUCKET_SIZE,
+    BucketSize,
+    bucket_sizes,
+    cell_counts,
+    project_store,
+)
+from runclub_spiders.catalog.projection import project as projection
+from runclub_spiders.clock import OFFSET_ENV
+from runclub_spiders.frontier.progress import Progress
+from runclub_spiders.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 12, 6, 10, 0, 5, tzinfo=UTC).timestamp()   # the quota clock of the tests
+HOUR = int(NOW // 3600)
+UMBRELLAS = """\
+umbrellas:
+  - name: Pop
+    neighbours: [Rock]
+    representative_genres: [pop]
+  - name: Rock
+    neighbours: [Pop]
+    representative_genres: [rock]
+rules:
+  - pop: Pop
+  - rock: Rock
+"""
+PLAN = """\
+decades:
+  80s: 80s
+  90s: 90s
+  00s: 2000s
+groups:
+  words:
+    kind: track
+    keywords: [running]
+"""
+CELLS = [("Pop", "80s"), ("Pop", "90s"), ("Pop", "00s"),
+         ("Rock", "80s"), ("Rock", "90s"), ("Rock", "00s")]
+SETTINGS = {"CATALOG_CELL_TARGET": 100, "DISCOVERY_OVERSAMPLE": 1.0,
+            "CATALOG_MAX_TRACKS": 1000, "SPOTIFY_DAILY_BUDGET": {"albums": 5}}
+
+
+def add_tracks(store: Store, n: int, cells: list | None, *, source: str = "search",
+               state: str = "done") -> None:
+    start = store.db.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
+    for i in range(start, start + n):
+        store.db.execute(
+            "INSERT INTO tracks (id, name, duration_ms, explicit, album_name, artist_ids, "
+            "artist_names, first_source, first_seen_at, updated_at, enrich_state, "
+            "planning_cells) VALUES (?, ?, 200000, 0, 'Album', '[]', '[]', ?, ?, ?, ?, ?)",
+            (f"t{i:05d}", f"Track {i}", source, "2026-12-05T00:00:00Z",
+             "2026-12-05T00:00:00Z", state, None if cells is None else json.dumps(cells)))
+
+
+def build_store(path: Path) -> None:
+    """Known figures. Candidates per cell (target 100): Pop 80s 10 (3 of them from the
+    owner's playlists), Pop 90s 4, Pop 00s 0, Rock 80s 7 (stopped: exhausted), Rock 90s 2
+    (one track counts in both 90s cells), Rock 00s 12 (stopped: low_yield); 2 without a
+    cell, 1 set aside (not counted): 36 counted, 33 found by discovery's own requests.
+    Requests on every day: search 40 + albums 10 + artists 5 = 55 of discovery."""
+    with closing(Store.open(path)) as store, store.transaction():
+        add_tracks(store, 7, [["Pop", "80s"]])
+        add_tracks(store, 3, [["Pop", "80s"]], source="playlist")
+        add_tracks(store, 3, [["Pop", "90s"]], state="pending")
+        add_tracks(store, 1, [["Pop", "90s"], ["Rock", "90s"]], state="pending")
+        add_tracks(store, 1, [["Rock", "90s"]])
+        add_tracks(store, 7, [["Rock", "80s"]], state="miss")
+        add_tracks(store, 12, [["Rock", "00s"]], state="pending")
+        add_tracks(store, 2, [])
+        add_tracks(store, 1, None, state="skipped")
+        for umbrella, decade, found, stopped in (("Pop", "80s", 10, None),
+                                                 ("Rock", "80s", 7, "exhausted"),
+                                                 ("Rock", "00s", 12, "low_yield")):
+            store.set_discovery_cell(umbrella, decade, found=found, reachable=None,
+                                     stopped=stopped, now="2026-12-05T00:00:00Z")
+        for day, counts in (("2026-12-04", {"search": 20, "albums": 10, "tracks": 60}),
+                            ("2026-12-05", {"search": 20, "artists": 5, "tracks": 40,
+                                            "playlists": 7})):
+            for bucket, n in counts.items():
+                store.add_quota_requests(day, bucket, n)
+        # The rolling window: the current hour and the 23 before it; hour - 24 is out.
+        for hour, bucket, n in ((HOUR, "search", 12), (HOUR - 23, "search", 5),
+                                (HOUR - 24, "search", 100), (HOUR, "tracks", 3),
+                                (HOUR - 1, "albums", 4)):
+            store.add_quota_hour(hour, bucket, n)
+        store.add_quota_learned("search", NOW - 2 * 86_400, 25, 50_400.0)
+        store.add_quota_learned("search", NOW - 3600, 30, 50_400.0)    # the latest wins
+        store.add_quota_learned("playlists", NOW - 7200, 8, None)
+        store.set_quota_park("search", NOW + 5 * 3600, "QUOTA_EXCEEDED")
+        store.set_quota_park("tracks", NOW - 60, "Retry-After 7200 s")  # over: open
+
+
+# ---------------------------------------------------------------------------- store reads
+def test_window_use_counts_the_current_hour_and_the_23_before(tmp_path):
+    build_store(tmp_path / "store.sqlite")
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        assert store.quota_window_use(NOW) == {"albums": 4, "search": 17, "tracks": 3}
+        assert store.quota_window_use(NOW + 3600) == {"albums": 4, "search": 12, "tracks": 3}
+        assert store.learned_quota() == {"playlists": (8, None, NOW - 7200),
+                                         "search": (30, 50_400.0, NOW - 3600)}
+        assert store.quota_requests_all_days() == {"albums": 10, "artists": 5,
+                                                   "playlists": 7, "search": 40,
+                                                   "tracks": 100}
+        assert store.discovered_candidates() == 33
+
+
+# ---------------------------------------------------------------------------- projection
+def test_projection_of_a_known_store(tmp_path):
+    build_store(tmp_path / "store.sqlite")
+    settings = Settings()
+    settings.setmodule(project)
+    settings.update(SETTINGS)
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        p = project_store(store, settings, CELLS, NOW)
+    # Open cells below 100: Pop 80s 90 + Pop 90s 96 + Pop 00s 100 + Rock 90s 98; Rock 80s
+    # and Rock 00s are stopped. Room under the cap: 1000 - 36.
+    assert p.wanted == 384
+    assert (p.candidates, p.requests_made) == (33, 55)
+    assert p.requests_needed == 640                      # ceil(384 / (33 / 55))
+    assert p.sizes == (BucketSize("search", 30, "learned"),
+                       BucketSize("albums", 5, "SPOTIFY_DAILY_BUDGET"),
+                       BucketSize("artists", DEFAULT_BUCKET_SIZE, "default"))
+    assert p.per_day == 635
+    assert p.days_needed == pytest.approx(640 / 635)
+    assert p.finish == date(2026, 12, 7)
+
+
+def test_the_cap_bounds_what_is_wanted_and_nothing_wanted_is_done_today():
+    sizes = bucket_sizes({}, {})
+    common = {"stopped": (), "cell_target": 10, "candidates": 10, "requests_made": 20,
+              "sizes": sizes, "now": NOW}
+    capped = projection(counts={("Pop", "80s"): 0, ("Rock", "80s"): 0}, total_candidates=95,
+                     max_candidates=100, **common)
+    assert (capped.wanted, capped.requests_needed) == (5, 10)
+    done = projection(counts={("Pop", "80s"): 12}, total_candidates=12, max_candidates=100,
+                   **common)
+    assert (done.wanted, done.requests_needed, done.days_needed) == (0, 0, 0)
+    assert done.finish == date(2026, 12, 6)
+    unmeasured = projection(counts={("Pop", "80s"): 0}, total_candidates=0, max_candidates=100,
+                         **{**common, "candidates": 0, "requests_made": 0})
+    assert (unmeasured.wanted, unmeasured.requests_needed, unmeasured.finish) == \
+        (10, None, None)
+
+
+# ---------------------------------------------------------------------------- the command
+def catalog_status(tmp_path: Path, store: Path, *settings: str) -> subprocess.CompletedProcess:
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "umbrellas.yaml").write_text(UMBRELLAS)
+    options = [f"CATALOG_STORE_PATH={store}", f"SEEDS_PLAN={tmp_path / 'plan.yaml'}",
+               f"SEEDS_UMBRELLAS={tmp_path / 'umbrellas.yaml'}",
+               "CATALOG_CELL_TARGET=100", "DISCOVERY_OVERSAMPLE=1.0",
+               "CATALOG_MAX_TRACKS=1000", 'SPOTIFY_DAILY_BUDGET={"albums": 5}', *settings]
+    # The quota clock shifted so that the command's now is NOW (plus its start-up time).
+    env = {**os.environ, OFFSET_ENV: str(NOW - time.time())}
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", "catalog-status",
+         *[arg for option in options for arg in ("-s", option)]],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+EXPECTED = """\
+catalog-status: {store} at 2026-12-06 10:00 UTC (no API call)
+
+Candidates per cell (found/target, * = discovery stopped there); 36 in all, cap 1,000
+  umbrella     80s      90s      00s
+  Pop       10/100    4/100    0/100
+  Rock       7/100*   2/100   12/100*
+  * stopped: exhausted, low_yield
+
+Quota buckets (24 h use, by whole hours; learned size: when, and the wait Spotify gave):
+  bucket     24 h use  learned size                          parked
+  search           17  30 (2026-12-06 09:00, wait 14.0 h)    until 2026-12-06T15:00:05Z
+  albums            4  not learned                           open
+  artists           0  not learned                           open
+  tracks            3  not learned                           open
+  playlists         0  8 (2026-12-06 08:00, no Retry-After)  open
+  user              0  not learned                           open
+
+Pending enrichment: 16 tracks
+
+Projection (yield over the whole history: an earliest date; see catalog/projection.py):
+  tracks still wanted:   384 candidates in open cells
+  yield:                 0.60 new candidates per request (33 / 55 requests)
+  requests still needed: 640
+  requests a day:        635, the sizes of the buckets discovery draws on:
+    search               30 (learned)
+    albums               5 (SPOTIFY_DAILY_BUDGET)
+    artists              600 (not learned, no budget: the default)
+  days needed:           1.0
+  projected finish:      2026-12-07 (UTC)
+"""
+
+
+def test_catalog_status_prints_the_known_figures_and_writes_nothing(tmp_path):
+    store = tmp_path / "store.sqlite"
+    build_store(store)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = catalog_status(tmp_path, store)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPECTED.format(store=store)
+    assert result.stderr == ""
+    # Nothing written: the store's bytes are the same and no -wal/-shm is left behind.
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".yaml"}
+    assert after == {k: v for k, v in before.items() if not k.endswith(".yaml")}
+
+
+def test_catalog_status_without_a_store_is_one_line_and_exit_1(tmp_path):
+    missing = tmp_path / "nowhere" / "store.sqlite"
+    result = catalog_status(tmp_path, missing)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "CATALOG_STORE_PATH" in lines[0] and str(missing) in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not missing.parent.exists()
+
+
+# ---------------------------------------------------------------------------- progress line
+class StubPlanner:
+    """What ``Progress`` reads of the planner: the counts as the store holds them."""
+
+    def __init__(self, store: Store) -> None:
+        self.counts, self.total_candidates = cell_counts(store, CELLS)
+        self.cell_target, self.max_candidates, self.families = 100, 1000, {}
+
+    def cells_at_target(self) -> int:
+        return sum(1 for n in self.counts.values() if n >= self.cell_target)
+
+
+def test_progress_shows_the_projected_finish_and_sets_its_stats(tmp_path, caplog,
+                                                                monkeypatch):
+    build_store(tmp_path / "store.sqlite")
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    crawler = get_crawler(settings_dict={**SETTINGS, "DISCOVERY_PROGRESS_INTERVAL": 0})
+    crawler.stats.open_spider()
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        progress = Progress(crawler, store, StubPlanner(store))
+        with caplog.at_level("INFO", logger="runclub_spiders.frontier.progress"):
+            progress.close()
+    assert "projected finish: 2026-12-07 (640 requests to go)" in caplog.text
+    assert crawler.stats.get_value("discovery/projected_finish") == "2026-12-07"
+    assert crawler.stats.get_value("discovery/requests_needed") == 640
