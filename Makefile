@@ -26,9 +26,11 @@ test-quick: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-# Benchmarks (not part of `make test`): about 10 minutes; appends to BENCHMARKS.md.
+# Benchmarks (not part of `make test`): bench.crawl about 10 minutes, bench.days (one crawl
+# per virtual day of quota, nine scenarios) much longer; both append to BENCHMARKS.md.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.crawl --out BENCHMARKS.md
+	$(BIN)/python -m bench.days --out BENCHMARKS.md
 
 simulator: $(VENV)/.installed
 	$(BIN)/scrapy simulator --port 8765
