@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from jsonschema import Draft202012Validator
 from PIL import Image
 
 from runclub_spiders.catalog.selection import BalanceSettings, CellReport, Selection
@@ -167,6 +168,14 @@ def test_export_cells_carry_artist_share_and_discovery(tmp_path: Path) -> None:
     assert largest_share(["Pop"], ["70s", "80s"], rows) == {
         "umbrella": "Pop", "decade": "80s", "tracks": 8, "count": 25, "share": 0.32,
         "minCellTracks": 20}
+    # The manifest's balance part with the new fields matches its schema.
+    schema = json.loads(Path("schemas/manifest.schema.json").read_text(encoding="utf-8"))
+    balance = {"cellMin": 30, "cellTarget": 60, "maxTracks": 100, "cellsAtMin": 1,
+               "cellsAtTarget": 0, "maxArtistShare": 0.1, "maxArtistFloor": 4,
+               "overArtistShare": 4, "cells": rows, "backfill": {},
+               "largestArtistShare": largest_share(["Pop"], ["70s", "80s"], rows)}
+    Draft202012Validator({"$defs": schema["$defs"], **schema["properties"]["balance"]}
+                         ).validate(balance)
 
 
 def test_png_decodes_and_is_deterministic() -> None:
