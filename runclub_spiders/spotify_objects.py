@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 from runclub_spiders.store import TrackRecord
@@ -310,3 +311,49 @@ def artist_details(body: Any, ids: tuple[str, ...]
                         else [],
                         popularity if isinstance(popularity, int) else None))
     return details
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumRef:
+    """What a (simplified) album object says that album expansion needs."""
+
+    id: str
+    name: str
+    album_type: str | None            # album | single | compilation (None: unknown)
+    release_date: str | None
+    release_precision: str | None
+    total_tracks: int | None
+    artist_id: str | None             # the first album artist
+    image_url: str | None
+
+    def as_album_object(self) -> dict[str, Any]:
+        """The ``album`` a simplified track lacks, for :func:`parse_track`."""
+        return {"id": self.id, "name": self.name, "album_type": self.album_type,
+                "release_date": self.release_date,
+                "release_date_precision": self.release_precision,
+                "images": [{"url": self.image_url}] if self.image_url else []}
+
+
+def album_ref(obj: Any) -> AlbumRef | None:
+    """An album object (the ``album`` of a track, an item of ``/artists/{id}/albums``, or
+    the body of ``/albums/{id}``) as an :class:`AlbumRef`; None when it has no valid ID."""
+    if not isinstance(obj, dict):
+        return None
+    album_id = _spotify_id(obj.get("id"))
+    if album_id is None:
+        return None
+    album_type = obj.get("album_type")
+    album_type = album_type.lower() if isinstance(album_type, str) else None
+    release_date = obj.get("release_date")
+    if not (isinstance(release_date, str) and RELEASE_DATE.fullmatch(release_date)):
+        release_date = None
+    precision = obj.get("release_date_precision")
+    artists = obj.get("artists") if isinstance(obj.get("artists"), list) else []
+    first = artists[0] if artists and isinstance(artists[0], dict) else {}
+    return AlbumRef(
+        id=album_id, name=clean_text(obj.get("name")) or "",
+        album_type=album_type if album_type in ("album", "single", "compilation") else None,
+        release_date=release_date,
+        release_precision=precision if precision in ("year", "month", "day") else None,
+        total_tracks=_int(obj.get("total_tracks"), high=10_000),
+        artist_id=_spotify_id(first.get("id")), image_url=_image(obj))

@@ -26,13 +26,24 @@ from typing import TYPE_CHECKING
 
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.spidermiddlewares.httperror import HttpError
 
 from runclub_spiders import clock
 from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
+from runclub_spiders.frontier.cells import CellBook
+from runclub_spiders.frontier.expansion import Expansion
 from runclub_spiders.frontier.planner import Planner
 from runclub_spiders.frontier.progress import Progress
-from runclub_spiders.frontier.work import ARTISTS, BUCKETS, ME, SEARCH, Work
+from runclub_spiders.frontier.work import (
+    ALBUM,
+    ARTIST_ALBUMS,
+    ARTISTS,
+    BUCKETS,
+    ME,
+    SEARCH,
+    Work,
+)
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.utils.closing import SpiderClosing
 
@@ -40,12 +51,15 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
-    from runclub_spiders.seeds import SeedPlan, SeedQuery
+    from runclub_spiders.seeds import SeedPlan
+    from runclub_spiders.spotify_objects import AlbumRef
     from runclub_spiders.store import Store, TrackRecord
 
 logger = logging.getLogger(__name__)
 
 LOST_AFTER = 60.0      # seconds idle with a request sent and no answer before it counts as lost
+GONE = (400, 403, 404)  # an album or artist Spotify will not serve: not asked again
+RELEARN_EVERY = 50     # answers between refreshes of the share ReccoBeats knows (a store count)
 
 
 class Frontier:
@@ -64,6 +78,14 @@ class Frontier:
             family_trial=s.getint("DISCOVERY_FAMILY_TRIAL"),
             family_min_yield=s.getfloat("DISCOVERY_FAMILY_MIN_YIELD"),
             include_playlist_search=extended)
+        self.min_yield = s.getfloat("DISCOVERY_MIN_YIELD")
+        self.expansion = Expansion(store, min_yield=self.min_yield,
+                                   albums=s.getbool("DISCOVERY_ALBUMS"),
+                                   listings=s.getbool("DISCOVERY_ARTIST_ALBUMS"))
+        self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)
+        self.expansion.need = self.cells.fill
+        self._answers = 0
+        self._relearn()
         self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
         self.artist_budget = s.getint("DISCOVERY_ARTIST_LOOKUP_BUDGET")
         self.idle_wait = s.getfloat("QUOTA_PARK_IDLE_WAIT")
@@ -82,6 +104,7 @@ class Frontier:
                                 (self.request_dropped, signals.request_dropped),
                                 (self.request_scheduled, signals.request_scheduled),
                                 (self.progress.close, signals.spider_closed),
+                                (self.save_cells, signals.spider_closed),
                                 (self.bucket_parked, project_signals.bucket_parked),
                                 (self.bucket_released, project_signals.bucket_released)):
             crawler.signals.connect(handler, signal=signal)
@@ -94,6 +117,9 @@ class Frontier:
     def answered(self, work: Work, follow: Iterable[Work] = ()) -> list[Request]:
         """``work`` got its answer; ``follow`` is the work it revealed (next pages...)."""
         self._end(work)
+        self._answers += 1
+        if self._answers % RELEARN_EVERY == 0:
+            self._relearn()
         return self._send(list(follow)) + self.take()
 
     def _end(self, work: Work) -> None:
@@ -121,23 +147,30 @@ class Frontier:
             self._hold(work, failure.value.bucket, failure.value.until)
             return []
         self._end(work)                            # dropped: the next run plans it again
+        if work.kind in (ALBUM, ARTIST_ALBUMS) and failure.check(HttpError) \
+                and failure.value.response.status in GONE:
+            self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
         if failure.check(SpiderClosing) or (work.kind == SEARCH and failure.check(IgnoreRequest)):
             return []                              # closing, or refused (no token): not now
         return self.take()
 
     def take(self, *, idle: bool = False) -> list[Request]:
-        """New work up to capacity: searches once the owner phase is over; artist lookups
-        when the engine idles with nothing else outstanding."""
+        """New work up to capacity in every bucket once the owner phase is over: searches,
+        albums, artist listings, each bucket ``DISCOVERY_CONCURRENCY`` at a time and parked
+        on its own; artist lookups when the engine idles with nothing else outstanding."""
         if self.owner_phase:
             return []
         works: list[Work] = []
-        while self._searching() < self.concurrency:
-            chosen = self.planner.next_query(busy=self._busy())
-            if chosen is None or self._parked(SEARCH):
-                break
-            query, offset = chosen
-            works.append(Work(SEARCH, offset=offset, query=query))
-            self.outstanding[works[-1].key] = works[-1]
+        busy = set(self.outstanding)
+        for kind, choose in ((SEARCH, self._next_search), (ALBUM, self._next_album),
+                             (ARTIST_ALBUMS, self._next_listing)):
+            while self._drawing(BUCKETS[kind]) < self.concurrency:
+                work = choose(busy)
+                if work is None or self._parked(kind):
+                    break
+                works.append(work)
+                busy.add(work.key)
+                self.outstanding[work.key] = work
         if idle and not works and not self.outstanding:
             works = [w for w in [self._artist_work()] if w is not None]
         return self._send(works)
@@ -161,8 +194,36 @@ class Frontier:
         return {(w.query.q, w.query.kind) for w in self.outstanding.values()
                 if w.kind == SEARCH and w.query is not None}
 
-    def _searching(self) -> int:
-        return sum(1 for w in self.outstanding.values() if w.kind == SEARCH)
+    def _drawing(self, bucket: str) -> int:
+        return sum(1 for w in self.outstanding.values() if w.bucket == bucket)
+
+    def _next_search(self, busy: set[tuple]) -> Work | None:
+        chosen = self.planner.next_query(busy=self._busy())
+        if chosen is None:
+            return None
+        query, offset = chosen
+        return Work(SEARCH, offset=offset, query=query)
+
+    def _full(self) -> bool:
+        return self.planner.total_candidates >= self.planner.max_candidates
+
+    def _next_album(self, busy: set[tuple]) -> Work | None:
+        return None if self._full() else self.expansion.next_album(self.cells.neediest(), busy)
+
+    def _next_listing(self, busy: set[tuple]) -> Work | None:
+        return None if self._full() else self.expansion.next_listing(self.cells.umbrellas(),
+                                                                     busy)
+
+    def _relearn(self) -> None:
+        """What a request is worth depends on the share of new tracks that get exported:
+        ReccoBeats' share from the store, the cheap filters' from this run (``Learnt``)."""
+        learnt = self.expansion.learnt
+        counts = self.store.counts()
+        asked = counts["features"] + counts["misses"]
+        if asked >= 50:
+            learnt.features_share = max(0.05, counts["features"] / asked)
+        share = learnt.search_share * learnt.features_share
+        self.planner.min_new_worth = self.min_yield / share if share else 0.0
 
     def _artist_work(self) -> Work | None:
         """Extended: 50 artists per call. Development: one per call, within the budget."""
@@ -174,9 +235,32 @@ class Frontier:
         return Work(ARTISTS, artist_ids=tuple(ids))
 
     # ---------------------------------------------------------------- counting
-    def place(self, records: list[TrackRecord], query: SeedQuery | None) -> None:
-        """Count new tracks toward their cells (``Planner.place``)."""
-        self.planner.place(records, query, self.min_ms, self.max_ms)
+    def place(self, records: list[TrackRecord], umbrella: str | None, *, source: str,
+              albums: dict[str, AlbumRef] | None = None, now: str = "") -> int:
+        """Count new tracks toward their cells (``Planner.place``: ``umbrella`` is the cell
+        query's or the expanded album's, else the artist's genres decide); register the
+        albums of the counted ones (``albums``: track ID -> its album) for expansion.
+        Returns how many were counted."""
+        placed = self.planner.place(records, umbrella, self.min_ms, self.max_ms)
+        self.expansion.stored([r.album_id for r in records])
+        learnt = self.expansion.learnt
+        if source == "search":
+            learnt.search_new += len(records)
+            learnt.search_counted += len(placed)
+        solo = {r.id for r in records if len(r.artist_ids) == 1}
+        for track_id, cells in placed.items():
+            ref = (albums or {}).get(track_id)
+            # Only on evidence naming the album's artist: the sole artist of a track a cell
+            # query returned. A featured artist may be what matched the query's genre, and
+            # expanding the lead's album would then fill the cell with another umbrella.
+            if ref is not None and umbrella is not None and track_id in solo:
+                self.expansion.see(ref, cells, now, list_artist=True)
+        return len(placed)
+
+    def save_cells(self) -> None:
+        """Per cell, found, reachable and why discovery stopped, for the reports."""
+        with self.store.transaction():
+            self.cells.save(utc_iso(clock.now()))
 
     # ---------------------------------------------------------------- parks
     def _parked(self, kind: str) -> bool:

@@ -34,6 +34,7 @@ class QueryState:
     total: int | None = None
     exhausted: str | None = None
     low_pages: int = 0
+    last_new: float | None = None        # new tracks of its last page (a restart: its mean)
 
 
 @dataclass
@@ -59,6 +60,9 @@ class Planner:
     family_trial: int
     family_min_yield: float
     include_playlist_search: bool = False
+    # The price of a request (DISCOVERY_MIN_YIELD) in new tracks a page must be expected to
+    # bring: the frontier sets it from what it learnt about the share that gets exported.
+    min_new_worth: float = 0.0
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     total_candidates: int = 0
     states: dict[tuple[str, str], QueryState] = field(default_factory=dict)
@@ -67,7 +71,8 @@ class Planner:
     def __post_init__(self) -> None:
         for row in self.store.seeds():
             self.states[(row["q"], row["kind"])] = QueryState(
-                row["next_offset"], row["total"], row["exhausted"], row["low_pages"])
+                row["next_offset"], row["total"], row["exhausted"], row["low_pages"],
+                row["new_tracks"] / row["requests"] if row["requests"] else None)
             family = self.families.setdefault(row["family"], FamilyYield())
             family.requests += row["requests"]
             family.new_tracks += row["new_tracks"]
@@ -118,17 +123,18 @@ class Planner:
                 if (umbrella, decade) in self.counts:
                     self.counts[(umbrella, decade)] += 1
 
-    def place(self, records: list[TrackRecord], query: SeedQuery | None, min_ms: int,
-              max_ms: int) -> None:
+    def place(self, records: list[TrackRecord], umbrella: str | None, min_ms: int,
+              max_ms: int) -> dict[str, list[tuple[str, str]]]:
         """Count new tracks toward their cells, as the cheap filters will judge them.
 
         Decided once, at discovery, and stored with each track (``planning_cells``), so a
         resumed run plans from exactly these counts. The umbrella is a cell query's, else the
         primary artist's genres through the rules. Of the tracks sharing an ISRC only the
         winner counts (``Store.claim_isrc_count``, the one rule of ``catalog.isrc``).
+        Returns the cells of each track counted.
         """
         genres = self.store.genres_of(r.artist_ids[0] for r in records)
-        umbrella = query.umbrella if query is not None and query.decade else None
+        placed = {}
         for record in records:
             if (duration_reason(record.duration_ms, min_ms, max_ms)
                     or record.is_playable is False
@@ -138,6 +144,8 @@ class Planner:
             cells = self.track_cells(record, genres.get(record.artist_ids[0], ()), umbrella)
             self.add_candidate(cells)
             self.store.set_planning_cells(record.id, cells)
+            placed[record.id] = cells
+        return placed
 
     def add_candidate(self, cells: list[tuple[str, str]]) -> None:
         self.total_candidates += 1
@@ -164,7 +172,31 @@ class Planner:
         if (query.q, query.kind) in busy or self.state(query).exhausted:
             return False
         family = self.families.get(query.family)
-        return allow_demoted or family is None or not family.demoted
+        if not (allow_demoted or family is None or not family.demoted):
+            return False
+        return self.expected_new(query) >= self.min_new_worth
+
+    def expected_new(self, query: SeedQuery) -> float:
+        """New tracks the query's next page is expected to bring: its last page's, else its
+        family's mean per request, else a full page (untried)."""
+        state = self.state(query)
+        if state.last_new is not None:
+            return state.last_new
+        family = self.families.get(query.family)
+        if family is not None and family.requests:
+            return family.per_request
+        return float(self.page_size)
+
+    def cell_worth(self, umbrella: str, decade: str,
+                   busy: Container[tuple[str, str]] = ()) -> float:
+        """The most new tracks one search of the cell is expected to bring (0: none open)."""
+        return max((self.expected_new(q) for q in self.plan.cell_queries(umbrella, decade)
+                    if self._open(q, True, busy)), default=0.0)
+
+    def cell_exhausted(self, umbrella: str, decade: str) -> bool:
+        """Has every query of the cell reached its end (or come back empty)?"""
+        return all(self.state(q).exhausted in ("end", "empty")
+                   for q in self.plan.cell_queries(umbrella, decade))
 
     def next_query(self, busy: Container[tuple[str, str]] = ()
                    ) -> tuple[SeedQuery, int] | None:
@@ -208,6 +240,7 @@ class Planner:
         state = self.state(query)
         state.next_offset = offset + self.page_size
         state.total = total
+        state.last_new = new
         low = new < self.min_new_per_page
         state.low_pages = state.low_pages + 1 if low else 0
         reachable = min(total or 0, MAX_OFFSET)

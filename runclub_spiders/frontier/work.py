@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from runclub_spiders.seeds import SeedQuery
 
-ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS = (
-    "me", "my_playlists", "playlist_items", "search", "artists")
+ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS = (
+    "me", "my_playlists", "playlist_items", "search", "artists", "album", "artist_albums")
 BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
-           SEARCH: "search", ARTISTS: "artists"}
+           SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,8 @@ class Work:
     snapshot: str | None = None             # playlist_items: the snapshot being read
     owner: bool = False                     # part of the owner phase (read before any search)
     artist_ids: tuple[str, ...] = ()        # artists
+    album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks
+    artist_id: str | None = None            # artist_albums: /artists/{id}/albums
 
     @property
     def bucket(self) -> str:
@@ -48,4 +50,8 @@ class Work:
             return (SEARCH, self.query.q, self.query.kind)
         if self.kind == PLAYLIST_ITEMS:
             return (PLAYLIST_ITEMS, self.playlist_id)
+        if self.kind == ALBUM:
+            return (ALBUM, self.album_id)
+        if self.kind == ARTIST_ALBUMS:
+            return (ARTIST_ALBUMS, self.artist_id)
         return (self.kind, self.offset, self.artist_ids)

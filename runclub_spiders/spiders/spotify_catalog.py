@@ -25,12 +25,29 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.frontier import Frontier
+from runclub_spiders.frontier.expansion import ALBUM_PAGE
 from runclub_spiders.frontier.playlists import PLAYLIST_PAGE, consider_playlist
-from runclub_spiders.frontier.work import ARTISTS, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, Work
+from runclub_spiders.frontier.work import (
+    ALBUM,
+    ARTIST_ALBUMS,
+    ARTISTS,
+    MY_PLAYLISTS,
+    PLAYLIST_ITEMS,
+    SEARCH,
+    Work,
+)
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import utc_now
-from runclub_spiders.seeds import load_plan
-from runclub_spiders.spotify_objects import PageTracks, artist_details, paging, timestamp, token
+from runclub_spiders.seeds import CELL_FAMILY, load_plan
+from runclub_spiders.spotify_objects import (
+    AlbumRef,
+    PageTracks,
+    album_ref,
+    artist_details,
+    paging,
+    timestamp,
+    token,
+)
 from runclub_spiders.store import Store
 
 GENRE_FILTER = re.compile(r'genre:"([^"]+)"')
@@ -91,6 +108,14 @@ class SpotifyCatalogSpider(Spider):
                       "additional_types": "track"}
             url = f"{self.api}/playlists/{work.playlist_id}/items?{urlencode(params)}"
             callback = self.parse_playlist_items
+        elif work.kind == ALBUM:
+            url, callback = self._album_url(work), self.parse_album
+        elif work.kind == ARTIST_ALBUMS:
+            # Compilations and appears_on: other artists, other years (frontier.expansion).
+            params = {"include_groups": "album,single", "limit": self.page_size,
+                      "offset": work.offset, "market": self.market}
+            url = f"{self.api}/artists/{work.artist_id}/albums?{urlencode(params)}"
+            callback = self.parse_artist_albums
         elif work.kind == MY_PLAYLISTS:
             url = f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={work.offset}"
             callback = self.parse_my_playlists
@@ -104,6 +129,13 @@ class SpotifyCatalogSpider(Spider):
         # dont_filter: the frontier, not the dupefilter, decides what is asked.
         return Request(url, callback=callback, errback=self.frontier.failed, dont_filter=True,
                        priority=work.priority, meta={"work": work})
+
+    def _album_url(self, work: Work) -> str:
+        """The album object (its first 50 tracks) first, then its track pages."""
+        if work.offset == 0:
+            return f"{self.api}/albums/{work.album_id}?{urlencode({'market': self.market})}"
+        params = {"limit": ALBUM_PAGE, "offset": work.offset, "market": self.market}
+        return f"{self.api}/albums/{work.album_id}/tracks?{urlencode(params)}"
 
     # ---------------------------------------------------------------- parsing
     def parse_me(self, response):
@@ -142,14 +174,17 @@ class SpotifyCatalogSpider(Spider):
             if query.kind == "playlist":
                 items, total, _ = paging(body, "playlists")
                 follow = self._playlists(items)
-                new_rows, known = [], 0
+                new_rows, known, albums = [], 0, {}
             else:
                 items, total, _ = paging(body, "tracks")
-                new_rows, known = self._track_hits(items, query, offset, now)
+                new_rows, known, albums = self._track_hits(items, query, offset, now)
             self.frontier.planner.record_page(query, offset, total,
                                               len(new_rows) or len(follow), known, now)
+            if query.umbrella and query.decade:
+                self.frontier.cells.saw((query.umbrella, query.decade), len(new_rows), known)
             # Inside the transaction: a track and the cells it counts toward land together.
-            self.frontier.place(new_rows, query)
+            umbrella = query.umbrella if query.decade else None
+            self.frontier.place(new_rows, umbrella, source="search", albums=albums, now=now)
         stats.inc_value(f"discovery/family/{query.family}/pages")
         stats.inc_value("discovery/new_tracks", len(new_rows) or len(follow))
         stats.inc_value("discovery/known_tracks", known)
@@ -161,20 +196,25 @@ class SpotifyCatalogSpider(Spider):
         """Store a search page's tracks: the new ones, and how many were known."""
         genre = GENRE_FILTER.search(query.q)
         page = PageTracks(self.crawler.stats)       # counts skips, repairs, duplicates
-        new_rows, edges = [], []
+        new_rows, edges, albums = [], [], {}
         for position, obj in enumerate(items):
             record = page.track(obj)
             if record is None:
                 continue
             if self.store.upsert_track(record, source="search", query=query.q, now=now):
                 new_rows.append(record)
+                ref = album_ref(obj.get("album"))
+                if ref is not None:
+                    albums[record.id] = ref
             edges.append((record.id, offset + position))
+            if query.family == CELL_FAMILY and query.umbrella and len(record.artist_ids) == 1:
+                self.frontier.expansion.vote(record.artist_ids[0], query.umbrella)
             if genre:
                 # The Development Mode substitute for artist genres: the filter matched the
                 # track, most likely through its primary artist.
                 self.store.add_inferred_genre(record.artist_ids[0], genre.group(1))
         self.store.add_edges(query.q, query.kind, edges)
-        return new_rows, len(edges) - len(new_rows)
+        return new_rows, len(edges) - len(new_rows), albums
 
     def parse_playlist_items(self, response):
         body, work = _json(response), response.meta["work"]
@@ -205,13 +245,67 @@ class SpotifyCatalogSpider(Spider):
             else:
                 self.store.finish_playlist(playlist_id, work.snapshot, now,
                                            processed=total if total is not None else following)
-            self.frontier.place(new_rows, None)
+            self.frontier.place(new_rows, None, source="playlist")
         stats.inc_value("discovery/playlist_new_tracks", len(new_rows))
         for record in new_rows:
             yield CandidateItem.from_record(record, source="playlist", playlist_id=playlist_id)
         follow = [Work(PLAYLIST_ITEMS, offset=following, playlist_id=playlist_id,
                        snapshot=work.snapshot, owner=work.owner)] if more else []
         yield from self.frontier.answered(work, follow)
+
+    def parse_album(self, response):
+        """An album's tracks: simplified (no ISRC, no album), so the album is put in each;
+        ReccoBeats gives the ISRC with the features (``pipelines/enrichment.py``)."""
+        body, work = _json(response), response.meta["work"]
+        if body is None:
+            yield from self._retry_malformed(response)
+            return
+        if work.offset == 0:
+            ref = album_ref(body)
+            items, total, _ = paging(body, "tracks")
+        else:
+            row = self.store.album(work.album_id)
+            ref = _stored_album(row) if row is not None else None
+            items, total, _ = paging(body)
+        now, stats = utc_now(), self.crawler.stats
+        expansion = self.frontier.expansion
+        new_rows = []
+        page = PageTracks(stats)
+        with self.store.transaction():
+            album = ref.as_album_object() if ref is not None else None
+            for obj in items if album is not None else []:
+                record = page.track({**obj, "album": album} if isinstance(obj, dict) else obj)
+                if record is not None and self.store.upsert_track(record, source="album",
+                                                                  now=now):
+                    new_rows.append(record)
+            counted = self.frontier.place(new_rows, expansion.album_umbrella(work.album_id),
+                                          source="album")
+            more = expansion.album_read(work.album_id, work.offset + ALBUM_PAGE, total,
+                                        len(new_rows), counted, now)
+        stats.inc_value("discovery/album/pages")
+        stats.inc_value("discovery/album/new_tracks", len(new_rows))
+        for record in new_rows:
+            yield CandidateItem.from_record(record, source="album")
+        follow = [Work(ALBUM, offset=work.offset + ALBUM_PAGE, album_id=work.album_id)] \
+            if more and items else []
+        yield from self.frontier.answered(work, follow)
+
+    def parse_artist_albums(self, response):
+        body, work = _json(response), response.meta["work"]
+        if body is None:
+            return self._retry_malformed(response)
+        items, total, _ = paging(body)
+        # Extended answers say album_group; appears_on is another artist's album.
+        refs = [ref for obj in items
+                if isinstance(obj, dict) and obj.get("album_group") != "appears_on"
+                and (ref := album_ref(obj)) is not None]
+        with self.store.transaction():
+            more = self.frontier.expansion.listing_read(
+                work.artist_id, refs, work.offset + self.page_size, total, utc_now())
+        self.crawler.stats.inc_value("discovery/artist_albums/pages")
+        follow = [Work(ARTIST_ALBUMS, offset=work.offset + self.page_size,
+                       artist_id=work.artist_id)] if more and items else []
+        return self.frontier.answered(work, follow)
 
     def parse_artists(self, response):
         body, work = _json(response), response.meta["work"]
@@ -235,6 +329,13 @@ class SpotifyCatalogSpider(Spider):
         for key in DOWNLOADER_META:      # they describe the failed attempt
             retry.meta.pop(key, None)
         return [retry]
+
+
+def _stored_album(row) -> AlbumRef:
+    return AlbumRef(id=row["id"], name=row["name"], album_type=row["album_type"],
+                    release_date=row["release_date"], release_precision=row["release_precision"],
+                    total_tracks=row["total_tracks"], artist_id=row["artist_id"],
+                    image_url=row["image_url"])
 
 
 def _json(response) -> Any:

@@ -3,10 +3,16 @@ playlist registry (snapshot IDs), so a restart asks no page already answered."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from runclub_spiders.seeds import CELL_FAMILY
 from runclub_spiders.store.base import StoreBase
+
+if TYPE_CHECKING:
+    from runclub_spiders.spotify_objects import AlbumRef
 
 
 class Ledgers(StoreBase):
@@ -94,3 +100,61 @@ class Ledgers(StoreBase):
         else why it stopped: ``exhausted``, ``low_yield``, ``target``)."""
         rows = self.db.execute("SELECT * FROM discovery_cells").fetchall()
         return {(r["umbrella"], r["decade"]): r for r in rows}
+
+    # ---------------------------------------------------------------- album expansion
+    def see_album(self, ref: AlbumRef, *, umbrella: str | None, decade: str | None,
+                  now: str) -> bool:
+        """Register an album found on a track or an artist's list; True when it is new."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO albums (id, name, artist_id, album_type, release_date, "
+            "release_precision, image_url, total_tracks, umbrella, decade, first_seen_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ref.id, ref.name, ref.artist_id, ref.album_type, ref.release_date,
+             ref.release_precision, ref.image_url, ref.total_tracks, umbrella, decade, now))
+        return cursor.rowcount > 0
+
+    def albums(self, *, open_only: bool = True) -> list[sqlite3.Row]:
+        where = " WHERE expanded IS NULL" if open_only else ""
+        return self.db.execute(f"SELECT * FROM albums{where} ORDER BY id").fetchall()
+
+    def album_progress(self, album_id: str, next_offset: int, *, now: str | None) -> None:
+        """Where reading an album stopped; ``now`` set when it was read to the end."""
+        self.db.execute("UPDATE albums SET next_offset = MAX(next_offset, ?), expanded = ? "
+                        "WHERE id = ?", (next_offset, now, album_id))
+
+    def tracks_per_album(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT album_id, COUNT(*) FROM tracks WHERE album_id IS NOT "
+                               "NULL GROUP BY album_id").fetchall()
+        return {album_id: n for album_id, n in rows}
+
+    def see_artist_listing(self, artist_id: str, umbrella: str | None) -> bool:
+        """An artist whose albums are worth listing; True when new."""
+        return self.db.execute("INSERT OR IGNORE INTO artist_albums (artist_id, umbrella) "
+                               "VALUES (?, ?)", (artist_id, umbrella)).rowcount > 0
+
+    def album(self, album_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM albums WHERE id = ?", (album_id,)).fetchone()
+
+    def artist_listings(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM artist_albums ORDER BY artist_id").fetchall()
+
+    def listing_progress(self, artist_id: str, next_offset: int, total: int | None, *,
+                         now: str | None) -> None:
+        """Where listing an artist's albums stopped; ``now`` set when it was listed fully."""
+        self.db.execute("UPDATE artist_albums SET next_offset = MAX(next_offset, ?), "
+                        "total = ?, listed = ? WHERE artist_id = ?",
+                        (next_offset, total, now, artist_id))
+
+    def solo_cell_votes(self) -> list[tuple[str, str]]:
+        """``(artist ID, umbrella)`` for every cell-query hit (``seeds.CELL_FAMILY``) on a
+        track with one artist: the umbrella votes album expansion trusts."""
+        rows = self.db.execute(
+            "SELECT t.artist_ids, s.umbrella FROM seed_tracks st JOIN seeds s ON s.q = st.q "
+            "AND s.kind = st.kind JOIN tracks t ON t.id = st.track_id WHERE s.umbrella IS NOT "
+            "NULL AND s.family = ?", (CELL_FAMILY,)).fetchall()
+        votes = []
+        for artist_ids, umbrella in rows:
+            artists = json.loads(artist_ids)
+            if len(artists) == 1:
+                votes.append((artists[0], umbrella))
+        return votes

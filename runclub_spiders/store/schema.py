@@ -148,9 +148,12 @@ CREATE TABLE IF NOT EXISTS discovery_cells (
 -- Album expansion (frontier): albums seen on tracks, and which were expanded or listed.
 CREATE TABLE IF NOT EXISTS albums (
     id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
     artist_id TEXT,                      -- primary album artist
     album_type TEXT,
     release_date TEXT,
+    release_precision TEXT,
+    image_url TEXT,
     total_tracks INTEGER,
     umbrella TEXT,                       -- the cell it was found for, when a cell query
     decade TEXT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from runclub_spiders.catalog.isrc import isrc_wins
 from runclub_spiders.store.base import StoreBase
 from runclub_spiders.store.schema import FEATURE_FIELDS, TrackRecord
+
+ISRC_FORMAT = re.compile(r"[A-Z]{2}[A-Z0-9]{3}\d{7}")
 
 
 class Tracks(StoreBase):
@@ -173,6 +176,13 @@ class Tracks(StoreBase):
                         ("recco_id", "isrc", *FEATURE_FIELDS, "fetched_at")),
             {"track_id": track_id, "recco_id": row.get("id"), "isrc": row.get("isrc"),
              **values, "fetched_at": now})
+        isrc = row.get("isrc")
+        if isinstance(isrc, str) and ISRC_FORMAT.fullmatch(isrc):
+            # A track read from an album's track list (simplified: no external_ids) gets its
+            # ISRC from ReccoBeats' row, so the ISRC dedupe and the year rules apply to it
+            # too. Spotify's own ISRC, when the track object had one, is never replaced.
+            self.db.execute("UPDATE tracks SET isrc = ? WHERE id = ? AND isrc IS NULL",
+                            (isrc, track_id))
         self.set_enrich_state(track_id, "done", now=now)
 
     def features(self, track_id: str) -> sqlite3.Row | None:

@@ -1,0 +1,123 @@
+"""Per umbrella x decade cell: how full it is, whether discovery still spends there, and how
+many tracks it can reach at all.
+
+* **Need**: a cell below its target is open; the neediest (lowest share of its target) is
+  served first, by every bucket.
+* **The stop rule**: discovery spends on a cell only while some request is expected to bring
+  at least ``DISCOVERY_MIN_YIELD`` new exportable tracks there: a search page (its query's
+  last page, else its family's mean), an album (its unknown tracks), an artist listing (what
+  listings brought so far). Expected tracks are made exportable by what the crawl learnt:
+  the share of new tracks that pass the cheap filters and the share ReccoBeats knows. A cell
+  where nothing is worth a request has stopped: ``exhausted`` when its searches reached
+  their end and no album is left, else ``low_yield``; ``target`` when it is full.
+* **Reachable**: capture-recapture over the cell's search pages. Independent queries of a
+  cell sample the same population; the share of their hits already known estimates the
+  share of the cell's reachable tracks already found, so reachable ~ found / known share
+  (over the cell's last ``WINDOW`` hits). None until enough hits were seen.
+
+Nothing here sends a request: the planner and the expansion ask ``fill`` and ``worth``;
+the coverage report and ``scrapy catalog-status`` read what ``save`` writes to the store.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Container
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runclub_spiders.frontier.expansion import Expansion
+    from runclub_spiders.frontier.planner import Planner
+    from runclub_spiders.store import Store
+
+Cell = tuple[str, str]
+WINDOW = 60                 # search hits per cell the reachable estimate looks at
+MIN_HITS = 20               # hits before any estimate
+
+
+class CellBook:
+    def __init__(self, planner: Planner, expansion: Expansion, store: Store,
+                 min_yield: float) -> None:
+        self.planner, self.expansion, self.store = planner, expansion, store
+        self.min_yield = min_yield
+        self.hits: dict[Cell, deque[bool]] = {}        # True: the hit was already known
+        self.stopped: dict[Cell, str] = {}
+
+    # ---------------------------------------------------------------- need
+    def fill(self, cell: Cell) -> float | None:
+        """Share of its target a cell holds; None when it needs no more tracks."""
+        count = self.planner.counts.get(cell)
+        if count is None or count >= self.planner.cell_target:
+            return None
+        return count / self.planner.cell_target
+
+    def neediest(self) -> list[Cell]:
+        """Open cells, neediest first (ties: the plan's order)."""
+        order = {cell: i for i, cell in enumerate(self.planner.counts)}
+        open_cells = [(fill, order[c], c) for c in self.planner.counts
+                      if (fill := self.fill(c)) is not None]
+        return [cell for _, _, cell in sorted(open_cells)]
+
+    def umbrellas(self) -> list[str]:
+        """Umbrellas with an open cell, the one with the neediest cell first."""
+        seen: dict[str, None] = {}
+        for umbrella, _ in self.neediest():
+            seen.setdefault(umbrella)
+        return list(seen)
+
+    # ---------------------------------------------------------------- worth
+    def exportable(self, new_tracks: float, share: float) -> float:
+        """Expected exportable tracks of ``new_tracks`` new ones passing cheap filters at
+        ``share``."""
+        return new_tracks * share * self.expansion.learnt.features_share
+
+    def worth(self, cell: Cell, busy: Container[tuple] = ()) -> float:
+        """The most new exportable tracks one request is expected to bring to ``cell``."""
+        search = self.exportable(self.planner.cell_worth(*cell, busy=_search_busy(busy)),
+                                 self.expansion.learnt.search_share)
+        album = self.expansion.album_worth(cell, busy)
+        listing = self.expansion.learnt.listing_worth() \
+            if self.expansion.listing_open(cell[0], busy) else 0.0
+        return max(search, album, listing)
+
+    # ---------------------------------------------------------------- reachable
+    def saw(self, cell: Cell, new: int, known: int) -> None:
+        """A search page of ``cell`` had ``new`` new tracks and ``known`` known ones."""
+        hits = self.hits.setdefault(cell, deque(maxlen=WINDOW))
+        hits.extend([False] * new + [True] * known)
+
+    def reachable(self, cell: Cell) -> float | None:
+        count = self.planner.counts.get(cell, 0)
+        if self.stopped.get(cell) == "exhausted":
+            return float(count)
+        hits = self.hits.get(cell)
+        if not hits or len(hits) < MIN_HITS:
+            return None
+        known = sum(hits) / len(hits)
+        return round(count / known, 1) if known > 0 else None
+
+    # ---------------------------------------------------------------- verdicts
+    def review(self, busy: Container[tuple] = ()) -> dict[Cell, str]:
+        """Why discovery no longer spends on each cell it stopped on."""
+        stopped = {}
+        for cell in self.planner.counts:
+            if self.fill(cell) is None:
+                stopped[cell] = "target"
+            elif self.worth(cell, busy) < self.min_yield:
+                exhausted = (self.planner.cell_exhausted(*cell)
+                             and self.expansion.album_worth(cell, busy) == 0.0)
+                stopped[cell] = "exhausted" if exhausted else "low_yield"
+        self.stopped = stopped
+        return stopped
+
+    def save(self, now: str) -> None:
+        self.review()
+        for cell, found in self.planner.counts.items():
+            self.store.set_discovery_cell(*cell, found=found, reachable=self.reachable(cell),
+                                          stopped=self.stopped.get(cell), now=now)
+
+
+def _search_busy(busy: Container[tuple]) -> set[tuple[str, str]]:
+    """The planner's form of busy: ``(q, kind)`` of search works outstanding."""
+    return {(key[1], key[2]) for key in busy if key and key[0] == "search"} \
+        if isinstance(busy, (set, dict, frozenset)) else set()

@@ -1,0 +1,303 @@
+"""Album expansion: discovery's share of the albums and artists quota buckets.
+
+Spotify counts quota per endpoint bucket, so a crawl that only searches leaves the other
+buckets idle. A search page costs one search call for at most 10 tracks (Development Mode);
+an album found on it costs one albums call (``/albums/{id}``: up to 50 tracks) and has the
+artist and year of the track that revealed it, so its tracks mostly land in that track's
+cell. An artist known in an umbrella costs one artists call
+(``/artists/{id}/albums?include_groups=album,single``) for up to 10 more of their albums.
+Compilations and "appears on" albums are never expanded: other artists, other years.
+
+Choosing, in each bucket, with what the store knows and what the crawl learnt:
+
+* an album's worth is its expected new exportable tracks: the tracks it has that the store
+  does not (``total_tracks`` minus those stored) times the share of album tracks that count
+  (``Learnt.album_share``) times the share ReccoBeats knows (``Learnt.features_share``);
+  the frontier asks the best album of the neediest cell whose worth is at least
+  ``DISCOVERY_MIN_YIELD``;
+* an artist listing's worth is learnt: the new exportable tracks the albums it revealed are
+  expected to bring, per call (the listing and the album calls it leads to);
+* a cell stops drawing on either when it reaches its target (``cells.CellBook``).
+
+The state lives in the store (``albums``, ``artist_albums``): a restart neither reads an
+album nor lists an artist twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from runclub_spiders.catalog.years import AlbumAppearance, recording_year
+from runclub_spiders.frontier.work import ALBUM, ARTIST_ALBUMS, Work
+
+if TYPE_CHECKING:
+    from runclub_spiders.spotify_objects import AlbumRef
+    from runclub_spiders.store import Store
+
+Cell = tuple[str, str]
+EXPANDED = ("album", "single")     # compilations and appears_on: other artists, other years
+MIN_VOTES = 2                      # cell-query hits naming an artist before their albums
+UNKNOWN_SIZE = 10                  # tracks assumed on an album whose object gave no total
+ALBUM_PAGE = 50                    # /albums/{id} and /albums/{id}/tracks pages
+
+
+@dataclass
+class Learnt:
+    """Running shares, with priors until the crawl has seen enough (``weight`` calls)."""
+
+    search_new: int = 0             # new tracks search pages brought
+    search_counted: int = 0         # of them, counted toward a cell (passed cheap filters)
+    album_new: int = 0              # new tracks album calls brought
+    album_counted: int = 0          # of them, counted toward a cell (passed cheap filters)
+    listings: int = 0               # artist listings answered
+    listing_tracks: float = 0.0     # expected new tracks of the albums they revealed
+    listing_albums: int = 0         # albums they revealed (each one more call)
+    features_share: float = 0.6     # of enriched tracks, the share ReccoBeats knew
+    weight: int = 20
+
+    @property
+    def search_share(self) -> float:
+        prior = 0.85
+        return (self.search_counted + prior * self.weight) / (self.search_new + self.weight)
+
+    @property
+    def album_share(self) -> float:
+        prior = 0.85
+        return (self.album_counted + prior * self.weight) / (self.album_new + self.weight)
+
+    def listing_worth(self) -> float:
+        """Expected new exportable tracks per call of a listing and the albums it reveals."""
+        prior_tracks, prior_albums = 12.0, 1.5
+        tracks = (self.listing_tracks + prior_tracks * 5) / (self.listings + 5)
+        albums = (self.listing_albums + prior_albums * 5) / (self.listings + 5)
+        return tracks * self.album_share * self.features_share / (1 + albums)
+
+
+@dataclass
+class AlbumState:
+    ref_type: str | None
+    total: int | None
+    umbrella: str | None
+    decade: str | None
+    artist: str | None
+    offset: int = 0
+
+
+class Expansion:
+    def __init__(self, store: Store, *, min_yield: float, albums: bool,
+                 listings: bool) -> None:
+        self.store, self.min_yield = store, min_yield
+        # How full an open cell is (0..1), None when it needs no more (``CellBook.fill``).
+        self.need: Callable[[Cell], float | None] = lambda cell: 0.0
+        self.albums_on, self.listings_on = albums, listings
+        self.learnt = Learnt()
+        self.known = store.tracks_per_album()
+        self.open: dict[str, AlbumState] = {}
+        self.heaps: dict[Cell, list[tuple[int, str]]] = {}
+        # Umbrella votes per artist: the cell queries (genre filter) that returned a track of
+        # theirs as its sole artist, as the export counts them (``catalog.candidates``). An
+        # album waits until its artist's votes name its umbrella (MIN_VOTES, and no other
+        # umbrella ahead): one hit may have matched through a genre word the artist shares
+        # with another umbrella ("pop" in "pop punk"), and an album multiplies that mistake.
+        self.votes: dict[str, Counter[str]] = {}
+        for artist_id, umbrella in store.solo_cell_votes():
+            self.votes.setdefault(artist_id, Counter())[umbrella] += 1
+        self.waiting: dict[str, list[str]] = {}          # artist -> albums waiting for votes
+        for row in store.albums():
+            self._add(row["id"], AlbumState(row["album_type"], row["total_tracks"],
+                                            row["umbrella"], row["decade"], row["artist_id"],
+                                            row["next_offset"]))
+        # Artists to list, per umbrella, in the order they were found.
+        self.artists: dict[str, list[str]] = {}
+        self.listing: dict[str, tuple[str, int]] = {}      # artist -> (umbrella, offset)
+        for row in store.artist_listings():
+            if row["listed"] is None and row["umbrella"]:
+                self.artists.setdefault(row["umbrella"], []).append(row["artist_id"])
+                self.listing[row["artist_id"]] = (row["umbrella"], row["next_offset"])
+
+    # ---------------------------------------------------------------- learning about albums
+    def see(self, ref: AlbumRef, cells: list[Cell], now: str, *, list_artist: bool) -> None:
+        """An album seen on a track (or an artist's list) whose tracks count toward ``cells``
+        (the track's, else the album's own decade with the umbrella given)."""
+        if ref.album_type not in EXPANDED:
+            return
+        if cells and ref.artist_id is None:
+            return
+        umbrella = cells[0][0] if cells else None
+        decade = album_decade(ref) or (cells[0][1] if cells else None)
+        if umbrella is None or decade is None:
+            return                  # no cell to count toward: not worth a call
+        if self.store.see_album(ref, umbrella=umbrella, decade=decade, now=now):
+            self._add(ref.id, AlbumState(ref.album_type, ref.total_tracks, umbrella, decade,
+                                         ref.artist_id))
+        if list_artist and ref.artist_id and self.store.see_artist_listing(ref.artist_id,
+                                                                           umbrella):
+            self.artists.setdefault(umbrella, []).append(ref.artist_id)
+            self.listing[ref.artist_id] = (umbrella, 0)
+
+    def stored(self, album_ids: list[str | None]) -> None:
+        """New tracks were stored: their albums have fewer unknown tracks."""
+        for album_id in album_ids:
+            if album_id is not None:
+                self.known[album_id] = self.known.get(album_id, 0) + 1
+
+    def vote(self, artist_id: str, umbrella: str) -> None:
+        """A cell query of ``umbrella`` returned a track whose sole artist is ``artist_id``."""
+        votes = self.votes.setdefault(artist_id, Counter())
+        votes[umbrella] += 1
+        if self.named(artist_id, umbrella):
+            for album_id in self.waiting.pop(artist_id, []):
+                if album_id in self.open:
+                    self._queue(album_id)
+
+    def named(self, artist_id: str | None, umbrella: str | None) -> bool:
+        """Do the artist's votes name ``umbrella`` (enough of them, none ahead)?"""
+        votes = self.votes.get(artist_id or "")
+        return bool(votes) and votes[umbrella] >= MIN_VOTES \
+            and votes[umbrella] == max(votes.values())
+
+    def _add(self, album_id: str, state: AlbumState) -> None:
+        self.open[album_id] = state
+        if self.named(state.artist, state.umbrella):
+            self._queue(album_id)
+        elif state.artist is not None:
+            self.waiting.setdefault(state.artist, []).append(album_id)
+
+    def _queue(self, album_id: str) -> None:
+        state = self.open[album_id]
+        cell = (state.umbrella, state.decade)
+        heapq.heappush(self.heaps.setdefault(cell, []), (-self.unknown(album_id), album_id))
+
+    def unknown(self, album_id: str) -> int:
+        state = self.open[album_id]
+        total = state.total if state.total is not None else UNKNOWN_SIZE
+        return max(0, total - max(self.known.get(album_id, 0), state.offset))
+
+    def worth(self, album_id: str) -> float:
+        """Expected new exportable tracks of one more call on this album."""
+        unknown = min(self.unknown(album_id), ALBUM_PAGE)
+        return unknown * self.learnt.album_share * self.learnt.features_share
+
+    # ---------------------------------------------------------------- choosing
+    def best_album(self, cell: Cell, busy: Container[tuple]) -> str | None:
+        """The album of ``cell`` with the most expected new tracks, worth a call; None if
+        none is (lazy heap: entries whose count changed are put back with the new one)."""
+        heap = self.heaps.get(cell)
+        skipped = []
+        found = None
+        while heap:
+            negative, album_id = heap[0]
+            if album_id not in self.open:
+                heapq.heappop(heap)
+                continue
+            if -negative != self.unknown(album_id):
+                heapq.heapreplace(heap, (-self.unknown(album_id), album_id))
+                continue
+            if (ALBUM, album_id) in busy:
+                skipped.append(heapq.heappop(heap))
+                continue
+            if self.worth(album_id) >= self.min_yield:
+                found = album_id
+            break
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        return found
+
+    def album_worth(self, cell: Cell, busy: Container[tuple]) -> float:
+        album_id = self.best_album(cell, busy)
+        return self.worth(album_id) if album_id else 0.0
+
+    def next_album(self, cells: list[Cell], busy: Container[tuple]) -> Work | None:
+        """Read the best album of the neediest of ``cells`` (sorted neediest first)."""
+        if not self.albums_on:
+            return None
+        for cell in cells:
+            album_id = self.best_album(cell, busy)
+            if album_id is not None:
+                return Work(ALBUM, offset=self.open[album_id].offset, album_id=album_id)
+        return None
+
+    def listing_open(self, umbrella: str, busy: Container[tuple]) -> str | None:
+        if not self.listings_on or self.learnt.listing_worth() < self.min_yield:
+            return None
+        return next((a for a in self.artists.get(umbrella, ())
+                     if (ARTIST_ALBUMS, a) not in busy), None)
+
+    def next_listing(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
+        """List the albums of an artist of the neediest of ``umbrellas``."""
+        for umbrella in umbrellas:
+            artist_id = self.listing_open(umbrella, busy)
+            if artist_id is not None:
+                return Work(ARTIST_ALBUMS, offset=self.listing[artist_id][1],
+                            artist_id=artist_id)
+        return None
+
+    # ---------------------------------------------------------------- answers
+    def album_read(self, album_id: str, next_offset: int, total: int | None, new: int,
+                   counted: int, now: str) -> bool:
+        """One page of an album answered; True when there is more to read."""
+        state = self.open.get(album_id)
+        self.learnt.album_new += new
+        self.learnt.album_counted += counted
+        more = total is not None and next_offset < total
+        self.store.album_progress(album_id, next_offset, now=None if more else now)
+        if state is not None:
+            state.offset, state.total = next_offset, total if total is not None else state.total
+            if more:
+                cell = (state.umbrella, state.decade)
+                heapq.heappush(self.heaps[cell], (-self.unknown(album_id), album_id))
+            else:
+                del self.open[album_id]
+        return more
+
+    def gone(self, work: Work, now: str) -> None:
+        """Spotify will not serve this album or artist (400, 403, 404): never asked again."""
+        if work.kind == ALBUM and work.album_id is not None:
+            self.store.album_progress(work.album_id, work.offset, now=now)
+            self.open.pop(work.album_id, None)
+        elif work.kind == ARTIST_ALBUMS and work.artist_id is not None:
+            self.listing_read(work.artist_id, [], work.offset, None, now)
+
+    def listing_read(self, artist_id: str, refs: list[AlbumRef], next_offset: int,
+                     total: int | None, now: str) -> bool:
+        """One page of an artist's albums answered; True when the next page is worth it."""
+        umbrella = self.listing.get(artist_id, (None, 0))[0]
+        revealed_tracks, revealed = 0.0, 0
+        for ref in refs:
+            if ref.album_type not in EXPANDED or ref.id in self.open or umbrella is None:
+                continue
+            decade = album_decade(ref)
+            if decade is None:
+                continue
+            if self.store.see_album(ref, umbrella=umbrella, decade=decade, now=now):
+                self._add(ref.id, AlbumState(ref.album_type, ref.total_tracks, umbrella,
+                                             decade, ref.artist_id))
+                if self.need((umbrella, decade)) is not None:
+                    revealed += 1
+                    revealed_tracks += self.unknown(ref.id)
+        self.learnt.listings += 1
+        self.learnt.listing_tracks += revealed_tracks
+        self.learnt.listing_albums += revealed
+        more = total is not None and next_offset < total and revealed > 0
+        self.store.listing_progress(artist_id, next_offset, total, now=None if more else now)
+        if more and umbrella is not None:
+            self.listing[artist_id] = (umbrella, next_offset)
+        else:
+            if umbrella is not None and artist_id in self.artists.get(umbrella, ()):
+                self.artists[umbrella].remove(artist_id)
+            self.listing.pop(artist_id, None)
+        return more
+
+    def album_umbrella(self, album_id: str) -> str | None:
+        state = self.open.get(album_id)
+        return state.umbrella if state is not None else None
+
+
+def album_decade(ref: AlbumRef) -> str | None:
+    """The decade an album's own date gives (``catalog.years``, one appearance)."""
+    appearance = AlbumAppearance(ref.release_date, ref.album_type, ref.name, "")
+    return recording_year([appearance], None).decade
