@@ -72,7 +72,7 @@ def dev(simulator_factory, monkeypatch):
 
 @deferred_f_from_coro_f
 async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
-    crawler, stats = await crawl(dev, tmp_path)
+    crawler, stats = await crawl(dev, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
     planner = crawler.spider.frontier.planner
@@ -90,23 +90,38 @@ async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
         params = parse_qs(entry.query)
         assert params["market"] == ["US"] and params["limit"] == ["10"]
         assert entry.status == 200
-    # Development mode: no editorial list, no other user's items, no batch or artist call.
+    # Development mode: no editorial list, no other user's items, no batch call, no artist
+    # lookup; albums are read whole (/albums/{id}) and artists listed within the
+    # Development Mode limit, albums and singles only.
     readable = {p.id for p in dev.catalog.playlists.values() if p.readable}
+    buckets = Counter(e.bucket for e in log)
+    assert buckets["albums"] > 0 and buckets["artists"] > 0
     for entry in log:
         assert "/playlists/37i9dQZ" not in entry.path
         if entry.path.endswith("/items"):
             assert entry.path.split("/")[-2] in readable
-        assert "/artists" not in entry.path and "/tracks" not in entry.path
+        parts = entry.path.split("/v1/")[1].split("/")
+        if parts[0] == "artists":
+            assert len(parts) == 3 and parts[2] == "albums"
+            assert parse_qs(entry.query)["include_groups"] == ["album,single"]
+            assert parse_qs(entry.query)["limit"] == ["10"]
+        elif parts[0] == "albums":
+            assert len(parts) == 2 and parse_qs(entry.query)["market"] == ["US"]
+        assert parts[0] != "tracks"
     assert not [e for e in log if e.status >= 400]
-    # Provenance: every stored track has edges or a playlist behind it.
+    # Provenance: every stored track has edges, a playlist or an album read behind it.
     store = Store.open(tmp_path / "store.sqlite")
     try:
         row = store.db.execute(
             "SELECT COUNT(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM seed_tracks s "
             "WHERE s.track_id = t.id) AND NOT EXISTS (SELECT 1 FROM playlist_tracks p WHERE "
-            "p.track_id = t.id)").fetchone()
+            "p.track_id = t.id) AND NOT (t.first_source = 'album' AND EXISTS (SELECT 1 FROM "
+            "albums a WHERE a.id = t.album_id AND a.expanded IS NOT NULL))").fetchone()
         assert row[0] == 0
         assert store.counts()["tracks"] == stats["store/tracks"] > 0
+        # No album read twice, none left half read.
+        albums = [e.path for e in log if e.bucket == "albums"]
+        assert len(albums) == len(set(albums)) == stats["discovery/album/pages"]
     finally:
         store.close()
 
@@ -183,8 +198,11 @@ UNINTERRUPTED: dict[str, Any] = {}       # the reference run, shared by the case
 @pytest.mark.parametrize("stop_after", [1, 7, 31])   # 1: the owner listing is queued
 @deferred_f_from_coro_f
 async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_after):
-    # One request at a time, so an uninterrupted run is a fixed sequence to compare with.
-    serial = {"DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1}
+    # One request at a time, so an uninterrupted run is a fixed sequence to compare with;
+    # search only: with albums and listings, three buckets answer in an order that decides
+    # what comes next (test_interrupted_multi_bucket_crawl_asks_nothing_twice).
+    serial = {"DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1,
+              "DISCOVERY_ALBUMS": False, "DISCOVERY_ARTIST_ALBUMS": False}
     if not UNINTERRUPTED:                 # the same catalog and order each time: crawl once
         _, whole = await crawl(dev, tmp_path / "whole", **serial)
         assert whole["finish_reason"] == "finished"
@@ -223,6 +241,31 @@ async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_a
 async def test_development_artist_lookups_stay_within_their_budget(dev, tmp_path):
     _, stats = await crawl(dev, tmp_path, DISCOVERY_ARTIST_LOOKUP_BUDGET=3)
     assert stats["finish_reason"] == "finished"
-    lookups = [e for e in dev.requests(service="spotify") if "/artists/" in e.path]
+    lookups = [e for e in dev.requests(service="spotify")
+               if "/artists/" in e.path and not e.path.endswith("/albums")]
     assert len(lookups) == 3 == stats["discovery/artist_lookups"]
     assert all(e.status == 200 for e in lookups)
+
+
+@deferred_f_from_coro_f
+async def test_interrupted_multi_bucket_crawl_asks_nothing_twice(dev, tmp_path):
+    """Stopped part way through, with searches, albums and listings in flight, then run
+    again: every page is asked once over both runs (the store, not a queue, resumes)."""
+    mark = len(dev.requests())
+    _, first = await crawl(dev, tmp_path, CLOSESPIDER_PAGECOUNT=120)
+    assert first["finish_reason"] == "closespider_pagecount"
+    assert first["discovery/album/pages"] > 0
+    _, second = await crawl(dev, tmp_path)
+    assert second["finish_reason"] == "finished"
+    assert second.get("log_count/ERROR", 0) == 0
+    calls = api_calls(dev.requests(mark, service="spotify"))
+    repeated = {call: n for call, n in calls.items()
+                if n > 1 and call not in ("/v1/me", "/v1/me/playlists?limit=50&offset=0")}
+    assert repeated == {}
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        half_read = store.db.execute("SELECT COUNT(*) FROM albums WHERE next_offset > 0 AND "
+                                     "expanded IS NULL").fetchone()[0]
+        assert half_read == 0
+    finally:
+        store.close()

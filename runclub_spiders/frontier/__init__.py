@@ -21,6 +21,7 @@ Phases need no counters: the owner phase is open while an owner work is outstand
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 LOST_AFTER = 60.0      # seconds idle with a request sent and no answer before it counts as lost
 GONE = (400, 403, 404)  # an album or artist Spotify will not serve: not asked again
-RELEARN_EVERY = 50     # answers between refreshes of the share ReccoBeats knows (a store count)
 
 
 class Frontier:
@@ -77,15 +77,21 @@ class Frontier:
             patience=s.getint("DISCOVERY_PATIENCE"),
             family_trial=s.getint("DISCOVERY_FAMILY_TRIAL"),
             family_min_yield=s.getfloat("DISCOVERY_FAMILY_MIN_YIELD"),
-            include_playlist_search=extended)
+            include_playlist_search=extended,
+            artist_cap=math.ceil(max(s.getint("CATALOG_MAX_ARTIST_FLOOR"),
+                                     s.getfloat("CATALOG_MAX_ARTIST_SHARE")
+                                     * s.getint("CATALOG_CELL_TARGET")) * oversample)
+            if s.getfloat("CATALOG_MAX_ARTIST_SHARE") > 0 else 0)
         self.min_yield = s.getfloat("DISCOVERY_MIN_YIELD")
         self.expansion = Expansion(store, min_yield=self.min_yield,
                                    albums=s.getbool("DISCOVERY_ALBUMS"),
                                    listings=s.getbool("DISCOVERY_ARTIST_ALBUMS"))
         self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)
         self.expansion.need = self.cells.fill
-        self._answers = 0
-        self._relearn()
+        self.expansion.room = self.planner.artist_room
+        self.expansion.learnt.counted = self.planner.counted      # one count, the planner's
+        self.expansion.learnt.read(store)
+        self._reprice()
         self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
         self.artist_budget = s.getint("DISCOVERY_ARTIST_LOOKUP_BUDGET")
         self.idle_wait = s.getfloat("QUOTA_PARK_IDLE_WAIT")
@@ -117,9 +123,6 @@ class Frontier:
     def answered(self, work: Work, follow: Iterable[Work] = ()) -> list[Request]:
         """``work`` got its answer; ``follow`` is the work it revealed (next pages...)."""
         self._end(work)
-        self._answers += 1
-        if self._answers % RELEARN_EVERY == 0:
-            self._relearn()
         return self._send(list(follow)) + self.take()
 
     def _end(self, work: Work) -> None:
@@ -214,15 +217,13 @@ class Frontier:
         return None if self._full() else self.expansion.next_listing(self.cells.umbrellas(),
                                                                      busy)
 
-    def _relearn(self) -> None:
-        """What a request is worth depends on the share of new tracks that get exported:
-        ReccoBeats' share from the store, the cheap filters' from this run (``Learnt``)."""
+    def _reprice(self) -> None:
+        """The new tracks a search page must be expected to bring to be worth a request
+        (``DISCOVERY_MIN_YIELD`` exportable ones), from the share that gets counted. What
+        ``Learnt`` holds is what the store holds (``Learnt.read`` at the start, then kept
+        up to date answer by answer), so a resumed crawl prices as the interrupted one."""
         learnt = self.expansion.learnt
-        counts = self.store.counts()
-        asked = counts["features"] + counts["misses"]
-        if asked >= 50:
-            learnt.features_share = max(0.05, counts["features"] / asked)
-        share = learnt.search_share * learnt.features_share
+        share = learnt.share("search") * learnt.features_share
         self.planner.min_new_worth = self.min_yield / share if share else 0.0
 
     def _artist_work(self) -> Work | None:
@@ -241,12 +242,10 @@ class Frontier:
         query's or the expanded album's, else the artist's genres decide); register the
         albums of the counted ones (``albums``: track ID -> its album) for expansion.
         Returns how many were counted."""
-        placed = self.planner.place(records, umbrella, self.min_ms, self.max_ms)
+        placed = self.planner.place(records, umbrella, self.min_ms, self.max_ms, source)
         self.expansion.stored([r.album_id for r in records])
-        learnt = self.expansion.learnt
-        if source == "search":
-            learnt.search_new += len(records)
-            learnt.search_counted += len(placed)
+        self.expansion.learnt.new[source] += len(records)
+        self._reprice()
         solo = {r.id for r in records if len(r.artist_ids) == 1}
         for track_id, cells in placed.items():
             ref = (albums or {}).get(track_id)

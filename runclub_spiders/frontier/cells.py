@@ -74,7 +74,7 @@ class CellBook:
     def worth(self, cell: Cell, busy: Container[tuple] = ()) -> float:
         """The most new exportable tracks one request is expected to bring to ``cell``."""
         search = self.exportable(self.planner.cell_worth(*cell, busy=_search_busy(busy)),
-                                 self.expansion.learnt.search_share)
+                                 self.expansion.learnt.share("search"))
         album = self.expansion.album_worth(cell, busy)
         listing = self.expansion.learnt.listing_worth() \
             if self.expansion.listing_open(cell[0], busy) else 0.0

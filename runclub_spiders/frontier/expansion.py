@@ -12,7 +12,7 @@ Choosing, in each bucket, with what the store knows and what the crawl learnt:
 
 * an album's worth is its expected new exportable tracks: the tracks it has that the store
   does not (``total_tracks`` minus those stored) times the share of album tracks that count
-  (``Learnt.album_share``) times the share ReccoBeats knows (``Learnt.features_share``);
+  (``Learnt.share``) times the share ReccoBeats knows (``Learnt.features_share``);
   the frontier asks the best album of the neediest cell whose worth is at least
   ``DISCOVERY_MIN_YIELD``;
 * an artist listing's worth is learnt: the new exportable tracks the albums it revealed are
@@ -26,13 +26,15 @@ album nor lists an artist twice.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runclub_spiders.catalog.years import AlbumAppearance, recording_year
 from runclub_spiders.frontier.work import ALBUM, ARTIST_ALBUMS, Work
+from runclub_spiders.seeds import DECADES
 
 if TYPE_CHECKING:
     from runclub_spiders.spotify_objects import AlbumRef
@@ -49,32 +51,42 @@ ALBUM_PAGE = 50                    # /albums/{id} and /albums/{id}/tracks pages
 class Learnt:
     """Running shares, with priors until the crawl has seen enough (``weight`` calls)."""
 
-    search_new: int = 0             # new tracks search pages brought
-    search_counted: int = 0         # of them, counted toward a cell (passed cheap filters)
-    album_new: int = 0              # new tracks album calls brought
-    album_counted: int = 0          # of them, counted toward a cell (passed cheap filters)
-    listings: int = 0               # artist listings answered
-    listing_tracks: float = 0.0     # expected new tracks of the albums they revealed
-    listing_albums: int = 0         # albums they revealed (each one more call)
-    features_share: float = 0.6     # of enriched tracks, the share ReccoBeats knew
+    # New tracks by first source (search, album), and of them those counted toward a cell
+    # (passed the cheap filters, won their ISRC): ``Planner.counted``, the same object.
+    new: Counter[str] = field(default_factory=Counter)
+    counted: Counter[str] = field(default_factory=Counter)
+    listings: int = 0               # artist listing pages answered
+    listing_album_calls: int = 0    # album calls on the albums listings revealed
+    listing_counted: int = 0        # tracks those calls counted toward a cell
+    # The share of tracks ReccoBeats has features for (about 60%, docs/simulator.md,
+    # "ReccoBeats"; DISCOVERY_OVERSAMPLE assumes it too). Assumed, not learnt: enrichment
+    # answers arrive in their own time, and a request's worth must not depend on when.
+    features_share: float = 0.6
     weight: int = 20
 
-    @property
-    def search_share(self) -> float:
-        prior = 0.85
-        return (self.search_counted + prior * self.weight) / (self.search_new + self.weight)
+    def read(self, store: Store) -> None:
+        """Everything from the store (``Store.discovery_yields``): a restarted crawl, and a
+        crawl deciding whether it is done, judge from what the store holds, not from the
+        order answers came in."""
+        y = store.discovery_yields()
+        self.new = Counter({source: int(y.get(f"{source}_new", 0))
+                            for source in ("search", "album")})
+        self.listings, self.listing_album_calls = int(y["listings"]), \
+            int(y["listing_album_calls"])
+        self.listing_counted = int(y["listing_counted"])
 
-    @property
-    def album_share(self) -> float:
+    def share(self, source: str) -> float:
+        """Of the new tracks ``source`` brought, the share counted (prior 0.85)."""
         prior = 0.85
-        return (self.album_counted + prior * self.weight) / (self.album_new + self.weight)
+        return (self.counted[source] + prior * self.weight) / (self.new[source] + self.weight)
 
     def listing_worth(self) -> float:
-        """Expected new exportable tracks per call of a listing and the albums it reveals."""
-        prior_tracks, prior_albums = 12.0, 1.5
-        tracks = (self.listing_tracks + prior_tracks * 5) / (self.listings + 5)
-        albums = (self.listing_albums + prior_albums * 5) / (self.listings + 5)
-        return tracks * self.album_share * self.features_share / (1 + albums)
+        """New exportable tracks per call that listings brought: the tracks counted from
+        the albums they revealed, over the listing calls and those album calls (a prior of
+        5 listings, each 6 counted tracks for 2.5 calls, until there is evidence)."""
+        counted = self.listing_counted + 6 * 5
+        calls = self.listings + self.listing_album_calls + 2.5 * 5
+        return counted * self.features_share / calls
 
 
 @dataclass
@@ -84,6 +96,7 @@ class AlbumState:
     umbrella: str | None
     decade: str | None
     artist: str | None
+    found_by: str = "track"
     offset: int = 0
 
 
@@ -91,8 +104,10 @@ class Expansion:
     def __init__(self, store: Store, *, min_yield: float, albums: bool,
                  listings: bool) -> None:
         self.store, self.min_yield = store, min_yield
-        # How full an open cell is (0..1), None when it needs no more (``CellBook.fill``).
+        # How full an open cell is (0..1), None when it needs no more (``CellBook.fill``);
+        # how many more tracks of an artist a cell counts (``Planner.artist_room``).
         self.need: Callable[[Cell], float | None] = lambda cell: 0.0
+        self.room: Callable[[Cell, str | None], float] = lambda cell, artist: math.inf
         self.albums_on, self.listings_on = albums, listings
         self.learnt = Learnt()
         self.known = store.tracks_per_album()
@@ -110,7 +125,7 @@ class Expansion:
         for row in store.albums():
             self._add(row["id"], AlbumState(row["album_type"], row["total_tracks"],
                                             row["umbrella"], row["decade"], row["artist_id"],
-                                            row["next_offset"]))
+                                            row["found_by"], row["next_offset"]))
         # Artists to list, per umbrella, in the order they were found.
         self.artists: dict[str, list[str]] = {}
         self.listing: dict[str, tuple[str, int]] = {}      # artist -> (umbrella, offset)
@@ -131,7 +146,8 @@ class Expansion:
         decade = album_decade(ref) or (cells[0][1] if cells else None)
         if umbrella is None or decade is None:
             return                  # no cell to count toward: not worth a call
-        if self.store.see_album(ref, umbrella=umbrella, decade=decade, now=now):
+        if self.store.see_album(ref, umbrella=umbrella, decade=decade, found_by="track",
+                                now=now):
             self._add(ref.id, AlbumState(ref.album_type, ref.total_tracks, umbrella, decade,
                                          ref.artist_id))
         if list_artist and ref.artist_id and self.store.see_artist_listing(ref.artist_id,
@@ -178,9 +194,12 @@ class Expansion:
         return max(0, total - max(self.known.get(album_id, 0), state.offset))
 
     def worth(self, album_id: str) -> float:
-        """Expected new exportable tracks of one more call on this album."""
-        unknown = min(self.unknown(album_id), ALBUM_PAGE)
-        return unknown * self.learnt.album_share * self.learnt.features_share
+        """Expected new exportable tracks of one more call on this album (those its artist
+        still has room for in the cell)."""
+        state = self.open[album_id]
+        room = self.room((state.umbrella, state.decade), state.artist)
+        unknown = min(self.unknown(album_id), ALBUM_PAGE, room)
+        return unknown * self.learnt.share("album") * self.learnt.features_share
 
     # ---------------------------------------------------------------- choosing
     def best_album(self, cell: Cell, busy: Container[tuple]) -> str | None:
@@ -197,8 +216,8 @@ class Expansion:
             if -negative != self.unknown(album_id):
                 heapq.heapreplace(heap, (-self.unknown(album_id), album_id))
                 continue
-            if (ALBUM, album_id) in busy:
-                skipped.append(heapq.heappop(heap))
+            if (ALBUM, album_id) in busy or self.room(cell, self.open[album_id].artist) < 1:
+                skipped.append(heapq.heappop(heap))        # in flight, or its artist is full
                 continue
             if self.worth(album_id) >= self.min_yield:
                 found = album_id
@@ -222,10 +241,15 @@ class Expansion:
         return None
 
     def listing_open(self, umbrella: str, busy: Container[tuple]) -> str | None:
+        """An artist of ``umbrella`` to list, when listings are worth it: one whose votes
+        name the umbrella, with room left in an open cell of it (the artist cap), not being
+        listed."""
         if not self.listings_on or self.learnt.listing_worth() < self.min_yield:
             return None
+        open_cells = [(umbrella, d) for d in DECADES if self.need((umbrella, d)) is not None]
         return next((a for a in self.artists.get(umbrella, ())
-                     if (ARTIST_ALBUMS, a) not in busy), None)
+                     if (ARTIST_ALBUMS, a) not in busy and self.named(a, umbrella)
+                     and any(self.room(cell, a) >= 1 for cell in open_cells)), None)
 
     def next_listing(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
         """List the albums of an artist of the neediest of ``umbrellas``."""
@@ -241,8 +265,9 @@ class Expansion:
                    counted: int, now: str) -> bool:
         """One page of an album answered; True when there is more to read."""
         state = self.open.get(album_id)
-        self.learnt.album_new += new
-        self.learnt.album_counted += counted
+        if state is not None and state.found_by == "listing":
+            self.learnt.listing_album_calls += state.offset == 0
+            self.learnt.listing_counted += counted
         more = total is not None and next_offset < total
         self.store.album_progress(album_id, next_offset, now=None if more else now)
         if state is not None:
@@ -260,29 +285,27 @@ class Expansion:
             self.store.album_progress(work.album_id, work.offset, now=now)
             self.open.pop(work.album_id, None)
         elif work.kind == ARTIST_ALBUMS and work.artist_id is not None:
-            self.listing_read(work.artist_id, [], work.offset, None, now)
+            self.listing_read(work.artist_id, [], work.offset, None, now,
+                              first=work.offset == 0)
 
     def listing_read(self, artist_id: str, refs: list[AlbumRef], next_offset: int,
-                     total: int | None, now: str) -> bool:
+                     total: int | None, now: str, *, first: bool) -> bool:
         """One page of an artist's albums answered; True when the next page is worth it."""
         umbrella = self.listing.get(artist_id, (None, 0))[0]
-        revealed_tracks, revealed = 0.0, 0
+        useful = False
         for ref in refs:
             if ref.album_type not in EXPANDED or ref.id in self.open or umbrella is None:
                 continue
             decade = album_decade(ref)
             if decade is None:
                 continue
-            if self.store.see_album(ref, umbrella=umbrella, decade=decade, now=now):
+            if self.store.see_album(ref, umbrella=umbrella, decade=decade,
+                                    found_by="listing", now=now):
                 self._add(ref.id, AlbumState(ref.album_type, ref.total_tracks, umbrella,
-                                             decade, ref.artist_id))
-                if self.need((umbrella, decade)) is not None:
-                    revealed += 1
-                    revealed_tracks += self.unknown(ref.id)
-        self.learnt.listings += 1
-        self.learnt.listing_tracks += revealed_tracks
-        self.learnt.listing_albums += revealed
-        more = total is not None and next_offset < total and revealed > 0
+                                             decade, ref.artist_id, "listing"))
+                useful = useful or self.need((umbrella, decade)) is not None
+        self.learnt.listings += first          # artists listed, as the store counts them
+        more = total is not None and next_offset < total and useful
         self.store.listing_progress(artist_id, next_offset, total, now=None if more else now)
         if more and umbrella is not None:
             self.listing[artist_id] = (umbrella, next_offset)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
@@ -34,7 +35,8 @@ class QueryState:
     total: int | None = None
     exhausted: str | None = None
     low_pages: int = 0
-    last_new: float | None = None        # new tracks of its last page (a restart: its mean)
+    requests: int = 0
+    new_tracks: int = 0
 
 
 @dataclass
@@ -63,7 +65,12 @@ class Planner:
     # The price of a request (DISCOVERY_MIN_YIELD) in new tracks a page must be expected to
     # bring: the frontier sets it from what it learnt about the share that gets exported.
     min_new_worth: float = 0.0
+    # Room for the export's artist cap (CATALOG_MAX_ARTIST_SHARE): a cell counts at most this
+    # many candidates of one primary artist (0: no cap); the rest are found but not counted.
+    artist_cap: int = 0
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    by_artist: Counter[tuple[tuple[str, str], str]] = field(default_factory=Counter)
+    counted: Counter[str] = field(default_factory=Counter)    # candidates by first source
     total_candidates: int = 0
     states: dict[tuple[str, str], QueryState] = field(default_factory=dict)
     families: dict[str, FamilyYield] = field(default_factory=dict)
@@ -72,7 +79,7 @@ class Planner:
         for row in self.store.seeds():
             self.states[(row["q"], row["kind"])] = QueryState(
                 row["next_offset"], row["total"], row["exhausted"], row["low_pages"],
-                row["new_tracks"] / row["requests"] if row["requests"] else None)
+                row["requests"], row["new_tracks"])
             family = self.families.setdefault(row["family"], FamilyYield())
             family.requests += row["requests"]
             family.new_tracks += row["new_tracks"]
@@ -114,17 +121,17 @@ class Planner:
         resumed run plans from exactly the counts the interrupted one had.
         """
         self.counts = dict.fromkeys(self.cells, 0)
+        self.by_artist = Counter()
+        self.counted = Counter()
         self.total_candidates = 0
-        for cells in self.store.planning_cells():
+        for artist, source, cells in self.store.planning_rows():
             if cells is None:                        # set aside at discovery: not counted
                 continue
-            self.total_candidates += 1
-            for umbrella, decade in json.loads(cells or "[]"):
-                if (umbrella, decade) in self.counts:
-                    self.counts[(umbrella, decade)] += 1
+            self.add_candidate([tuple(cell) for cell in json.loads(cells or "[]")], artist,
+                               source)
 
     def place(self, records: list[TrackRecord], umbrella: str | None, min_ms: int,
-              max_ms: int) -> dict[str, list[tuple[str, str]]]:
+              max_ms: int, source: str) -> dict[str, list[tuple[str, str]]]:
         """Count new tracks toward their cells, as the cheap filters will judge them.
 
         Decided once, at discovery, and stored with each track (``planning_cells``), so a
@@ -142,23 +149,36 @@ class Planner:
                                                        self.remove_candidate)):
                 continue          # the cheap filters drop it, or a competitor wins its ISRC
             cells = self.track_cells(record, genres.get(record.artist_ids[0], ()), umbrella)
-            self.add_candidate(cells)
+            self.add_candidate(cells, record.artist_ids[0], source)
             self.store.set_planning_cells(record.id, cells)
             placed[record.id] = cells
         return placed
 
-    def add_candidate(self, cells: list[tuple[str, str]]) -> None:
+    def add_candidate(self, cells: list[tuple[str, str]], artist: str, source: str) -> None:
         self.total_candidates += 1
+        self.counted[source] += 1
         for cell in cells:
             if cell in self.counts:
-                self.counts[cell] += 1
+                self.by_artist[(cell, artist)] += 1
+                if not self.artist_cap or self.by_artist[(cell, artist)] <= self.artist_cap:
+                    self.counts[cell] += 1
 
-    def remove_candidate(self, cells: list[tuple[str, str]]) -> None:
+    def remove_candidate(self, cells: list[tuple[str, str]], artist: str, source: str
+                         ) -> None:
         """A counted track was displaced by the winner of its ISRC (``Store.claim_isrc_count``)."""
         self.total_candidates -= 1
+        self.counted[source] -= 1
         for cell in cells:
             if cell in self.counts:
-                self.counts[cell] -= 1
+                if not self.artist_cap or self.by_artist[(cell, artist)] <= self.artist_cap:
+                    self.counts[cell] -= 1
+                self.by_artist[(cell, artist)] -= 1
+
+    def artist_room(self, cell: tuple[str, str], artist: str | None) -> float:
+        """How many more tracks of ``artist`` would count toward ``cell``."""
+        if not self.artist_cap or artist is None:
+            return math.inf
+        return max(0, self.artist_cap - self.by_artist[(cell, artist)])
 
     def cells_at_target(self) -> int:
         return sum(1 for n in self.counts.values() if n >= self.cell_target)
@@ -177,11 +197,11 @@ class Planner:
         return self.expected_new(query) >= self.min_new_worth
 
     def expected_new(self, query: SeedQuery) -> float:
-        """New tracks the query's next page is expected to bring: its last page's, else its
-        family's mean per request, else a full page (untried)."""
+        """New tracks the query's next page is expected to bring: its own mean per page
+        (its ledger: a restart expects the same), else its family's, else a full page."""
         state = self.state(query)
-        if state.last_new is not None:
-            return state.last_new
+        if state.requests:
+            return state.new_tracks / state.requests
         family = self.families.get(query.family)
         if family is not None and family.requests:
             return family.per_request
@@ -240,7 +260,8 @@ class Planner:
         state = self.state(query)
         state.next_offset = offset + self.page_size
         state.total = total
-        state.last_new = new
+        state.requests += 1
+        state.new_tracks += new
         low = new < self.min_new_per_page
         state.low_pages = state.low_pages + 1 if low else 0
         reachable = min(total or 0, MAX_OFFSET)

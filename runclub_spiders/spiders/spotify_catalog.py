@@ -301,7 +301,8 @@ class SpotifyCatalogSpider(Spider):
                 and (ref := album_ref(obj)) is not None]
         with self.store.transaction():
             more = self.frontier.expansion.listing_read(
-                work.artist_id, refs, work.offset + self.page_size, total, utc_now())
+                work.artist_id, refs, work.offset + self.page_size, total, utc_now(),
+                first=work.offset == 0)
         self.crawler.stats.inc_value("discovery/artist_albums/pages")
         follow = [Work(ARTIST_ALBUMS, offset=work.offset + self.page_size,
                        artist_id=work.artist_id)] if more and items else []

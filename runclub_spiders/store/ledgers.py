@@ -103,15 +103,40 @@ class Ledgers(StoreBase):
 
     # ---------------------------------------------------------------- album expansion
     def see_album(self, ref: AlbumRef, *, umbrella: str | None, decade: str | None,
-                  now: str) -> bool:
+                  found_by: str, now: str) -> bool:
         """Register an album found on a track or an artist's list; True when it is new."""
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO albums (id, name, artist_id, album_type, release_date, "
-            "release_precision, image_url, total_tracks, umbrella, decade, first_seen_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "release_precision, image_url, total_tracks, umbrella, decade, found_by, "
+            "first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ref.id, ref.name, ref.artist_id, ref.album_type, ref.release_date,
-             ref.release_precision, ref.image_url, ref.total_tracks, umbrella, decade, now))
+             ref.release_precision, ref.image_url, ref.total_tracks, umbrella, decade,
+             found_by, now))
         return cursor.rowcount > 0
+
+    def discovery_yields(self) -> dict[str, float]:
+        """What discovery's requests brought so far, as ``frontier.expansion.Learnt`` reads
+        it: new and counted tracks per source, listings answered and what they revealed,
+        and ReccoBeats' answers (features, misses)."""
+        one = self.db.execute
+        result: dict[str, float] = {}
+        for source, new, counted in one(
+                "SELECT first_source, COUNT(*), SUM(planning_cells IS NOT NULL) FROM tracks "
+                "GROUP BY first_source"):
+            result[f"{source}_new"], result[f"{source}_counted"] = new, counted or 0
+        result["listings"] = one("SELECT COUNT(*) FROM artist_albums WHERE listed IS NOT NULL "
+                                 "OR next_offset > 0").fetchone()[0]
+        result["listing_album_calls"] = one(
+            "SELECT COUNT(*) FROM albums WHERE found_by = 'listing' AND (next_offset > 0 OR "
+            "expanded IS NOT NULL)").fetchone()[0]
+        result["listing_counted"] = one(
+            "SELECT COUNT(*) FROM tracks t JOIN albums a ON a.id = t.album_id WHERE "
+            "a.found_by = 'listing' AND t.first_source = 'album' AND t.planning_cells IS NOT "
+            "NULL").fetchone()[0]
+        result["features"] = one("SELECT COUNT(*) FROM features").fetchone()[0]
+        result["misses"] = one("SELECT COUNT(*) FROM tracks WHERE enrich_state = 'miss'"
+                               ).fetchone()[0]
+        return result
 
     def albums(self, *, open_only: bool = True) -> list[sqlite3.Row]:
         where = " WHERE expanded IS NULL" if open_only else ""

@@ -157,6 +157,7 @@ CREATE TABLE IF NOT EXISTS albums (
     total_tracks INTEGER,
     umbrella TEXT,                       -- the cell it was found for, when a cell query
     decade TEXT,
+    found_by TEXT NOT NULL,              -- track (a cell query's hit) | listing (its artist's)
     next_offset INTEGER NOT NULL DEFAULT 0,
     expanded TEXT,                       -- NULL: not yet; else when it was read to the end
     first_seen_at TEXT NOT NULL
