@@ -175,7 +175,19 @@ async def test_extended_profile_uses_playlist_search_and_artist_batches(
     batches = [parse_qs(e.query)["ids"][0].split(",") for e in log if e.path.endswith("/artists")]
     assert batches and all(len(b) <= 50 for b in batches)
     assert stats["discovery/artist_lookups"] == len(batches)
-    assert not [e for e in log if e.path.endswith("/tracks")]      # objects were full already
+    # Search and playlist objects were full already; only album tracks (simplified) are
+    # looked up, 50 at a time, each once.
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        album_tracks = {r[0] for r in store.db.execute(
+            "SELECT id FROM tracks WHERE first_source = 'album'")}
+        full = store.db.execute("SELECT COUNT(*) FROM tracks WHERE first_source = 'album' AND "
+                                "(popularity IS NULL OR isrc IS NULL)").fetchone()[0]
+    finally:
+        store.close()
+    looked_up = [i for e in log if e.path.endswith("/v1/tracks")
+                 for i in parse_qs(e.query)["ids"][0].split(",")]
+    assert album_tracks and sorted(looked_up) == sorted(album_tracks) and full == 0
 
 
 def test_malformed_seed_file_stops_the_crawl_command_with_one_line(tmp_path):

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from runclub_spiders.seeds import SeedQuery
 
-ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS = (
-    "me", "my_playlists", "playlist_items", "search", "artists", "album", "artist_albums")
+ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS, TRACKS = (
+    "me", "my_playlists", "playlist_items", "search", "artists", "album", "artist_albums",
+    "tracks")
 BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
-           SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists"}
+           SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists",
+           TRACKS: "tracks"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class Work:
     artist_ids: tuple[str, ...] = ()        # artists
     album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks
     artist_id: str | None = None            # artist_albums: /artists/{id}/albums
+    track_ids: tuple[str, ...] = ()         # tracks (extended): /tracks?ids= of album tracks
 
     @property
     def bucket(self) -> str:
@@ -54,4 +57,4 @@ class Work:
             return (ALBUM, self.album_id)
         if self.kind == ARTIST_ALBUMS:
             return (ARTIST_ALBUMS, self.artist_id)
-        return (self.kind, self.offset, self.artist_ids)
+        return (self.kind, self.offset, self.artist_ids, self.track_ids)

@@ -34,6 +34,7 @@ from runclub_spiders.frontier.work import (
     MY_PLAYLISTS,
     PLAYLIST_ITEMS,
     SEARCH,
+    TRACKS,
     Work,
 )
 from runclub_spiders.items import CandidateItem
@@ -116,6 +117,9 @@ class SpotifyCatalogSpider(Spider):
                       "offset": work.offset, "market": self.market}
             url = f"{self.api}/artists/{work.artist_id}/albums?{urlencode(params)}"
             callback = self.parse_artist_albums
+        elif work.kind == TRACKS:
+            params = {"ids": ",".join(work.track_ids), "market": self.market}
+            url, callback = f"{self.api}/tracks?{urlencode(params)}", self.parse_tracks
         elif work.kind == MY_PLAYLISTS:
             url = f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={work.offset}"
             callback = self.parse_my_playlists
@@ -288,7 +292,26 @@ class SpotifyCatalogSpider(Spider):
             yield CandidateItem.from_record(record, source="album")
         follow = [Work(ALBUM, offset=work.offset + ALBUM_PAGE, album_id=work.album_id)] \
             if more and items else []
+        if self.extended and new_rows:
+            # Extended Quota: /tracks?ids= (the tracks bucket) gives the full objects, with
+            # the popularity, ISRC and markets a simplified track lacks.
+            follow.append(Work(TRACKS, track_ids=tuple(r.id for r in new_rows)))
         yield from self.frontier.answered(work, follow)
+
+    def parse_tracks(self, response):
+        """Full objects of album tracks already stored: what they add is merged in."""
+        body, work = _json(response), response.meta["work"]
+        if body is None:
+            return self._retry_malformed(response)
+        objects = body.get("tracks") if isinstance(body, dict) else None
+        page, now = PageTracks(self.crawler.stats), utc_now()
+        with self.store.transaction():
+            for obj in objects if isinstance(objects, list) else []:
+                record = page.track(obj)
+                if record is not None and record.id in work.track_ids:
+                    self.store.upsert_track(record, source="album", now=now)
+        self.crawler.stats.inc_value("discovery/track_lookups")
+        return self.frontier.answered(work)
 
     def parse_artist_albums(self, response):
         body, work = _json(response), response.meta["work"]
