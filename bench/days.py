@@ -11,7 +11,9 @@ calls ``clock.set_offset(d * 86400)`` (the simulator here reads that clock) and 
 gets ``RUNCLUB_CLOCK_OFFSET=d * 86400`` (its own quota bookkeeping reads the same shift), so
 every day starts with a full window. A day's crawl ends ``quota_parked`` when its buckets
 are spent (the export still runs), or ``finished`` when discovery has nothing left worth
-asking: the catalog is complete, and the day count is the figure. Requests are counted from
+asking. The catalog is complete when a day's export reaches its target
+(``CATALOG_MAX_TRACKS``), or discovery finished (all the catalog holds); the day count then
+is the figure. Requests are counted from
 the simulator's request log, per day and per bucket; what was exported from the day's
 manifest and its ``cached_tracks.jsonl``.
 
@@ -180,8 +182,10 @@ def run_scenario(scenario: Scenario, catalog: Catalog, work: Path, *, baseline: 
                 days.append(r)
                 print(json.dumps({"scenario": scenario.label, "baseline": baseline,
                                   **{k: v for k, v in r.items()}}), flush=True)
-                if r["reason"] == "finished":
-                    break
+                target = settings.get("CATALOG_MAX_TRACKS")
+                if r["reason"] == "finished" or (
+                        target and (r["exported"] or 0) >= int(target)):
+                    break               # complete: nothing left worth asking, or at target
                 if r["reason"] not in ("quota_parked",):
                     print(f"  day {day}: closed {r['reason']!r}, not quota_parked: stop",
                           file=sys.stderr, flush=True)
@@ -189,7 +193,9 @@ def run_scenario(scenario: Scenario, catalog: Catalog, work: Path, *, baseline: 
     finally:
         clock.set_offset(before)
     wall = time.perf_counter() - started
-    complete = bool(days) and days[-1]["reason"] == "finished"
+    target = settings.get("CATALOG_MAX_TRACKS")
+    complete = bool(days) and (days[-1]["reason"] == "finished" or bool(
+        target and (days[-1]["exported"] or 0) >= int(target)))
     last = next((d for d in reversed(days) if d["exported"] is not None), None)
     per_bucket: Counter[str] = Counter()
     for d in days:
@@ -224,7 +230,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}. Simulator: "
         "development profile, market US, every bucket its size per rolling 86,400 s "
         "window; one crawl per virtual day in one store (`fast_slots`). Days: until a "
-        "crawl closes `finished`. Requests from the simulator's log. Largest artist share: "
+        "day's export reaches its target, or discovery closes `finished`. Requests from the simulator's log. Largest artist share: "
         f"in a cell (first umbrella x decade of `cached_tracks.jsonl`) of at least "
         f"{SHARE_MIN_TRACKS} exported tracks, primary artist; then the manifest's "
         "`balance.largestArtistShare`.",
