@@ -121,7 +121,10 @@ def project(*, counts: Mapping[Cell, int], stopped: Collection[Cell], cell_targe
     """The projection from its inputs (the module doc says what each is)."""
     shortfall = sum(max(0, cell_target - n) for cell, n in counts.items()
                     if cell not in stopped)
-    wanted = max(0, min(shortfall, max_candidates - total_candidates))
+    # The global cap bounds the candidates that count toward a cell below its target (as
+    # ``Planner.useful``), not those past a full cell's target.
+    useful = sum(min(n, cell_target) for n in counts.values())
+    wanted = max(0, min(shortfall, max_candidates - useful))
     per_day = sum(s.size for s in sizes)
     if wanted == 0:
         needed: int | None = 0

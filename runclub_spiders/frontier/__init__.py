@@ -89,6 +89,7 @@ class Frontier:
         self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
+        self.expansion.wanted = self.planner.wanted
         self.expansion.learnt.counted = self.planner.counted      # one count, the planner's
         self.expansion.learnt.read(store)
         self._reprice()
@@ -208,7 +209,7 @@ class Frontier:
         return Work(SEARCH, offset=offset, query=query)
 
     def _full(self) -> bool:
-        return self.planner.total_candidates >= self.planner.max_candidates
+        return self.planner.full()
 
     def _next_album(self, busy: set[tuple]) -> Work | None:
         return None if self._full() else self.expansion.next_album(self.cells.neediest(), busy)

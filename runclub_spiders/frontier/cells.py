@@ -9,7 +9,8 @@ many tracks it can reach at all.
   listings brought so far). Expected tracks are made exportable by what the crawl learnt:
   the share of new tracks that pass the cheap filters and the share ReccoBeats knows. A cell
   where nothing is worth a request has stopped: ``exhausted`` when its searches reached
-  their end and no album is left, else ``low_yield``; ``target`` when it is full.
+  their end and no album is left, else ``low_yield``; ``target`` when it is full;
+  ``max_tracks`` when the catalog as a whole has enough (``Planner.full``).
 * **Reachable**: capture-recapture over the cell's search pages. Independent queries of a
   cell sample the same population; the share of their hits already known estimates the
   share of the cell's reachable tracks already found, so reachable ~ found / known share
@@ -100,9 +101,12 @@ class CellBook:
     def review(self, busy: Container[tuple] = ()) -> dict[Cell, str]:
         """Why discovery no longer spends on each cell it stopped on."""
         stopped = {}
+        full = self.planner.full()
         for cell in self.planner.counts:
             if self.fill(cell) is None:
                 stopped[cell] = "target"
+            elif full:
+                stopped[cell] = "max_tracks"        # the whole catalog has enough candidates
             elif self.worth(cell, busy) < self.min_yield:
                 exhausted = (self.planner.cell_exhausted(*cell)
                              and self.expansion.album_worth(cell, busy) == 0.0)

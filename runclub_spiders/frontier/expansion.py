@@ -6,7 +6,8 @@ an album found on it costs one albums call (``/albums/{id}``: up to 50 tracks) a
 artist and year of the track that revealed it, so its tracks mostly land in that track's
 cell. An artist known in an umbrella costs one artists call
 (``/artists/{id}/albums?include_groups=album,single``) for up to 10 more of their albums.
-Compilations and "appears on" albums are never expanded: other artists, other years.
+Compilations, "appears on" albums and reissues (``expandable``) are never expanded: other
+artists, other years, or the same recordings again.
 
 Choosing, in each bucket, with what the store knows and what the crawl learnt:
 
@@ -32,7 +33,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from runclub_spiders.catalog.years import AlbumAppearance, recording_year
+from runclub_spiders.catalog.years import REISSUE_WORDS, AlbumAppearance, recording_year
 from runclub_spiders.frontier.work import ALBUM, ARTIST_ALBUMS, Work
 from runclub_spiders.seeds import DECADES
 
@@ -108,6 +109,8 @@ class Expansion:
         # how many more tracks of an artist a cell counts (``Planner.artist_room``).
         self.need: Callable[[Cell], float | None] = lambda cell: 0.0
         self.room: Callable[[Cell, str | None], float] = lambda cell, artist: math.inf
+        # how many more candidates a cell wants (``Planner.wanted``).
+        self.wanted: Callable[[Cell], float] = lambda cell: math.inf
         self.albums_on, self.listings_on = albums, listings
         self.learnt = Learnt()
         self.known = store.tracks_per_album()
@@ -138,9 +141,7 @@ class Expansion:
     def see(self, ref: AlbumRef, cells: list[Cell], now: str, *, list_artist: bool) -> None:
         """An album seen on a track (or an artist's list) whose tracks count toward ``cells``
         (the track's, else the album's own decade with the umbrella given)."""
-        if ref.album_type not in EXPANDED:
-            return
-        if cells and ref.artist_id is None:
+        if not expandable(ref) or ref.artist_id is None:
             return
         umbrella = cells[0][0] if cells else None
         decade = album_decade(ref) or (cells[0][1] if cells else None)
@@ -194,11 +195,12 @@ class Expansion:
         return max(0, total - max(self.known.get(album_id, 0), state.offset))
 
     def worth(self, album_id: str) -> float:
-        """Expected new exportable tracks of one more call on this album (those its artist
-        still has room for in the cell)."""
+        """Expected new exportable tracks of one more call on this album (no more than its
+        artist still has room for in the cell, nor than the cell still wants)."""
         state = self.open[album_id]
-        room = self.room((state.umbrella, state.decade), state.artist)
-        unknown = min(self.unknown(album_id), ALBUM_PAGE, room)
+        cell = (state.umbrella, state.decade)
+        unknown = min(self.unknown(album_id), ALBUM_PAGE, self.room(cell, state.artist),
+                      self.wanted(cell))
         return unknown * self.learnt.share("album") * self.learnt.features_share
 
     # ---------------------------------------------------------------- choosing
@@ -294,7 +296,7 @@ class Expansion:
         umbrella = self.listing.get(artist_id, (None, 0))[0]
         useful = False
         for ref in refs:
-            if ref.album_type not in EXPANDED or ref.id in self.open or umbrella is None:
+            if not expandable(ref) or ref.id in self.open or umbrella is None:
                 continue
             decade = album_decade(ref)
             if decade is None:
@@ -318,6 +320,13 @@ class Expansion:
     def album_umbrella(self, album_id: str) -> str | None:
         state = self.open.get(album_id)
         return state.umbrella if state is not None else None
+
+
+def expandable(ref: AlbumRef) -> bool:
+    """Albums and singles only, and no reissue (remaster, deluxe, greatest hits...): its
+    tracks are the original's recordings again (one ISRC each, already found or to be found
+    on the original) and its date is not theirs."""
+    return ref.album_type in EXPANDED and not REISSUE_WORDS.search(ref.name)
 
 
 def album_decade(ref: AlbumRef) -> str | None:

@@ -180,6 +180,19 @@ class Planner:
             return math.inf
         return max(0, self.artist_cap - self.by_artist[(cell, artist)])
 
+    def wanted(self, cell: tuple[str, str]) -> int:
+        """How many more candidates ``cell`` wants to reach its target."""
+        return max(0, self.cell_target - self.counts.get(cell, self.cell_target))
+
+    def useful(self) -> int:
+        """Candidates that count toward a cell below its target: what the global cap
+        (``max_candidates``) bounds. Tracks past a cell's target (an album read for the
+        last few it needed, a search page of a general query) do not bring the end nearer."""
+        return sum(min(n, self.cell_target) for n in self.counts.values())
+
+    def full(self) -> bool:
+        return self.useful() >= self.max_candidates
+
     def cells_at_target(self) -> int:
         return sum(1 for n in self.counts.values() if n >= self.cell_target)
 
@@ -225,7 +238,7 @@ class Planner:
         ``busy`` holds the ``(q, kind)`` of queries with a page outstanding (the frontier's):
         a query pages sequentially, so it is never picked twice at once.
         """
-        if self.total_candidates >= self.max_candidates:
+        if self.full():
             return None
         for allow_demoted in (False, True):
             chosen = self._pick(allow_demoted, busy)
