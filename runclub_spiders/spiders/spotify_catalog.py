@@ -178,12 +178,15 @@ class SpotifyCatalogSpider(Spider):
             if query.kind == "playlist":
                 items, total, _ = paging(body, "playlists")
                 follow = self._playlists(items)
-                new_rows, known, albums = [], 0, {}
+                new_rows, known, albums, fresh = [], 0, {}, 0
             else:
                 items, total, _ = paging(body, "tracks")
-                new_rows, known, albums = self._track_hits(items, query, offset, now)
+                new_rows, known, albums, fresh = self._track_hits(items, query, offset, now)
+            # The query is judged on what is new to search: a track an album read found
+            # first still says the query reaches tracks other queries did not.
             self.frontier.planner.record_page(query, offset, total,
-                                              len(new_rows) or len(follow), known, now)
+                                              len(new_rows) + fresh or len(follow),
+                                              known - fresh, now)
             if query.umbrella and query.decade:
                 self.frontier.cells.saw((query.umbrella, query.decade), len(new_rows), known)
             # Inside the transaction: a track and the cells it counts toward land together.
@@ -200,11 +203,14 @@ class SpotifyCatalogSpider(Spider):
         """Store a search page's tracks: the new ones, and how many were known."""
         genre = GENRE_FILTER.search(query.q)
         page = PageTracks(self.crawler.stats)       # counts skips, repairs, duplicates
-        new_rows, edges, albums = [], [], {}
+        new_rows, edges, albums, fresh = [], [], {}, 0
         for position, obj in enumerate(items):
             record = page.track(obj)
             if record is None:
                 continue
+            if self.store.track_source(record.id) == "album" and \
+                    not self.store.searched_before(record.id):
+                fresh += 1          # found by an album read, never by a search yet
             if self.store.upsert_track(record, source="search", query=query.q, now=now):
                 new_rows.append(record)
                 ref = album_ref(obj.get("album"))
@@ -218,7 +224,7 @@ class SpotifyCatalogSpider(Spider):
                 # track, most likely through its primary artist.
                 self.store.add_inferred_genre(record.artist_ids[0], genre.group(1))
         self.store.add_edges(query.q, query.kind, edges)
-        return new_rows, len(edges) - len(new_rows), albums
+        return new_rows, len(edges) - len(new_rows), albums, fresh
 
     def parse_playlist_items(self, response):
         body, work = _json(response), response.meta["work"]

@@ -50,6 +50,11 @@ class Ledgers(StoreBase):
         return list(self.db.execute("SELECT q, kind, position FROM seed_tracks WHERE "
                                     "track_id = ? ORDER BY q", (track_id,)))
 
+    def searched_before(self, track_id: str) -> bool:
+        """Has any search returned this track before?"""
+        return self.db.execute("SELECT 1 FROM seed_tracks WHERE track_id = ? LIMIT 1",
+                               (track_id,)).fetchone() is not None
+
     # ---------------------------------------------------------------- playlists
     def playlist(self, playlist_id: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM playlists WHERE id = ?",

@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS seed_tracks (
     position INTEGER NOT NULL,
     PRIMARY KEY (q, kind, track_id)
 );
+CREATE INDEX IF NOT EXISTS seed_tracks_track ON seed_tracks (track_id);
 CREATE TABLE IF NOT EXISTS playlists (
     id TEXT PRIMARY KEY,
     owner TEXT,

@@ -17,6 +17,12 @@ ISRC_FORMAT = re.compile(r"[A-Z]{2}[A-Z0-9]{3}\d{7}")
 
 class Tracks(StoreBase):
     # ---------------------------------------------------------------- tracks and artists
+    def track_source(self, track_id: str) -> str | None:
+        """How the track was first found (``first_source``), None when not stored."""
+        row = self.db.execute("SELECT first_source FROM tracks WHERE id = ?",
+                              (track_id,)).fetchone()
+        return row[0] if row is not None else None
+
     def has_track(self, track_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM tracks WHERE id = ?", (track_id,)).fetchone()
         return row is not None
