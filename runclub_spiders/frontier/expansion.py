@@ -14,8 +14,8 @@ Choosing, in each bucket, with what the store knows and what the crawl learnt:
 * an album's worth is its expected new exportable tracks: the tracks it has that the store
   does not (``total_tracks`` minus those stored) times the share of album tracks that count
   (``Learnt.share``) times the share ReccoBeats knows (``Learnt.features_share``);
-  the frontier asks the best album of the neediest cell whose worth is at least
-  ``DISCOVERY_MIN_YIELD``;
+  the frontier asks the album worth most among the open cells' best, if it is worth at
+  least ``DISCOVERY_MIN_YIELD``;
 * an artist listing's worth is learnt: the new exportable tracks the albums it revealed are
   expected to bring, per call (the listing and the album calls it leads to);
 * a cell stops drawing on either when it reaches its target (``cells.CellBook``).
@@ -233,14 +233,19 @@ class Expansion:
         return self.worth(album_id) if album_id else 0.0
 
     def next_album(self, cells: list[Cell], busy: Container[tuple]) -> Work | None:
-        """Read the best album of the neediest of ``cells`` (sorted neediest first)."""
+        """Read the album worth most among the best of each open cell (``cells``, neediest
+        first: the neediest wins a tie). The albums bucket has its own quota, and every
+        cell it draws for still wants tracks, so its day is spent where a call brings most."""
         if not self.albums_on:
             return None
+        best, best_worth = None, 0.0
         for cell in cells:
             album_id = self.best_album(cell, busy)
-            if album_id is not None:
-                return Work(ALBUM, offset=self.open[album_id].offset, album_id=album_id)
-        return None
+            if album_id is not None and (worth := self.worth(album_id)) > best_worth:
+                best, best_worth = album_id, worth
+        if best is None:
+            return None
+        return Work(ALBUM, offset=self.open[best].offset, album_id=best)
 
     def listing_open(self, umbrella: str, busy: Container[tuple]) -> str | None:
         """An artist of ``umbrella`` to list, when listings are worth it: one whose votes
