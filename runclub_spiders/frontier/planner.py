@@ -74,15 +74,22 @@ class Planner:
     total_candidates: int = 0
     states: dict[tuple[str, str], QueryState] = field(default_factory=dict)
     families: dict[str, FamilyYield] = field(default_factory=dict)
+    # Per cell, the cumulative (new, seen) of the cell query opened last: how much of what a
+    # fresh query of the cell returns is still new (the cell's earlier queries found the
+    # rest). A seeds row is created at a query's first page, so the store's order says which.
+    latest: dict[tuple[str, str], tuple[str, list[int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for row in self.store.seeds():
+        for row in self.store.seeds(answered_order=True):
             self.states[(row["q"], row["kind"])] = QueryState(
                 row["next_offset"], row["total"], row["exhausted"], row["low_pages"],
                 row["requests"], row["new_tracks"])
             family = self.families.setdefault(row["family"], FamilyYield())
             family.requests += row["requests"]
             family.new_tracks += row["new_tracks"]
+            if row["umbrella"] and row["decade"] and row["requests"]:
+                self.latest[(row["umbrella"], row["decade"])] = (
+                    row["q"], [row["new_tracks"], row["new_tracks"] + row["known_tracks"]])
         # A restarted run demotes what the interrupted one had demoted, before asking anything.
         for family in self.families.values():
             family.demoted = self._fails_trial(family)
@@ -215,6 +222,10 @@ class Planner:
         state = self.state(query)
         if state.requests:
             return state.new_tracks / state.requests
+        latest = self.latest.get((query.umbrella, query.decade)) if query.decade else None
+        if latest is not None and latest[1][1] >= self.page_size:
+            new, seen = latest[1]                # a fresh query samples the same cell
+            return self.page_size * new / seen
         family = self.families.get(query.family)
         if family is not None and family.requests:
             return family.per_request
@@ -275,6 +286,13 @@ class Planner:
         state.total = total
         state.requests += 1
         state.new_tracks += new
+        if query.umbrella and query.decade:
+            cell = (query.umbrella, query.decade)
+            if offset == 0 or self.latest.get(cell, ("",))[0] == query.q:
+                hits = [0, 0] if offset == 0 else self.latest[cell][1]
+                hits[0] += new
+                hits[1] += new + known
+                self.latest[cell] = (query.q, hits)
         low = new < self.min_new_per_page
         state.low_pages = state.low_pages + 1 if low else 0
         reachable = min(total or 0, MAX_OFFSET)

@@ -21,8 +21,11 @@ class Ledgers(StoreBase):
         return self.db.execute("SELECT * FROM seeds WHERE q = ? AND kind = ?",
                                (q, kind)).fetchone()
 
-    def seeds(self) -> list[sqlite3.Row]:
-        return list(self.db.execute("SELECT * FROM seeds ORDER BY family, q, kind"))
+    def seeds(self, *, answered_order: bool = False) -> list[sqlite3.Row]:
+        """Every query's ledger row, by family and query, or in the order the queries were
+        first answered."""
+        order = "rowid" if answered_order else "family, q, kind"
+        return list(self.db.execute(f"SELECT * FROM seeds ORDER BY {order}"))
 
     def record_page(self, *, q: str, kind: str, family: str, umbrella: str | None,
                     decade: str | None, next_offset: int, total: int | None,
