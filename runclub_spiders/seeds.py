@@ -57,6 +57,7 @@ DECADE_YEARS: dict[str, tuple[int, int]] = {
 KINDS = ("track", "playlist")
 GROUP_KINDS = {"track": ("track",), "playlist": ("playlist",), "both": ("track", "playlist")}
 CELL_FAMILY = "cell_genre"
+GENRE_FILTER = re.compile(r'genre:"([^"]+)"')       # the genre of a field-filter query
 
 PLAN_KEYS_REQUIRED = ("decades", "groups")
 PLAN_KEYS_OPTIONAL = ("caps", "cell_queries")

@@ -123,6 +123,22 @@ async def test_decades_and_umbrellas_match_the_ground_truth(sim, tmp_path_factor
     assert decade_ok / n >= 0.97
     assert umbrella_ok / n >= 0.95
     assert reissued >= 50 and reissued_ok / reissued >= 0.97
+    # Tracks read from album track lists (simplified objects: no ISRC, no album) enter the
+    # catalog like searched ones: ISRC (from ReccoBeats), year, umbrella and features, as
+    # right as the rest.
+    albums = [row for row in wide if row["_extra"]["ingest_source"] == "album"]
+    assert len(albums) >= 100
+    album_decades = album_umbrellas = 0
+    for row in albums:
+        track = catalog.track_by_id[row["spotify_track_id"]]
+        truth = catalog.truth(track)
+        assert row["isrc"] == track.isrc and row["tempo"] is not None
+        album_decades += row["album_decade_label"] == truth["decade"]
+        album_umbrellas += row["_extra"]["umbrellas"][0] in truth["umbrellas"]
+    print(f"album tracks {len(albums)}: decade {album_decades / len(albums):.2%}, umbrella "
+          f"{album_umbrellas / len(albums):.2%}")
+    assert album_decades / len(albums) >= 0.97
+    assert album_umbrellas / len(albums) >= 0.95
 
 
 @deferred_f_from_coro_f

@@ -83,7 +83,7 @@ class Frontier:
                                      * s.getint("CATALOG_CELL_TARGET")) * oversample)
             if s.getfloat("CATALOG_MAX_ARTIST_SHARE") > 0 else 0)
         self.min_yield = s.getfloat("DISCOVERY_MIN_YIELD")
-        self.expansion = Expansion(store, min_yield=self.min_yield,
+        self.expansion = Expansion(store, plan.rules, min_yield=self.min_yield,
                                    albums=s.getbool("DISCOVERY_ALBUMS"),
                                    listings=s.getbool("DISCOVERY_ARTIST_ALBUMS"))
         self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)

@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING
 
 from runclub_spiders.catalog.years import REISSUE_WORDS, AlbumAppearance, recording_year
 from runclub_spiders.frontier.work import ALBUM, ARTIST_ALBUMS, Work
-from runclub_spiders.seeds import DECADES
+from runclub_spiders.seeds import DECADES, GENRE_FILTER, SeedQuery
 
 if TYPE_CHECKING:
     from runclub_spiders.spotify_objects import AlbumRef
     from runclub_spiders.store import Store
+    from runclub_spiders.umbrellas import UmbrellaRules
 
 Cell = tuple[str, str]
 EXPANDED = ("album", "single")     # compilations and appears_on: other artists, other years
@@ -102,7 +103,7 @@ class AlbumState:
 
 
 class Expansion:
-    def __init__(self, store: Store, *, min_yield: float, albums: bool,
+    def __init__(self, store: Store, rules: UmbrellaRules, *, min_yield: float, albums: bool,
                  listings: bool) -> None:
         self.store, self.min_yield = store, min_yield
         # How full an open cell is (0..1), None when it needs no more (``CellBook.fill``);
@@ -117,13 +118,14 @@ class Expansion:
         self.open: dict[str, AlbumState] = {}
         self.heaps: dict[Cell, list[tuple[int, str]]] = {}
         # Umbrella votes per artist: the cell queries (genre filter) that returned a track of
-        # theirs as its sole artist, as the export counts them (``catalog.candidates``). An
-        # album waits until its artist's votes name its umbrella (MIN_VOTES, and no other
-        # umbrella ahead): one hit may have matched through a genre word the artist shares
-        # with another umbrella ("pop" in "pop punk"), and an album multiplies that mistake.
+        # theirs as its sole artist, counted only for a genre that names its umbrella alone
+        # (``UmbrellaRules.specific``: "pop" also returns "latin pop" and "punjabi pop"
+        # artists). An album waits until its artist's votes name its umbrella (MIN_VOTES,
+        # and no other umbrella ahead): an album multiplies a mistake by its length.
+        self.rules = rules
         self.votes: dict[str, Counter[str]] = {}
-        for artist_id, umbrella in store.solo_cell_votes():
-            self.votes.setdefault(artist_id, Counter())[umbrella] += 1
+        for artist_id, q, umbrella in store.solo_cell_votes():
+            self._count_vote(artist_id, q, umbrella)
         self.waiting: dict[str, list[str]] = {}          # artist -> albums waiting for votes
         for row in store.albums():
             self._add(row["id"], AlbumState(row["album_type"], row["total_tracks"],
@@ -162,10 +164,18 @@ class Expansion:
             if album_id is not None:
                 self.known[album_id] = self.known.get(album_id, 0) + 1
 
-    def vote(self, artist_id: str, umbrella: str) -> None:
-        """A cell query of ``umbrella`` returned a track whose sole artist is ``artist_id``."""
-        votes = self.votes.setdefault(artist_id, Counter())
-        votes[umbrella] += 1
+    def _count_vote(self, artist_id: str, q: str, umbrella: str) -> bool:
+        genre = GENRE_FILTER.search(q)
+        if genre is None or not self.rules.specific(genre.group(1), umbrella):
+            return False
+        self.votes.setdefault(artist_id, Counter())[umbrella] += 1
+        return True
+
+    def vote(self, artist_id: str, query: SeedQuery) -> None:
+        """A cell query returned a track whose sole artist is ``artist_id``."""
+        umbrella = query.umbrella
+        if umbrella is None or not self._count_vote(artist_id, query.q, umbrella):
+            return
         if self.named(artist_id, umbrella):
             for album_id in self.waiting.pop(artist_id, []):
                 if album_id in self.open:

@@ -16,7 +16,6 @@ after it when it ended with nothing left to do (``finished`` or ``quota_parked``
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,7 +38,7 @@ from runclub_spiders.frontier.work import (
 )
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import utc_now
-from runclub_spiders.seeds import CELL_FAMILY, load_plan
+from runclub_spiders.seeds import CELL_FAMILY, GENRE_FILTER, load_plan
 from runclub_spiders.spotify_objects import (
     AlbumRef,
     PageTracks,
@@ -51,7 +50,6 @@ from runclub_spiders.spotify_objects import (
 )
 from runclub_spiders.store import Store
 
-GENRE_FILTER = re.compile(r'genre:"([^"]+)"')
 MODES = ("full", "export", "discover")
 DOWNLOADER_META = ("download_latency", "download_slot")
 
@@ -217,8 +215,8 @@ class SpotifyCatalogSpider(Spider):
                 if ref is not None:
                     albums[record.id] = ref
             edges.append((record.id, offset + position))
-            if query.family == CELL_FAMILY and query.umbrella and len(record.artist_ids) == 1:
-                self.frontier.expansion.vote(record.artist_ids[0], query.umbrella)
+            if query.family == CELL_FAMILY and len(record.artist_ids) == 1:
+                self.frontier.expansion.vote(record.artist_ids[0], query)
             if genre:
                 # The Development Mode substitute for artist genres: the filter matched the
                 # track, most likely through its primary artist.

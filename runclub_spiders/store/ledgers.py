@@ -178,16 +178,17 @@ class Ledgers(StoreBase):
                         "total = ?, listed = ? WHERE artist_id = ?",
                         (next_offset, total, now, artist_id))
 
-    def solo_cell_votes(self) -> list[tuple[str, str]]:
-        """``(artist ID, umbrella)`` for every cell-query hit (``seeds.CELL_FAMILY``) on a
-        track with one artist: the umbrella votes album expansion trusts."""
+    def solo_cell_votes(self) -> list[tuple[str, str, str]]:
+        """``(artist ID, query, umbrella)`` for every cell-query hit (``seeds.CELL_FAMILY``)
+        on a track with one artist: the umbrella votes album expansion weighs."""
         rows = self.db.execute(
-            "SELECT t.artist_ids, s.umbrella FROM seed_tracks st JOIN seeds s ON s.q = st.q "
-            "AND s.kind = st.kind JOIN tracks t ON t.id = st.track_id WHERE s.umbrella IS NOT "
-            "NULL AND s.family = ?", (CELL_FAMILY,)).fetchall()
+            "SELECT t.artist_ids, s.q, s.umbrella FROM seed_tracks st JOIN seeds s ON "
+            "s.q = st.q AND s.kind = st.kind JOIN tracks t ON t.id = st.track_id WHERE "
+            "s.umbrella IS NOT NULL AND s.family = ? ORDER BY st.rowid",
+            (CELL_FAMILY,)).fetchall()
         votes = []
-        for artist_ids, umbrella in rows:
+        for artist_ids, q, umbrella in rows:
             artists = json.loads(artist_ids)
             if len(artists) == 1:
-                votes.append((artists[0], umbrella))
+                votes.append((artists[0], q, umbrella))
         return votes
