@@ -83,12 +83,11 @@ class Learnt:
         return (self.counted[source] + prior * self.weight) / (self.new[source] + self.weight)
 
     def listing_worth(self) -> float:
-        """New exportable tracks per call that listings brought: the tracks counted from
-        the albums they revealed, over the listing calls and those album calls (a prior of
-        5 listings, each 6 counted tracks for 2.5 calls, until there is evidence)."""
-        counted = self.listing_counted + 6 * 5
-        calls = self.listings + self.listing_album_calls + 2.5 * 5
-        return counted * self.features_share / calls
+        """New exportable tracks per listing call: the tracks counted from the albums
+        listings revealed, per listing (a prior of 5 listings of 4 counted tracks each,
+        until there is evidence). Each album call they lead to is judged on its own
+        (``worth``), in its own bucket."""
+        return (self.listing_counted + 4 * 5) * self.features_share / (self.listings + 5)
 
 
 @dataclass
