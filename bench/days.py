@@ -230,7 +230,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}. Simulator: "
         "development profile, market US, every bucket its size per rolling 86,400 s "
         "window; one crawl per virtual day in one store (`fast_slots`). Days: until a "
-        "day's export reaches its target, or discovery closes `finished`. Requests from the simulator's log. Largest artist share: "
+        "day's export reaches its target, or discovery closes `finished`. Requests from "
+        "the simulator's log. Largest artist share: "
         f"in a cell (first umbrella x decade of `cached_tracks.jsonl`) of at least "
         f"{SHARE_MIN_TRACKS} exported tracks, primary artist; then the manifest's "
         "`balance.largestArtistShare`.",

@@ -210,11 +210,9 @@ UNINTERRUPTED: dict[str, Any] = {}       # the reference run, shared by the case
 @pytest.mark.parametrize("stop_after", [1, 7, 31])   # 1: the owner listing is queued
 @deferred_f_from_coro_f
 async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_after):
-    # One request at a time, so an uninterrupted run is a fixed sequence to compare with;
-    # search only: with albums and listings, three buckets answer in an order that decides
-    # what comes next (test_interrupted_multi_bucket_crawl_asks_nothing_twice).
-    serial = {"DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1,
-              "DISCOVERY_ALBUMS": False, "DISCOVERY_ARTIST_ALBUMS": False}
+    # One request at a time (the frontier sends no more than CONCURRENT_REQUESTS works, over
+    # every bucket), so an uninterrupted run is a fixed sequence to compare with.
+    serial = {"DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1}
     if not UNINTERRUPTED:                 # the same catalog and order each time: crawl once
         _, whole = await crawl(dev, tmp_path / "whole", **serial)
         assert whole["finish_reason"] == "finished"

@@ -100,15 +100,17 @@ def test_planning_counts_the_winner_once_whatever_the_order(tmp_path, order):
     for record in (*OUTSIDERS[:1], *order, *OUTSIDERS[1:]):
         store.upsert_track(record, source="search", now=NOW)
         passes = 120_000 <= record.duration_ms <= 360_000 and record.is_playable is not False
-        if passes and store.claim_isrc_count(record.id, record.isrc, 120_000, 360_000,
-                                             displaced.append):
+        if passes and store.claim_isrc_count(
+                record.id, record.isrc, 120_000, 360_000,
+                lambda cells, artist, source: displaced.append((cells, artist, source))):
             store.set_planning_cells(record.id, [["Rock", "70s"]])
             counted += 1
     holders = [cells for cells in store.planning_cells() if cells is not None]
     assert counted - len(displaced) == 1 and holders == [json.dumps([["Rock", "70s"]])]
     assert store.track(WINNER.id)["planning_cells"] is not None
-    # Each track counted before the winner came was displaced, its cells handed back.
-    assert all(cells == [("Rock", "70s")] for cells in displaced)
+    # Each track counted before the winner came was displaced, its cells handed back with
+    # its lead artist and how it was found (the planner's artist cap and shares).
+    assert all(d == ([("Rock", "70s")], WINNER.artist_ids[0], "search") for d in displaced)
 
 
 def test_planning_without_isrc_always_counts(tmp_path):

@@ -94,6 +94,10 @@ class Frontier:
         self.expansion.learnt.read(store)
         self._reprice()
         self.concurrency = s.getint("DISCOVERY_CONCURRENCY")
+        # Never more sent than the downloader runs at once: with CONCURRENT_REQUESTS = 1 one
+        # work is on its way at a time, chosen from the store as it is, so a run resumed
+        # after any interruption chooses as the uninterrupted one did.
+        self.max_in_flight = max(1, s.getint("CONCURRENT_REQUESTS"))
         self.artist_budget = s.getint("DISCOVERY_ARTIST_LOOKUP_BUDGET")
         self.idle_wait = s.getfloat("QUOTA_PARK_IDLE_WAIT")
         self.min_ms = s.getint("CATALOG_MIN_DURATION_MS")
@@ -168,7 +172,8 @@ class Frontier:
         busy = set(self.outstanding)
         for kind, choose in ((SEARCH, self._next_search), (ALBUM, self._next_album),
                              (ARTIST_ALBUMS, self._next_listing)):
-            while self._drawing(BUCKETS[kind]) < self.concurrency:
+            while (self._drawing(BUCKETS[kind]) < self.concurrency
+                   and self._in_flight() < self.max_in_flight):
                 work = choose(busy)
                 if work is None or self._parked(kind):
                     break
@@ -197,6 +202,11 @@ class Frontier:
     def _busy(self) -> set[tuple[str, str]]:
         return {(w.query.q, w.query.kind) for w in self.outstanding.values()
                 if w.kind == SEARCH and w.query is not None}
+
+    def _in_flight(self) -> int:
+        """Works sent and not yet answered (held ones wait for their park)."""
+        held = [works for works in self.held.values() if works]
+        return sum(1 for key in self.outstanding if not any(key in works for works in held))
 
     def _drawing(self, bucket: str) -> int:
         return sum(1 for w in self.outstanding.values() if w.bucket == bucket)

@@ -11,10 +11,11 @@ many tracks it can reach at all.
   where nothing is worth a request has stopped: ``exhausted`` when its searches reached
   their end and no album is left, else ``low_yield``; ``target`` when it is full;
   ``max_tracks`` when the catalog as a whole has enough (``Planner.full``).
-* **Reachable**: capture-recapture over the cell's search pages. Independent queries of a
-  cell sample the same population; the share of their hits already known estimates the
-  share of the cell's reachable tracks already found, so reachable ~ found / known share
-  (over the cell's last ``WINDOW`` hits). None until enough hits were seen.
+* **Reachable**: capture-recapture over the cell's searches. Independent queries of a cell
+  sample the same population; the share of the latest query's hits that were already known
+  (``Planner.latest``, from the seed ledger) estimates the share of the cell's reachable
+  tracks already found, so reachable ~ found / known share. None until that query has seen
+  ``MIN_HITS`` tracks.
 
 Nothing here sends a request: the planner and the expansion ask ``fill`` and ``worth``;
 the coverage report and ``scrapy catalog-status`` read what ``save`` writes to the store.
@@ -22,7 +23,6 @@ the coverage report and ``scrapy catalog-status`` read what ``save`` writes to t
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Container
 from typing import TYPE_CHECKING
 
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
     from runclub_spiders.store import Store
 
 Cell = tuple[str, str]
-WINDOW = 60                 # search hits per cell the reachable estimate looks at
-MIN_HITS = 20               # hits before any estimate
+MIN_HITS = 20               # hits of the cell's latest query before any estimate
 
 
 class CellBook:
@@ -41,7 +40,6 @@ class CellBook:
                  min_yield: float) -> None:
         self.planner, self.expansion, self.store = planner, expansion, store
         self.min_yield = min_yield
-        self.hits: dict[Cell, deque[bool]] = {}        # True: the hit was already known
         self.stopped: dict[Cell, str] = {}
 
     # ---------------------------------------------------------------- need
@@ -82,19 +80,15 @@ class CellBook:
         return max(search, album, listing)
 
     # ---------------------------------------------------------------- reachable
-    def saw(self, cell: Cell, new: int, known: int) -> None:
-        """A search page of ``cell`` had ``new`` new tracks and ``known`` known ones."""
-        hits = self.hits.setdefault(cell, deque(maxlen=WINDOW))
-        hits.extend([False] * new + [True] * known)
-
     def reachable(self, cell: Cell) -> float | None:
         count = self.planner.counts.get(cell, 0)
         if self.stopped.get(cell) == "exhausted":
             return float(count)
-        hits = self.hits.get(cell)
-        if not hits or len(hits) < MIN_HITS:
+        latest = self.planner.latest.get(cell)
+        if latest is None or latest[1][1] < MIN_HITS:
             return None
-        known = sum(hits) / len(hits)
+        new, seen = latest[1]
+        known = (seen - new) / seen
         return round(count / known, 1) if known > 0 else None
 
     # ---------------------------------------------------------------- verdicts

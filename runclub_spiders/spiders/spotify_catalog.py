@@ -185,8 +185,6 @@ class SpotifyCatalogSpider(Spider):
             self.frontier.planner.record_page(query, offset, total,
                                               len(new_rows) + fresh or len(follow),
                                               known - fresh, now)
-            if query.umbrella and query.decade:
-                self.frontier.cells.saw((query.umbrella, query.decade), len(new_rows), known)
             # Inside the transaction: a track and the cells it counts toward land together.
             umbrella = query.umbrella if query.decade else None
             self.frontier.place(new_rows, umbrella, source="search", albums=albums, now=now)

@@ -169,7 +169,8 @@ class Ledgers(StoreBase):
         return self.db.execute("SELECT * FROM albums WHERE id = ?", (album_id,)).fetchone()
 
     def artist_listings(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM artist_albums ORDER BY artist_id").fetchall()
+        """Artists to list, in the order they were found (as a running crawl queues them)."""
+        return self.db.execute("SELECT * FROM artist_albums ORDER BY rowid").fetchall()
 
     def listing_progress(self, artist_id: str, next_offset: int, total: int | None, *,
                          now: str | None) -> None:
