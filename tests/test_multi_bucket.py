@@ -2,8 +2,9 @@
 
 Development Mode counts quota per endpoint bucket over a rolling 24 h window. The crawl
 draws on search, albums and artists; a bucket that is spent is parked on its own while the
-others keep working, and nothing is sent to a parked bucket. Discovery stops spending on a
-cell where a request is not expected to bring DISCOVERY_MIN_YIELD exportable tracks.
+others keep working, and nothing is sent to a parked bucket. (The stop rule, which gives up
+a cell where a request is not expected to bring DISCOVERY_MIN_YIELD exportable tracks, is
+checked on the crawl of tests/test_discovery.py, test_development_discovery_fills_...)
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from collections import Counter
 
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from runclub_spiders.simulator.search import Query
-from runclub_spiders.store import Store
 from tests.conftest import use_credentials
-from tests.test_discovery import SIZE, TARGET, crawl, fillable_cells
+from tests.test_discovery import SIZE, crawl
 
 DAY = 86_400
 TOLERANCE = 0.5            # seconds: a request in flight when the park began may still land
@@ -81,43 +80,3 @@ async def test_while_albums_are_parked_search_keeps_working(simulator_factory, m
     assert len(searched) > 50 and {e.status for e in searched} == {200}
     # What the albums bucket still owes is told, for the next run.
     assert stats["quota/resume_after"] == stats["quota/parked_until/albums"]
-
-
-@deferred_f_from_coro_f
-async def test_the_stop_rule_stops_on_exhausted_cells_not_on_fillable_ones(simulator_factory,
-                                                                          monkeypatch,
-                                                                          tmp_path):
-    sim = simulator_factory(size=SIZE, profile="development")
-    use_credentials(monkeypatch, sim)
-    crawler, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
-    assert stats["finish_reason"] == "finished"
-    assert stats.get("log_count/ERROR", 0) == 0
-    planner = crawler.spider.frontier.planner
-    fillable = fillable_cells(sim, TARGET)
-    # Cells the catalog can hardly fill: their queries reach fewer than half the target's
-    # recordings (playable, of a length the filters keep) at all.
-    reach: dict[tuple[str, str], set[str]] = {}
-    for cell in planner.counts:
-        for query in crawler.spider.plan.cell_queries(*cell):
-            for i in sim.index.tracks(Query.parse(query.q)):
-                track = sim.catalog.tracks[i]
-                if "US" in track.markets and 120_000 <= track.duration_ms <= 360_000:
-                    reach.setdefault(cell, set()).add(track.isrc)
-    scarce = {cell for cell in planner.counts if len(reach.get(cell, ())) < TARGET // 2}
-    assert len(scarce) >= 5 and fillable
-    store = Store.open(tmp_path / "store.sqlite")
-    try:
-        cells = store.discovery_cells()
-        seeds = store.seeds()
-    finally:
-        store.close()
-    # Every cell has its verdict; the fillable ones were filled, the scarce ones given up.
-    assert set(cells) == set(planner.counts)
-    filled = {cell for cell in fillable if cells[cell]["stopped"] == "target"}
-    assert len(filled) >= 0.9 * len(fillable)
-    for cell in scarce:
-        assert cells[cell]["stopped"] in ("low_yield", "exhausted"), cell
-        assert cells[cell]["found"] < TARGET
-    # And cheaply: at most a page or two per query of a scarce cell.
-    rows = [r for r in seeds if (r["umbrella"], r["decade"]) in scarce]
-    assert sum(r["requests"] for r in rows) <= 1.5 * len(rows)

@@ -25,7 +25,7 @@ async def run(tmp_path, monkeypatch, name: str, **knobs):
         catalog_run, seconds = await crawl(sim, tmp_path / name, RATE_LIMIT_BACKOFF_BASE=0.05,
                                            RATE_LIMIT_BACKOFF_MAX=0.5,
                                            RATE_LIMIT_LEARN_MIN=100_000, CATALOG_CELL_MIN=5,
-                                           CATALOG_CELL_TARGET=8, CATALOG_MAX_TRACKS=900)
+                                           CATALOG_CELL_TARGET=8, CATALOG_MAX_TRACKS=600)
         log = sim.requests()
     finally:
         sim.stop()
