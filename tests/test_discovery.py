@@ -26,6 +26,8 @@ from tests.conftest import crawl_settings, run_spider, use_credentials
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 8000
 TARGET = 20                  # per cell; discovery aims at TARGET x DISCOVERY_OVERSAMPLE
+# For tests about something else (playlists, artist lookups): fewer requests, same point.
+SEARCH_ONLY = {"DISCOVERY_ALBUMS": False, "DISCOVERY_ARTIST_ALBUMS": False}
 
 
 def discovery_settings(sim, tmp_path, **overrides):
@@ -165,13 +167,13 @@ async def test_changed_playlist_is_read_again_from_its_tail(simulator_factory, m
                                                            tmp_path):
     sim = simulator_factory(size=SIZE, fresh_catalog=True)
     use_credentials(monkeypatch, sim)
-    _, first = await crawl(sim, tmp_path)
+    _, first = await crawl(sim, tmp_path, **SEARCH_ONLY)      # playlists are the point here
     assert first["finish_reason"] == "finished"
     own = next(p for p in sim.catalog.playlists.values()
                if p.owner_id == "runclub-owner" and len(p.track_idxs) > 60)
     sim.edit_playlist(own.id, add=3)
     before = len(sim.requests())
-    _, second = await crawl(sim, tmp_path)
+    _, second = await crawl(sim, tmp_path, **SEARCH_ONLY)
     assert second["finish_reason"] == "finished"
     items = [e for e in sim.requests(since=before, service="spotify")
              if e.path.endswith("/items")]
@@ -269,7 +271,7 @@ async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_a
 
 @deferred_f_from_coro_f
 async def test_development_artist_lookups_stay_within_their_budget(dev, tmp_path):
-    _, stats = await crawl(dev, tmp_path, DISCOVERY_ARTIST_LOOKUP_BUDGET=3)
+    _, stats = await crawl(dev, tmp_path, DISCOVERY_ARTIST_LOOKUP_BUDGET=3, **SEARCH_ONLY)
     assert stats["finish_reason"] == "finished"
     lookups = [e for e in dev.requests(service="spotify")
                if "/artists/" in e.path and not e.path.endswith("/albums")]
