@@ -376,11 +376,15 @@ def main() -> None:
                   flush=True)
         results["export"] = export_alone(work / f"scale-{max(targets)}", max(targets))
         print(json.dumps(results["export"]), flush=True)
-    text = report(results, args)
+    write_report(report(results, args), args.out)
+
+
+def write_report(text: str, out: str | None) -> None:
+    """Print a report; append it to ``out`` (BENCHMARKS.md) when given."""
     print(text)
-    if args.out:
-        with open(args.out, "a", encoding="utf-8") as out:
-            out.write("\n" + text)
+    if out:
+        with open(out, "a", encoding="utf-8") as file:
+            file.write("\n" + text)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from bench.crawl import (
     fast_slots,
     scale_cell_settings,
     spawn,
+    write_report,
 )
 from runclub_spiders import clock
 from runclub_spiders.simulator import Catalog, Simulator
@@ -322,11 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append(run_scenario(scenario, catalogs[scenario.size], work,
                                         baseline=args.baseline, max_days=args.max_days,
                                         extra=extra))
-    text = report(results, args)
-    print(text)
-    if args.out:
-        with open(args.out, "a", encoding="utf-8") as out:
-            out.write("\n" + text)
+    write_report(report(results, args), args.out)
 
 
 if __name__ == "__main__":

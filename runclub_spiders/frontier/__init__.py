@@ -199,10 +199,6 @@ class Frontier:
                 requests.append(self.request_for(work))
         return requests
 
-    def _busy(self) -> set[tuple[str, str]]:
-        return {(w.query.q, w.query.kind) for w in self.outstanding.values()
-                if w.kind == SEARCH and w.query is not None}
-
     def _in_flight(self) -> int:
         """Works sent and not yet answered (held ones wait for their park)."""
         held = [works for works in self.held.values() if works]
@@ -212,7 +208,8 @@ class Frontier:
         return sum(1 for w in self.outstanding.values() if w.bucket == bucket)
 
     def _next_search(self, busy: set[tuple]) -> Work | None:
-        chosen = self.planner.next_query(busy=self._busy())
+        # ``busy`` holds works' keys; a search's is (SEARCH, q, kind) (``Work.key``).
+        chosen = self.planner.next_query(busy={key[1:] for key in busy if key[0] == SEARCH})
         if chosen is None:
             return None
         query, offset = chosen

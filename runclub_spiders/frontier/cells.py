@@ -23,7 +23,6 @@ the coverage report and ``scrapy catalog-status`` read what ``save`` writes to t
 
 from __future__ import annotations
 
-from collections.abc import Container
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,13 +69,13 @@ class CellBook:
         ``share``."""
         return new_tracks * share * self.expansion.learnt.features_share
 
-    def worth(self, cell: Cell, busy: Container[tuple] = ()) -> float:
+    def worth(self, cell: Cell) -> float:
         """The most new exportable tracks one request is expected to bring to ``cell``."""
-        search = self.exportable(self.planner.cell_worth(*cell, busy=_search_busy(busy)),
+        search = self.exportable(self.planner.cell_worth(*cell),
                                  self.expansion.learnt.share("search"))
-        album = self.expansion.album_worth(cell, busy)
+        album = self.expansion.album_worth(cell, ())
         listing = self.expansion.learnt.listing_worth() \
-            if self.expansion.listing_open(cell[0], busy) else 0.0
+            if self.expansion.listing_open(cell[0], ()) else 0.0
         return max(search, album, listing)
 
     # ---------------------------------------------------------------- reachable
@@ -92,7 +91,7 @@ class CellBook:
         return round(count / known, 1) if known > 0 else None
 
     # ---------------------------------------------------------------- verdicts
-    def review(self, busy: Container[tuple] = ()) -> dict[Cell, str]:
+    def review(self) -> dict[Cell, str]:
         """Why discovery no longer spends on each cell it stopped on."""
         stopped = {}
         full = self.planner.full()
@@ -101,9 +100,9 @@ class CellBook:
                 stopped[cell] = "target"
             elif full:
                 stopped[cell] = "max_tracks"        # the whole catalog has enough candidates
-            elif self.worth(cell, busy) < self.min_yield:
+            elif self.worth(cell) < self.min_yield:
                 exhausted = (self.planner.cell_exhausted(*cell)
-                             and self.expansion.album_worth(cell, busy) == 0.0)
+                             and self.expansion.album_worth(cell, ()) == 0.0)
                 stopped[cell] = "exhausted" if exhausted else "low_yield"
         self.stopped = stopped
         return stopped
@@ -114,8 +113,3 @@ class CellBook:
             self.store.set_discovery_cell(*cell, found=found, reachable=self.reachable(cell),
                                           stopped=self.stopped.get(cell), now=now)
 
-
-def _search_busy(busy: Container[tuple]) -> set[tuple[str, str]]:
-    """The planner's form of busy: ``(q, kind)`` of search works outstanding."""
-    return {(key[1], key[2]) for key in busy if key and key[0] == "search"} \
-        if isinstance(busy, (set, dict, frozenset)) else set()

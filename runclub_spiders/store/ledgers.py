@@ -146,9 +146,10 @@ class Ledgers(StoreBase):
                                ).fetchone()[0]
         return result
 
-    def albums(self, *, open_only: bool = True) -> list[sqlite3.Row]:
-        where = " WHERE expanded IS NULL" if open_only else ""
-        return self.db.execute(f"SELECT * FROM albums{where} ORDER BY id").fetchall()
+    def albums(self) -> list[sqlite3.Row]:
+        """Albums not yet read to the end."""
+        return self.db.execute("SELECT * FROM albums WHERE expanded IS NULL ORDER BY id"
+                               ).fetchall()
 
     def album_progress(self, album_id: str, next_offset: int, *, now: str | None) -> None:
         """Where reading an album stopped; ``now`` set when it was read to the end."""
