@@ -170,6 +170,42 @@ CREATE TABLE IF NOT EXISTS artist_albums (
     total INTEGER,
     listed TEXT                          -- NULL: not yet (or part way); else when finished
 );
+-- Why an artist has each genre it is exported with (issue 15): one row per piece of
+-- evidence. source: spotify (the artist object) | search_sole (a genre query's hit whose
+-- sole artist it is) | search_common (the artist common to several hits of one genre query)
+-- | wikidata (P136 of the item whose P1902 is this artist). detail: the query or label.
+CREATE TABLE IF NOT EXISTS genre_evidence (
+    artist_id TEXT NOT NULL,
+    genre TEXT NOT NULL,                 -- normalised, in Spotify's vocabulary
+    source TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (artist_id, genre, source)
+);
+-- What Wikidata answered per Spotify artist ID: never asked twice (state found | none).
+CREATE TABLE IF NOT EXISTS wikidata_artists (
+    artist_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,                 -- found | none
+    qid TEXT,
+    labels TEXT,                         -- JSON list of Wikidata genre labels, as answered
+    genres TEXT,                         -- JSON list, mapped to Spotify-style genre names
+    asked_at TEXT NOT NULL
+);
+-- What MusicBrainz answered per ISRC: never asked twice (state found | none).
+CREATE TABLE IF NOT EXISTS musicbrainz_isrcs (
+    isrc TEXT PRIMARY KEY,
+    state TEXT NOT NULL,                 -- found | none
+    first_release_date TEXT,             -- earliest regular release, YYYY[-MM[-DD]]
+    year INTEGER,
+    recording_id TEXT,
+    asked_at TEXT NOT NULL
+);
+-- The live capability probe (scrapy spotify-probe): the latest value per capability.
+CREATE TABLE IF NOT EXISTS probe_results (
+    name TEXT PRIMARY KEY,               -- e.g. genre_filter
+    value TEXT NOT NULL,                 -- e.g. honoured | ignored | empty
+    detail TEXT,
+    probed_at TEXT NOT NULL              -- ISO 8601 UTC (runclub_spiders.clock)
+);
 """
 
 
