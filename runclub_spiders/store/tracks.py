@@ -11,8 +11,13 @@ from typing import Any
 from runclub_spiders.catalog.isrc import isrc_wins
 from runclub_spiders.store.base import StoreBase
 from runclub_spiders.store.schema import FEATURE_FIELDS, TrackRecord
+from runclub_spiders.umbrellas import normalize_genre
 
 ISRC_FORMAT = re.compile(r"[A-Z]{2}[A-Z0-9]{3}\d{7}")
+# Where an artist's genre can come from (table genre_evidence), in the order an artist's
+# genres are listed: what Spotify says of the artist, then Wikidata's curated P136, then a
+# genre query's hit whose sole artist it is, then the artist common to several such hits.
+GENRE_SOURCES = ("spotify", "wikidata", "search_sole", "search_common")
 
 
 class Tracks(StoreBase):
@@ -139,6 +144,54 @@ class Tracks(StoreBase):
             genres.append(genre)
             self.db.execute("UPDATE artists SET inferred_genres = ? WHERE id = ?",
                             (json.dumps(sorted(genres)), artist_id))
+
+    # ---------------------------------------------------------------- genre evidence
+    def add_genre_evidence(self, artist_id: str, genre: str, source: str,
+                           detail: str | None = None) -> None:
+        """Record why ``artist_id`` has ``genre`` (normalised here): one row per artist,
+        genre and source; a second report of the same evidence is ignored (the first
+        ``detail`` stays), so a page or an answer processed twice changes nothing."""
+        if source not in GENRE_SOURCES:
+            raise ValueError(f"genre evidence source {source!r}: use one of "
+                             f"{', '.join(GENRE_SOURCES)}")
+        normalised = normalize_genre(genre)
+        if not normalised:
+            return
+        self.db.execute("INSERT OR IGNORE INTO genre_evidence (artist_id, genre, source, detail) "
+                        "VALUES (?, ?, ?, ?)", (artist_id, normalised, source, detail))
+
+    def genre_evidence_of(self, artist_ids: Iterable[str]
+                          ) -> dict[str, list[tuple[str, str, str | None]]]:
+        """Per artist with any: its evidence as ``(genre, source, detail)``, sources in
+        ``GENRE_SOURCES`` order, genres sorted within a source. The genres Spotify gave on
+        the artist object (``artists.genres``, extended profile) are the ``spotify`` source,
+        first and in Spotify's order: that column stays their one home, so a refetch that
+        changes them leaves no stale evidence behind."""
+        ids = sorted(set(artist_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        result: dict[str, list[tuple[str, str, str | None]]] = {}
+        seen: set[tuple[str, str, str]] = set()
+
+        def add(artist_id: str, genre: str, source: str, detail: str | None) -> None:
+            if (artist_id, genre, source) not in seen:
+                seen.add((artist_id, genre, source))
+                result.setdefault(artist_id, []).append((genre, source, detail))
+
+        for row in self.db.execute(f"SELECT id, genres FROM artists WHERE id IN ({marks}) "
+                                   "AND genres IS NOT NULL ORDER BY id", ids):
+            for given in json.loads(row["genres"]):
+                if isinstance(given, str) and normalize_genre(given):
+                    add(row["id"], normalize_genre(given), "spotify", None)
+        rank = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(GENRE_SOURCES))
+        for row in self.db.execute(
+                f"SELECT artist_id, genre, source, detail FROM genre_evidence "
+                f"WHERE artist_id IN ({marks}) "
+                f"ORDER BY artist_id, CASE source {rank} ELSE {len(GENRE_SOURCES)} END, "
+                f"source, genre", ids):
+            add(row["artist_id"], row["genre"], row["source"], row["detail"])
+        return {artist_id: result[artist_id] for artist_id in sorted(result)}
 
     def set_artist_details(self, artist_id: str, *, genres: list[str] | None,
                            popularity: int | None, image_url: str | None, now: str) -> None:
