@@ -205,8 +205,8 @@ def test_isrc_filter_returns_every_release_of_the_recording(ext):
     assert search(s, sim, q="isrc:ZZZ000000000", type="track").json()["tracks"]["total"] == 0
 
 
-def test_genre_filter_knob_off_makes_genre_queries_empty(simulator_factory):
-    sim = simulator_factory(profile="development", genre_filter=False)
+def test_genre_filter_empty_makes_genre_queries_empty(simulator_factory):
+    sim = simulator_factory(profile="development", genre_filter="empty")
     s = api_session(sim)
     assert search(s, sim, q='genre:"hip hop"', type="track").json()["tracks"]["total"] == 0
     assert search(s, sim, q="fire genre:rock", type="track").json()["tracks"]["total"] == 0
@@ -216,6 +216,25 @@ def test_genre_filter_knob_off_makes_genre_queries_empty(simulator_factory):
     on = simulator_factory(profile="development")
     assert search(api_session(on), on, q='genre:"hip hop"',
                   type="track").json()["tracks"]["total"] > 0
+
+
+def test_genre_filter_ignored_answers_as_if_the_filter_were_absent(simulator_factory):
+    sim = simulator_factory(profile="extended", genre_filter="ignored")
+    s = api_session(sim)
+    c = sim.catalog
+    # genre:"X" year:A-B is exactly year:A-B, page by page and in the same order
+    year_only = all_track_ids(s, sim, "year:1985-1987")
+    assert year_only == expected(c, lambda t: 1985 <= album_year(c, t) <= 1987)
+    assert all_track_ids(s, sim, 'genre:"hip hop" year:1985-1987') == year_only
+    assert all_track_ids(s, sim, 'genre:"no such genre" year:1985-1987') == year_only
+    # alone, it matches every track and every artist
+    assert search(s, sim, q="genre:rock", type="track").json()["tracks"]["total"] == len(c.tracks)
+    artists = search(s, sim, q="genre:rock", type="artist", limit=50).json()["artists"]
+    assert artists["total"] == len(c.artists)
+    top = sorted(c.artists, key=lambda a: (-a.popularity, a.id))[:50]
+    assert [a["id"] for a in artists["items"]] == [a.id for a in top]
+    with pytest.raises(ValueError, match="genre_filter must be one of honoured, ignored, empty"):
+        simulator_factory(genre_filter=False)
 
 
 # ---------------------------------------------------------------- market and ranking

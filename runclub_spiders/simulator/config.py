@@ -6,6 +6,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 PROFILES = ("development", "extended")
+# What Spotify's search may do with a ``genre:`` filter for an app (unverified for Development
+# Mode in 2026): honour it, ignore it (it matches everything) or answer nothing.
+GENRE_FILTER_MODES = ("honoured", "ignored", "empty")
+YEAR_FILTER_MODES = ("honoured", "ignored")
 QUOTA_BUCKETS = ("search", "tracks", "artists", "albums", "playlists", "user")
 
 # Demo credentials for the offline sandbox. They open nothing outside the simulator.
@@ -30,7 +34,11 @@ class SimulatorConfig:
     recco_coverage: float = knob(0.6, "share of tracks ReccoBeats has features for")
     # behaviour
     profile: str = knob("development", "development (Feb 2026 rules) | extended")
-    genre_filter: bool = knob(True, "does search honour genre:'...'?")
+    genre_filter: str = knob("honoured", "search's genre:'...' filter: honoured | ignored "
+                                         "(matches every track and artist) | empty (any "
+                                         "query with it finds nothing)")
+    year_filter: str = knob("honoured", "search's year:A-B filter: honoured | ignored "
+                                        "(matches every year)")
     null_rate: float = knob(0.1, "null entries among playlist search results")
     playlist_extras: bool = knob(True, "local files, null items, episodes in owner lists")
     recco_shuffle: bool = knob(True, "ReccoBeats rows come back in no fixed order")
@@ -80,6 +88,11 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
+        for name, modes in (("genre_filter", GENRE_FILTER_MODES),
+                            ("year_filter", YEAR_FILTER_MODES)):
+            if getattr(self, name) not in modes:
+                raise ValueError(f"{name} must be one of {', '.join(modes)}, "
+                                 f"not {getattr(self, name)!r}")
         unknown = set(self.quota) - set(QUOTA_BUCKETS)
         if unknown:
             raise ValueError(f"unknown quota bucket(s) {sorted(unknown)}; "

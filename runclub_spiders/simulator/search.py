@@ -114,66 +114,93 @@ class SearchIndex:
             result = set(hits) if result is None else result & hits
         return result
 
-    def tracks(self, query: Query, genre_filter: bool = True) -> list[int]:
-        return self._cached("track" if genre_filter else "track-nogenre", query,
-                            lambda q: self._tracks(q, genre_filter))
+    def tracks(self, query: Query, genre_filter: str = "honoured",
+               year_filter: str = "honoured") -> list[int]:
+        """Track indexes matching ``query``, best ranked first.
 
-    def _tracks(self, query: Query, genre_filter: bool) -> list[int]:
+        ``genre_filter``/``year_filter`` model what Spotify may do with those filters for an
+        app: ``honoured`` (narrow exactly), ``ignored`` (the filter matches everything, so the
+        query answers as if it were absent) or, for genre, ``empty`` (no results at all).
+        """
+        return self._cached(f"track:{genre_filter}:{year_filter}", query,
+                            lambda q: self._tracks(q, genre_filter, year_filter))
+
+    def _tracks(self, query: Query, genre_filter: str, year_filter: str) -> list[int]:
         candidates: set[int] | None = None
         known = [w for w in query.text if any(w in ix for ix in self._text_indexes)]
         for word in known:
             hits = set().union(*(ix.get(word, ()) for ix in self._text_indexes))
             candidates = hits if candidates is None else candidates & hits
+        match_all = False               # an ignored filter stood alone: it matches everything
         for name, value in query.filters:
-            words = tokens(value)
-            if name == "year":
-                match = YEAR.match(value)
-                if not match:
-                    return []
-                low = int(match.group(1))
-                high = int(match.group(2) or low)
-                hits = {i for y in range(low, high + 1) for i in self.track_year.get(y, ())}
-            elif name == "isrc":
-                hits = set(self.track_isrc.get(value.lower(), ()))
-            elif name == "genre":
-                if not genre_filter:
-                    return []
-                hits = self._all_words(self.track_genre, words) or set()
-            elif name == "tag":
-                continue                      # tag:new / tag:hipster apply to albums only
-            else:
-                index = {"artist": self.track_artist, "album": self.track_album,
-                         "track": self.track_name}[name]
-                hits = self._all_words(index, words) or set()
-            candidates = hits if candidates is None else candidates & hits
+            if name == "tag":
+                continue                    # tag:new / tag:hipster apply to albums only
+            found = self._track_filter(name, value, genre_filter, year_filter)
+            if found is None:
+                match_all = True
+                continue
+            if not found:
+                return []
+            candidates = found if candidates is None else candidates & found
+        if candidates is None and match_all:
+            return list(self.catalog.tracks_by_popularity_idx)
         if not candidates:
             return []
         rank = self.catalog.rank
         return sorted(candidates, key=rank.__getitem__)
+
+    def _track_filter(self, name: str, value: str, genre_filter: str,
+                      year_filter: str) -> set[int] | None:
+        """The tracks one field filter admits; None when it admits every track."""
+        if (name == "genre" and genre_filter == "ignored") or (
+                name == "year" and year_filter == "ignored"):
+            return None
+        if name == "year":
+            match = YEAR.match(value)
+            if not match:
+                return set()
+            low = int(match.group(1))
+            high = int(match.group(2) or low)
+            return {i for y in range(low, high + 1) for i in self.track_year.get(y, ())}
+        if name == "isrc":
+            return set(self.track_isrc.get(value.lower(), ()))
+        if name == "genre" and genre_filter == "empty":
+            return set()
+        index = {"artist": self.track_artist, "album": self.track_album,
+                 "track": self.track_name, "genre": self.track_genre}[name]
+        return self._all_words(index, tokens(value)) or set()
 
     @property
     def _text_indexes(self) -> tuple[dict[str, set[int]], ...]:
         return (self.track_name, self.track_artist, self.track_album, self.track_genre,
                 self.track_era)
 
-    def artists(self, query: Query, genre_filter: bool = True) -> list[int]:
-        return self._cached("artist" if genre_filter else "artist-nogenre", query,
+    def artists(self, query: Query, genre_filter: str = "honoured") -> list[int]:
+        """Artist indexes matching ``query`` (``genre_filter`` as for :meth:`tracks`)."""
+        return self._cached(f"artist:{genre_filter}", query,
                             lambda q: self._artists(q, genre_filter))
 
-    def _artists(self, query: Query, genre_filter: bool) -> list[int]:
+    def _artists(self, query: Query, genre_filter: str) -> list[int]:
         candidates: set[int] | None = None
         known = [w for w in query.text if w in self.artist_words]
         if known:
             candidates = self._all_words(self.artist_words, known)
+        match_all = False
         for name, value in query.filters:
             if name == "genre":
-                hits = (self._all_words(self.artist_genre, tokens(value)) or set()
-                        if genre_filter else set())
+                if genre_filter == "empty":
+                    return []
+                if genre_filter == "ignored":
+                    match_all = True
+                    continue
+                hits = self._all_words(self.artist_genre, tokens(value)) or set()
             elif name == "artist":
                 hits = self._all_words(self.artist_words, tokens(value)) or set()
             else:
                 continue
             candidates = hits if candidates is None else candidates & hits
+        if candidates is None and match_all:
+            candidates = set(range(len(self.catalog.artists)))
         if not candidates:
             return []
         artists = self.catalog.artists

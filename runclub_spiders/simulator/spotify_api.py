@@ -380,7 +380,8 @@ class SpotifyApi:
         for kind in types:
             href = f"{self.base}/search"
             if kind == "track":
-                hits = self.index.tracks(query, self.config.genre_filter)
+                hits = self.index.tracks(query, self.config.genre_filter,
+                                         self.config.year_filter)
                 if market:
                     tracks = self.catalog.tracks
                     hits = [i for i in hits if market in tracks[i].markets]
