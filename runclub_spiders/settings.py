@@ -20,6 +20,11 @@ RECCOBEATS_BASE_URL = env("RECCOBEATS_BASE_URL")
 SPOTIFY_MARKET = env("SPOTIFY_MARKET").upper()
 SPOTIFY_API_PROFILE = env("SPOTIFY_API_PROFILE").lower()
 
+# The live capability probe (runclub_spiders/probe.py; `scrapy spotify-probe` runs it now): at
+# the start of a crawl at most once per interval, <= 12 Spotify calls; the plan adapts to it.
+SPOTIFY_PROBE_ENABLED = True
+SPOTIFY_PROBE_INTERVAL_DAYS = 7
+
 # --- runtime --------------------------------------------------------------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # 2.19 turns on a localhost code-execution console; a week-long crawl needs none.

@@ -64,7 +64,9 @@ GONE = (400, 403, 404)  # an album or artist Spotify will not serve: not asked a
 
 class Frontier:
     def __init__(self, crawler: Crawler, store: Store, plan: SeedPlan, *, page_size: int,
-                 extended: bool, request_for: Callable[[Work], Request]) -> None:
+                 extended: bool, request_for: Callable[[Work], Request],
+                 albums: bool = True, listings: bool = True) -> None:
+        """``albums``/``listings`` False: Spotify refuses those endpoints (the probe said)."""
         s = crawler.settings
         self.crawler, self.store, self.request_for = crawler, store, request_for
         self.extended = extended
@@ -84,8 +86,8 @@ class Frontier:
             if s.getfloat("CATALOG_MAX_ARTIST_SHARE") > 0 else 0)
         self.min_yield = s.getfloat("DISCOVERY_MIN_YIELD")
         self.expansion = Expansion(store, plan.rules, min_yield=self.min_yield,
-                                   albums=s.getbool("DISCOVERY_ALBUMS"),
-                                   listings=s.getbool("DISCOVERY_ARTIST_ALBUMS"))
+                                   albums=albums and s.getbool("DISCOVERY_ALBUMS"),
+                                   listings=listings and s.getbool("DISCOVERY_ARTIST_ALBUMS"))
         self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room

@@ -38,6 +38,7 @@ from runclub_spiders.frontier.work import (
 )
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import utc_now
+from runclub_spiders.probe import adapt, capabilities
 from runclub_spiders.seeds import CELL_FAMILY, GENRE_FILTER, load_plan
 from runclub_spiders.spotify_objects import (
     AlbumRef,
@@ -83,9 +84,15 @@ class SpotifyCatalogSpider(Spider):
             return                  # no API call: runs.crawl_catalog runs only the export
         self.crawler.stats.set_value("discovery/profile",
                                      "extended" if self.extended else "development")
+        # What Spotify allows this app today (probed at most once a week): the plan adapts.
+        adaptation = adapt(await capabilities(self.crawler, self.store, self.plan),
+                           self.plan, page_size=self.page_size)
+        self.plan, self.page_size = adaptation.plan, adaptation.page_size
+        self.genre_evidence_from_search = adaptation.search_genres
         self.frontier = Frontier(self.crawler, self.store, self.plan,
                                  page_size=self.page_size, extended=self.extended,
-                                 request_for=self.request_for)
+                                 request_for=self.request_for, albums=adaptation.albums,
+                                 listings=adaptation.listings)
         for track_id in self.store.pending_enrichment(utc_now()):
             row = self.store.track(track_id)
             if row is not None:

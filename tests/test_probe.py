@@ -1,0 +1,148 @@
+"""The capability probe against the simulator: what it finds, what it costs, how a crawl adapts.
+
+Real crawls over loopback; the simulator's knobs stand for each state Spotify and ReccoBeats
+may be in (``docs/simulator.md``), and its request log says what the probe asked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from runclub_spiders.probe import NAMES, Capabilities
+from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
+from runclub_spiders.spiders.spotify_probe import SpotifyProbeSpider
+from runclub_spiders.store import Store
+from tests.conftest import crawl_settings, run_spider, use_credentials
+from tests.test_discovery import REPO
+
+MAX_SPOTIFY_CALLS = 12
+
+
+def spotify_calls(sim, since: int = 0) -> list[str]:
+    return [f"{e.path}?{e.query}" for e in sim.requests(since, service="spotify")]
+
+
+async def probe(sim, tmp_path, **overrides):
+    settings = crawl_settings(sim, tmp_path, EXPORT_ENABLED=False, **overrides)
+    crawler, stats = await run_spider(SpotifyProbeSpider, settings)
+    return crawler.spider.capabilities, stats
+
+
+@pytest.mark.parametrize("mode", ["honoured", "ignored", "empty"])
+@deferred_f_from_coro_f
+async def test_the_probe_tells_each_genre_filter_mode_in_at_most_12_calls(
+        simulator_factory, monkeypatch, tmp_path, mode):
+    sim = simulator_factory(profile="development", genre_filter=mode)
+    use_credentials(monkeypatch, sim)
+    caps, stats = await probe(sim, tmp_path)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert caps.get("genre_filter") == mode
+    assert f"genre filter: {mode}" in caps.lines()
+    calls = spotify_calls(sim)
+    assert len(calls) == stats["probe/spotify_requests"] <= MAX_SPOTIFY_CALLS
+    # Development Mode as the simulator plays it: pages of 10, no artist genres, albums and
+    # owner playlists readable, ISRCs on tracks, ReccoBeats reachable.
+    assert {n: caps.get(n) for n in NAMES} == {
+        "search_limit": "10", "genre_filter": mode, "year_filter": "honoured",
+        "track_isrc": "present", "artist_genres": "absent", "albums": "allowed",
+        "artist_albums": "allowed", "playlist_items": "readable", "reccobeats": "reachable",
+        "reccobeats_default_user_agent": "allowed"}
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        assert Capabilities.from_store(store).values == caps.values
+    finally:
+        store.close()
+
+
+@deferred_f_from_coro_f
+async def test_the_probe_tells_refused_endpoints_and_missing_fields(simulator_factory,
+                                                                   monkeypatch, tmp_path):
+    sim = simulator_factory(profile="development", year_filter="ignored", track_isrc=False,
+                            album_endpoints=False, owner_playlist_items=False,
+                            recco_block_default_ua=True)
+    use_credentials(monkeypatch, sim)
+    caps, stats = await probe(sim, tmp_path)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert {n: caps.get(n) for n in NAMES} == {
+        "search_limit": "10", "genre_filter": "honoured", "year_filter": "ignored",
+        "track_isrc": "absent", "artist_genres": "absent", "albums": "forbidden",
+        "artist_albums": "forbidden", "playlist_items": "forbidden", "reccobeats": "reachable",
+        "reccobeats_default_user_agent": "blocked"}
+    assert len(spotify_calls(sim)) <= MAX_SPOTIFY_CALLS
+
+
+@deferred_f_from_coro_f
+async def test_the_probe_tells_extended_quota(simulator_factory, monkeypatch, tmp_path):
+    sim = simulator_factory(profile="extended")
+    use_credentials(monkeypatch, sim)
+    caps, _ = await probe(sim, tmp_path)
+    assert (caps.get("search_limit"), caps.get("artist_genres")) == ("50", "present")
+    # limit=50 accepted: the baseline page is its first 10 tracks, no second year: search.
+    assert sum("type=track" in call for call in spotify_calls(sim)) == 3
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_probes_once_a_week_and_adapts_its_plan(simulator_factory, monkeypatch,
+                                                             tmp_path):
+    sim = simulator_factory(profile="development", genre_filter="ignored",
+                            album_endpoints=False)
+    use_credentials(monkeypatch, sim)
+    settings = crawl_settings(sim, tmp_path, EXPORT_ENABLED=False, SPOTIFY_PROBE_ENABLED=True,
+                              CATALOG_CELL_TARGET=20, DISCOVERY_PROGRESS_INTERVAL=0,
+                              SPOTIFY_DAILY_BUDGET={"search": 40})
+    _, stats = await run_spider(SpotifyCatalogSpider, settings)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert stats["probe/genre_filter"] == "ignored" and stats["probe/albums"] == "forbidden"
+    searches = [e.query for e in sim.requests(service="spotify") if e.path.endswith("/search")]
+    # The probe's two genre: searches, and no cell query built on the ignored filter.
+    assert sum("genre" in q for q in searches) == 2 and len(searches) == 40, searches[:5]
+    paths = [e.path for e in sim.requests(service="spotify")]
+    assert sum("/albums" in p for p in paths) == 2          # the probe's own two (403)
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        sources = {r[0] for r in store.db.execute("SELECT source FROM genre_evidence")}
+        assert not {"search_sole", "search_common"} & sources
+    finally:
+        store.close()
+
+    mark = len(sim.requests())
+    _, again = await run_spider(SpotifyCatalogSpider, settings)
+    assert "probe/spotify_requests" not in again            # probed 0 days ago: not due
+    sim.advance_clock(8 * 86_400)
+    _, later = await run_spider(SpotifyCatalogSpider, settings)
+    assert later["probe/spotify_requests"] >= 8             # a week on: probed again
+    assert later["probe/genre_filter"] == "ignored"
+    assert len(sim.requests(mark, service="spotify")) > 0
+
+
+def test_the_command_prints_one_line_per_capability_then_the_plan(simulator_factory, tmp_path):
+    sim = simulator_factory(profile="development", genre_filter="empty")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "RECCO"))}
+    env.update(sim.env())
+    settings = {"CATALOG_STORE_PATH": tmp_path / "store.sqlite",
+                "SPOTIFY_TOKEN_FILE": tmp_path / "token.json",
+                "EXPORT_DIR": tmp_path / "exports"}
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "spotify-probe",
+         *[arg for k, v in settings.items() for arg in ("-s", f"{k}={v}")]],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:len(NAMES)] == [f"{n.replace('_', ' ')}: {v}" for n, v in (
+        ("search_limit", "10"), ("genre_filter", "empty"), ("year_filter", "honoured"),
+        ("track_isrc", "present"), ("artist_genres", "absent"), ("albums", "allowed"),
+        ("artist_albums", "allowed"), ("playlist_items", "readable"),
+        ("reccobeats", "reachable"), ("reccobeats_default_user_agent", "allowed"))]
+    assert lines[len(NAMES)] == "the crawl will:"
+    assert lines[len(NAMES) + 1].startswith("  cell queries: off (genre filter empty)")
+    assert "Traceback" not in result.stderr
+    for secret in (sim.config.client_secret, sim.config.refresh_token):
+        assert secret not in result.stdout + result.stderr
