@@ -10,6 +10,9 @@ PROFILES = ("development", "extended")
 # Mode in 2026): honour it, ignore it (it matches everything) or answer nothing.
 GENRE_FILTER_MODES = ("honoured", "ignored", "empty")
 YEAR_FILTER_MODES = ("honoured", "ignored")
+# artist ``genres``: auto = the profile's (development: absent, as reported in August 2026;
+# extended: present), or forced present, absent, or an empty list.
+ARTIST_GENRES_MODES = ("auto", "present", "absent", "empty")
 QUOTA_BUCKETS = ("search", "tracks", "artists", "albums", "playlists", "user")
 
 # Demo credentials for the offline sandbox. They open nothing outside the simulator.
@@ -39,6 +42,15 @@ class SimulatorConfig:
                                          "query with it finds nothing)")
     year_filter: str = knob("honoured", "search's year:A-B filter: honoured | ignored "
                                         "(matches every year)")
+    search_max_limit: int = knob(0, "largest search limit accepted, more is 400 Invalid limit "
+                                    "(0: the profile's, development 10, extended 50)")
+    track_isrc: bool = knob(True, "full track objects carry external_ids.isrc")
+    artist_genres: str = knob("auto", "artist objects' genres: auto (development absent, "
+                                      "extended present) | present | absent | empty")
+    album_endpoints: bool = knob(True, "/albums/{id}, /albums/{id}/tracks and "
+                                       "/artists/{id}/albums answer (else 403)")
+    owner_playlist_items: bool = knob(True, "items of the owner's playlists are readable "
+                                            "(else 403)")
     null_rate: float = knob(0.1, "null entries among playlist search results")
     playlist_extras: bool = knob(True, "local files, null items, episodes in owner lists")
     recco_shuffle: bool = knob(True, "ReccoBeats rows come back in no fixed order")
@@ -89,7 +101,8 @@ class SimulatorConfig:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
         for name, modes in (("genre_filter", GENRE_FILTER_MODES),
-                            ("year_filter", YEAR_FILTER_MODES)):
+                            ("year_filter", YEAR_FILTER_MODES),
+                            ("artist_genres", ARTIST_GENRES_MODES)):
             if getattr(self, name) not in modes:
                 raise ValueError(f"{name} must be one of {', '.join(modes)}, "
                                  f"not {getattr(self, name)!r}")
@@ -106,6 +119,8 @@ class SimulatorConfig:
             raise ValueError("bucket sizes must be 0 or more")
         if self.quota_window < 0:
             raise ValueError(f"quota_window must be 0 or more seconds, not {self.quota_window}")
+        if self.search_max_limit < 0:
+            raise ValueError(f"search_max_limit must be 0 or more, not {self.search_max_limit}")
         if self.host not in ("127.0.0.1", "::1"):
             raise ValueError("the simulator listens on loopback only (127.0.0.1 or ::1)")
 
@@ -117,3 +132,15 @@ class SimulatorConfig:
     @property
     def extended(self) -> bool:
         return self.profile == "extended"
+
+    @property
+    def search_limit_max(self) -> int:
+        """The largest search ``limit`` accepted: the knob, else the profile's."""
+        return self.search_max_limit or (50 if self.extended else 10)
+
+    @property
+    def artist_genres_served(self) -> str:
+        """present | absent | empty: what artist objects carry as ``genres``."""
+        if self.artist_genres == "auto":
+            return "present" if self.extended else "absent"
+        return self.artist_genres

@@ -4,7 +4,9 @@ Shapes follow docs/simulator.md, "Response shapes", and Spotify's OpenAPI defini
 ``development`` profile applies the February 2026 rules: search ``limit`` at most 10, batch
 ``?ids=`` endpoints 403, playlist items only for playlists the owner owns or collaborates on,
 editorial playlists 404, and no popularity, available_markets, linked_from, label, followers
-or artist genres. ``extended`` is the older behaviour with every field.
+or artist genres. ``extended`` is the older behaviour with every field. The capability knobs
+(``search_max_limit``, ``track_isrc``, ``artist_genres``, ``album_endpoints``,
+``owner_playlist_items``, ``genre_filter``, ``year_filter``) override single rules.
 """
 
 from __future__ import annotations
@@ -77,12 +79,13 @@ class SpotifyShapes:
     def artist(self, artist: Artist | None) -> dict[str, Any]:
         body = {**self.simplified_artist(artist),
                 "images": [image(artist.id if artist else VARIOUS_ARTISTS_ID)]}
-        genres = list(artist.genres) if artist else []
         if self.extended:
-            body.update(genres=genres, popularity=artist.popularity if artist else 0,
+            body.update(popularity=artist.popularity if artist else 0,
                         followers={"href": None, "total": artist.followers if artist else 0})
-        else:
-            body["genres"] = []           # deprecated: served empty to development-mode apps
+        # Deprecated: absent from development-mode answers since August 2026 (artist_genres).
+        served = self.config.artist_genres_served
+        if served != "absent":
+            body["genres"] = list(artist.genres) if artist and served == "present" else []
         return body
 
     def _album_artists(self, album: Album) -> list[dict[str, Any]]:
@@ -138,6 +141,8 @@ class SpotifyShapes:
         body = {"album": self.simplified_album(album),
                 **self.simplified_track(track, market),
                 "external_ids": {"isrc": track.isrc}}
+        if not self.config.track_isrc:
+            del body["external_ids"]      # as the February 2026 migration first announced
         if self.extended:
             body["popularity"] = track.popularity
             body["preview_url"] = f"https://p.scdn.co/mp3-preview/{track.id.lower()}"
@@ -361,7 +366,7 @@ class SpotifyApi:
         if any(t not in SEARCH_TYPES for t in types):
             return error(400, "Bad search type field")
         limit = self._limit(request, 5 if not self.config.extended else 20,
-                            50 if self.config.extended else 10)
+                            self.config.search_limit_max)
         if isinstance(limit, web.Response):
             return limit
         offset = self._offset(request, 1000)
@@ -477,6 +482,8 @@ class SpotifyApi:
         return self._discography.get(artist.idx, [])
 
     async def get_artist_albums(self, request: web.Request) -> web.Response:
+        if not self.config.album_endpoints:
+            return error(403, "Forbidden")
         artist = self._lookup(request, self.catalog.artist_by_id)
         if isinstance(artist, web.Response):
             return artist
@@ -504,6 +511,8 @@ class SpotifyApi:
             len(listed)))
 
     async def get_album(self, request: web.Request) -> web.Response:
+        if not self.config.album_endpoints:
+            return error(403, "Forbidden")
         market = self._market(request)
         if isinstance(market, web.Response):
             return market
@@ -526,6 +535,8 @@ class SpotifyApi:
                                              for a in found]})
 
     async def get_album_tracks(self, request: web.Request) -> web.Response:
+        if not self.config.album_endpoints:
+            return error(403, "Forbidden")
         album = self._lookup(request, self.catalog.album_by_id)
         if isinstance(album, web.Response):
             return album
@@ -554,6 +565,11 @@ class SpotifyApi:
             return error(404, "Resource not found")
         return playlist
 
+    def _items_readable(self, playlist: Playlist) -> bool:
+        """Development: the owner's own and collaborative lists only; extended: every list.
+        ``owner_playlist_items`` off: none at all."""
+        return self.config.owner_playlist_items and (playlist.readable or self.config.extended)
+
     def _types(self, request: web.Request) -> set[str]:
         return set(request.query.get("additional_types", "track").split(","))
 
@@ -564,7 +580,7 @@ class SpotifyApi:
         market = self._market(request)
         if isinstance(market, web.Response):
             return market
-        with_items = playlist.readable or self.config.extended
+        with_items = self._items_readable(playlist)
         return web.json_response(self.shapes.playlist(playlist, market, self._types(request),
                                                       with_items))
 
@@ -573,7 +589,7 @@ class SpotifyApi:
         playlist = self._playlist(request)
         if isinstance(playlist, web.Response):
             return playlist
-        if not (playlist.readable or self.config.extended):
+        if not self._items_readable(playlist):
             return error(403, "Forbidden")
         limit = self._limit(request, 20, 50)
         if isinstance(limit, web.Response):
