@@ -16,6 +16,7 @@ from typing import Any
 
 from runclub_spiders.catalog.selection import PREFERRED_MAX_MS, Selection
 from runclub_spiders.export.coverage import SHARE_MIN_TRACKS, CoverageTable
+from runclub_spiders.probe import Capabilities
 from runclub_spiders.seeds import SeedPlan
 from runclub_spiders.store import Store
 
@@ -98,6 +99,7 @@ def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> d
     for counts in by_day.values():
         by_bucket.update(counts)
     totals = store.get_meta("run_totals", {})
+    probed = Capabilities.from_store(store)
     recco = {
         "errors": totals.get("reccobeats_errors", 0),
         "retries": totals.get("reccobeats_retries", 0),
@@ -112,9 +114,26 @@ def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> d
             "playlistCounts": playlists,
             "requestsByBucket": {b: n for b, n in sorted(by_bucket.items()) if b != "reccobeats"},
             "requestsByDay": {d: dict(sorted(c.items())) for d, c in sorted(by_day.items())},
+            "capabilities": probed.manifest(),
         },
         "reccobeats": recco,
+        "notes": probe_notes(probed),
     }
+
+
+def probe_notes(probed: Capabilities) -> list[str]:
+    """What the capability probe found and what the crawl did about it, for the notes."""
+    if probed.probed_at is None:
+        return ["Capabilities: never probed (SPOTIFY_PROBE_ENABLED off and no scrapy "
+                "spotify-probe run); discovery assumed the profile's rules."]
+    found = "; ".join(probed.lines())
+    notes = [f"Capabilities probed {probed.probed_at} (scrapy spotify-probe / the crawl's "
+             f"weekly probe, manifest spotify.capabilities): {found}."]
+    if not probed.genre_filter_trusted:
+        notes.append(f"Search's genre: filter was {probed.get('genre_filter')}: cell queries "
+                     "built on it were switched off, and no genre was taken from search hits; "
+                     "artist genres (and umbrellas) come from the other sources only.")
+    return notes
 
 
 def run_requests(stats: dict[str, Any]) -> dict[str, int]:
@@ -197,7 +216,7 @@ def build_manifest(*, selection: Selection, facts: dict[str, Any], created_at: s
             "umbrellaSources": dict(sorted(selection.umbrella_sources.items()))},
         "files": {name: files[name] for name in sorted(files)},
         "fileHashes": {name: hashes[name] for name in sorted(hashes)},
-        "notes": list(NOTES),
+        "notes": [*NOTES, *facts.get("notes", ())],
     }
 
 
