@@ -101,7 +101,8 @@ class Command(ScrapyCommand):
             with Path(opts.truth).open("wb") as out:
                 for track in catalog.tracks:
                     out.write(orjson.dumps({"id": track.id, "isrc": track.isrc,
-                                            **catalog.truth(track)}) + b"\n")
+                                            **catalog.truth(track),
+                                            **simulator.opendata_truth(track)}) + b"\n")
             print(f"wrote ground truth for {len(catalog.tracks):,} tracks to {opts.truth}")
         if opts.tour:
             try:

@@ -95,6 +95,16 @@ class SimulatorConfig:
                                     "corrupted (5,000-char or odd-Unicode names, missing or "
                                     "mistyped fields, duplicates); as often per page, a huge "
                                     "total and a next URL on another host")
+    # open data: Wikidata's SPARQL endpoint (/wikidata/sparql)
+    wikidata_coverage: float = knob(0.7, "share of artists with a Wikidata item")
+    wikidata_no_genre_rate: float = knob(0.08, "share of those items without a genre (P136)")
+    wikidata_rate_limit: int = knob(0, "Wikidata queries per rolling wikidata_rate_window "
+                                       "per User-Agent, over it 429 (0 = off)")
+    wikidata_rate_window: float = knob(60.0, "length of Wikidata's rate window, seconds")
+    wikidata_down: bool = knob(False, "every Wikidata request answers 503")
+    wikidata_block_default_ua: bool = knob(False, "403 for a missing or library-default "
+                                                  "User-Agent (Wikimedia's policy)")
+    wikidata_latency: float = knob(0.0, "every Wikidata answer takes this long, seconds")
     request_log: str | None = knob(None, "also append every request to this JSONL file")
 
     def __post_init__(self) -> None:
@@ -111,7 +121,8 @@ class SimulatorConfig:
             raise ValueError(f"unknown quota bucket(s) {sorted(unknown)}; "
                              f"known: {', '.join(QUOTA_BUCKETS)}")
         for f in fields(self):
-            if f.name.endswith("_rate") and f.name != "rate_limit":
+            if (f.name.endswith(("_rate", "_coverage"))
+                    and f.name not in ("rate_limit", "musicbrainz_rate")):
                 value = getattr(self, f.name)
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{f.name} must be between 0 and 1, not {value}")
@@ -119,6 +130,9 @@ class SimulatorConfig:
             raise ValueError("bucket sizes must be 0 or more")
         if self.quota_window < 0:
             raise ValueError(f"quota_window must be 0 or more seconds, not {self.quota_window}")
+        if self.wikidata_rate_limit < 0 or self.wikidata_rate_window <= 0:
+            raise ValueError("wikidata_rate_limit must be 0 or more and wikidata_rate_window "
+                             "more than 0 seconds")
         if self.search_max_limit < 0:
             raise ValueError(f"search_max_limit must be 0 or more, not {self.search_max_limit}")
         if self.host not in ("127.0.0.1", "::1"):

@@ -23,7 +23,7 @@ import orjson
 @dataclass(slots=True)
 class LoggedRequest:
     t: float
-    service: str          # spotify | accounts | reccobeats
+    service: str          # spotify | accounts | reccobeats | wikidata | musicbrainz
     method: str
     path: str
     query: str
@@ -88,6 +88,26 @@ class RateWindow:
             return False
         self._times.append(now)
         return True
+
+
+class ClientWindows:
+    """One ``RateWindow`` per client, as Wikidata and MusicBrainz count: the client is the
+    User-Agent (on loopback every caller shares the IP). ``admit`` returns 0 when a request
+    may proceed, else the whole seconds (at least 1) until the window admits again."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._windows: dict[str, RateWindow] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, client: str, now: float) -> int:
+        if self.limit <= 0:
+            return 0
+        with self._lock:
+            window = self._windows.setdefault(client, RateWindow(self.limit, self.window))
+            if window.admit(now):
+                return 0
+            return max(1, math.ceil(window._times[0] + self.window - now))
 
 
 class QuotaBuckets:

@@ -1,10 +1,12 @@
-"""The simulator's HTTP server: Spotify API, Spotify Accounts and ReccoBeats on one loopback port.
+"""The simulator's HTTP server: Spotify API, Spotify Accounts, ReccoBeats and the open-data
+services (Wikidata, MusicBrainz) on one loopback port.
 
-Services live under their own prefixes so that one port serves all three:
+Services live under their own prefixes so that one port serves them all:
 
 * ``/spotify/v1``  the Web API           (SPOTIFY_API_BASE_URL)
 * ``/accounts``    /authorize, /api/token (SPOTIFY_ACCOUNTS_BASE_URL)
 * ``/reccobeats/v1`` ReccoBeats          (RECCOBEATS_BASE_URL)
+* ``/wikidata/sparql`` Wikidata's SPARQL endpoint (WIKIDATA_SPARQL_URL)
 * ``/_sim``        the simulator's own admin routes (request log, playlist edits); never
   called by the crawler.
 
@@ -25,10 +27,11 @@ from aiohttp import web
 
 from runclub_spiders import clock
 from runclub_spiders.simulator.accounts import Accounts
-from runclub_spiders.simulator.catalog import Catalog
+from runclub_spiders.simulator.catalog import Catalog, Track
 from runclub_spiders.simulator.config import SimulatorConfig
 from runclub_spiders.simulator.hostile import HOSTILE_KEY, TRACK_KINDS
 from runclub_spiders.simulator.limits import (
+    ClientWindows,
     FaultPlan,
     LoggedRequest,
     QuotaBuckets,
@@ -39,9 +42,11 @@ from runclub_spiders.simulator.limits import (
 from runclub_spiders.simulator.reccobeats import ReccoBeats
 from runclub_spiders.simulator.search import SearchIndex
 from runclub_spiders.simulator.spotify_api import SpotifyApi
+from runclub_spiders.simulator.wikidata import Wikidata
 
 SPOTIFY_PREFIX, ACCOUNTS_PREFIX, RECCO_PREFIX, ADMIN_PREFIX = (
     "/spotify/v1", "/accounts", "/reccobeats/v1", "/_sim")
+WIKIDATA_PREFIX = "/wikidata"
 
 
 # The quota bucket of each Web API path, by its first segment (``/me/playlists`` aside).
@@ -82,6 +87,9 @@ class Simulator:
         self.accounts = Accounts(self.config)
         self.rate = RateWindow(self.config.rate_limit, self.config.rate_window)
         self.recco_rate = RateWindow(self.config.recco_rate_limit, self.config.rate_window)
+        self.wikidata = Wikidata(self.catalog, self.config)
+        self.wikidata_rate = ClientWindows(self.config.wikidata_rate_limit,
+                                           self.config.wikidata_rate_window)
         sizes = self.config.bucket_sizes()
         self.quota: QuotaBuckets | RollingQuota = (
             RollingQuota(sizes, self.config.quota_window) if self.config.quota_window > 0
@@ -111,11 +119,16 @@ class Simulator:
     def reccobeats_base_url(self) -> str:
         return self.origin + RECCO_PREFIX
 
+    @property
+    def wikidata_sparql_url(self) -> str:
+        return self.origin + WIKIDATA_PREFIX + "/sparql"
+
     def env(self) -> dict[str, str]:
         """The environment a crawler needs to run against this simulator."""
         return {"SPOTIFY_API_BASE_URL": self.spotify_api_base_url,
                 "SPOTIFY_ACCOUNTS_BASE_URL": self.accounts_base_url,
                 "RECCOBEATS_BASE_URL": self.reccobeats_base_url,
+                "WIKIDATA_SPARQL_URL": self.wikidata_sparql_url,
                 "SPOTIFY_CLIENT_ID": self.config.client_id,
                 "SPOTIFY_CLIENT_SECRET": self.config.client_secret,
                 "SPOTIFY_REFRESH_TOKEN": self.config.refresh_token,
@@ -134,6 +147,8 @@ class Simulator:
         recco = web.Application()
         self.reccobeats = ReccoBeats(self.catalog, self.config)
         recco.add_routes(self.reccobeats.routes())
+        wikidata = web.Application()
+        wikidata.add_routes(self.wikidata.routes())
         admin = web.Application()
         admin.add_routes([web.get("/requests", self._admin_requests),
                           web.post("/playlists/{id}/edit", self._admin_edit_playlist),
@@ -141,12 +156,14 @@ class Simulator:
         app.add_subapp(SPOTIFY_PREFIX, spotify)
         app.add_subapp(ACCOUNTS_PREFIX, accounts)
         app.add_subapp(RECCO_PREFIX, recco)
+        app.add_subapp(WIKIDATA_PREFIX, wikidata)
         app.add_subapp(ADMIN_PREFIX, admin)
         return app
 
     def _service(self, path: str) -> str:
         for prefix, name in ((SPOTIFY_PREFIX, "spotify"), (ACCOUNTS_PREFIX, "accounts"),
-                             (RECCO_PREFIX, "reccobeats"), (ADMIN_PREFIX, "admin")):
+                             (RECCO_PREFIX, "reccobeats"), (WIKIDATA_PREFIX, "wikidata"),
+                             (ADMIN_PREFIX, "admin")):
             if path == prefix or path.startswith(prefix + "/"):
                 return name
         return "unknown"
@@ -191,7 +208,12 @@ class Simulator:
     async def _respond(self, request: web.Request, handler, service: str, bucket: str,
                        key: str, attempt: int) -> tuple[web.StreamResponse, str]:
         cfg, plan = self.config, self.faults
-        injectable = service in ("spotify", "reccobeats") or request.path.endswith("/api/token")
+        if service == "wikidata":
+            refused = self.wikidata.refused(request)     # outage, User-Agent policy
+            if refused is not None:
+                return refused
+        injectable = (service in ("spotify", "reccobeats", "wikidata")
+                      or request.path.endswith("/api/token"))
         if injectable:
             if plan.hit("drop", key, attempt, cfg.drop_rate):
                 assert request.transport is not None
@@ -202,8 +224,10 @@ class Simulator:
                 return _server_error(service, status), f"error {status}"
             if plan.hit("slow", key, attempt, cfg.slow_rate):
                 await asyncio.sleep(cfg.slow_seconds)
-            latency = cfg.recco_latency if service == "reccobeats" else \
-                cfg.token_latency if request.path.endswith("/api/token") else 0.0
+            latency = {"reccobeats": cfg.recco_latency,
+                       "wikidata": cfg.wikidata_latency}.get(service, 0.0)
+            if request.path.endswith("/api/token"):
+                latency = cfg.token_latency
             if latency:
                 await asyncio.sleep(latency)
         if service == "spotify":
@@ -234,6 +258,10 @@ class Simulator:
                 retry_after = 1 + int(plan.draw("retry-after", key, attempt) * 3)
                 return web.Response(status=429, text="Too Many Requests",
                                     headers={"Retry-After": str(retry_after)}), "recco 429"
+        elif service == "wikidata":
+            wait = self.wikidata_rate.admit(request.headers.get("User-Agent", ""), time.time())
+            if wait:
+                return self.wikidata.rate_limited(wait), "rate limit"
         response = await handler(request)
         if (injectable and response.status == 200 and isinstance(response, web.Response)
                 and plan.hit("malformed", key, attempt, cfg.malformed_rate)):
@@ -333,6 +361,15 @@ class Simulator:
         """The log from position ``since`` of the whole log (all services), filtered after."""
         entries = self.log.entries(since)
         return [e for e in entries if service is None or e.service == service]
+
+    def opendata_truth(self, track: Track) -> dict[str, Any]:
+        """What the open-data services hold about ``track`` (tests and ``--truth`` only):
+        each of its artists' Wikidata item and genre labels."""
+        artists = [self.catalog.artists[i] for i in track.artist_idxs]
+        entries = [self.wikidata.entry(a) for a in artists]
+        return {"wikidata": [{"artist": a.id, "item": e.item if e else None,
+                              "genres": list(e.genres) if e else []}
+                             for a, e in zip(artists, entries, strict=True)]}
 
     def hostile_served(self) -> Counter[str]:
         """How many of each ``hostile_rate`` corruption went out in a whole 200 response."""

@@ -114,3 +114,86 @@ EDITORIAL_NAMES = (
 )
 MARKETS = ("US", "CA", "GB", "AU", "DE", "FR", "ES", "MX", "BR", "JP", "KR", "IN", "NG",
            "SE", "NL", "IT")
+
+# Wikidata's English label of the genre item (P136) an artist with each Spotify-style genre
+# carries there. Wikidata's genres are broader than Spotify's micro-genres: where an editor
+# would file the artist under the parent genre ("brostep" under dubstep, "perreo" under
+# reggaeton, "motown" under soul music), the parent's label is used. Every label names genres
+# of one umbrella only, so mapping a label back never crosses umbrellas.
+WIKIDATA_LABEL: dict[str, str] = {
+    # Pop
+    "pop": "pop music", "dance pop": "dance-pop", "electropop": "electropop",
+    "hyperpop": "hyperpop", "synthpop": "synth-pop", "teen pop": "teen pop",
+    "art pop": "art pop",
+    # Rock
+    "rock": "rock music", "classic rock": "rock music", "alternative rock": "alternative rock",
+    "album rock": "rock music", "soft rock": "soft rock", "glam rock": "glam rock",
+    # Indie & Alternative
+    "indie": "indie rock", "indie rock": "indie rock", "indie pop": "indie pop",
+    "modern alternative rock": "indie rock", "garage rock revival": "garage rock revival",
+    "shoegaze": "shoegaze",
+    # Hip-Hop & Rap
+    "hip hop": "hip hop music", "hip-hop": "hip hop music", "rap": "hip hop music",
+    "trap": "trap music", "boom bap": "boom bap", "grime": "grime", "drill": "drill music",
+    "southern hip hop": "Southern hip hop", "gangsta rap": "gangsta rap",
+    # R&B & Soul
+    "r&b": "contemporary R&B", "contemporary r&b": "contemporary R&B", "soul": "soul music",
+    "neo soul": "neo soul", "motown": "soul music", "new jack swing": "new jack swing",
+    # Electronic & EDM
+    "edm": "electronic dance music", "electronic": "electronic music",
+    "big room": "electronic dance music", "electro house": "electro house",
+    "dubstep": "dubstep", "trance": "trance music", "progressive house": "progressive house",
+    "brostep": "dubstep",
+    # House
+    "house": "house music", "deep house": "deep house", "tech house": "tech house",
+    "chicago house": "house music", "acid house": "acid house",
+    # Techno
+    "techno": "techno", "detroit techno": "Detroit techno", "minimal techno": "minimal techno",
+    "hard techno": "techno", "industrial techno": "techno",
+    # Drum & Bass
+    "drum and bass": "drum and bass", "drum & bass": "drum and bass",
+    "liquid funk": "liquid funk", "jungle": "jungle music", "neurofunk": "drum and bass",
+    # Latin
+    "latin": "Latin music", "latin pop": "Latin pop", "urbano latino": "Latin music",
+    "salsa": "salsa music", "bachata": "bachata", "cumbia": "cumbia",
+    "latin trap": "Latin trap",
+    # Reggaeton
+    "reggaeton": "reggaeton", "dembow": "dembow", "reggaeton flow": "reggaeton",
+    "perreo": "reggaeton",
+    # Metal & Hard Rock
+    "metal": "heavy metal", "metalcore": "metalcore", "hard rock": "hard rock",
+    "thrash metal": "thrash metal", "heavy metal": "heavy metal", "nu metal": "nu metal",
+    "power metal": "power metal",
+    # Punk & Emo
+    "punk": "punk rock", "punk rock": "punk rock", "pop punk": "pop-punk", "emo": "emo",
+    "hardcore punk": "hardcore punk", "skate punk": "skate punk",
+    # Country & Americana
+    "country": "country music", "outlaw country": "outlaw country",
+    "alt country": "alternative country", "americana": "Americana",
+    "country rock": "country rock", "contemporary country": "country music",
+    "bluegrass": "bluegrass music", "red dirt": "country music",
+    # Afrobeats & Amapiano
+    "afrobeats": "Afrobeats", "afrobeat": "Afrobeat", "amapiano": "amapiano",
+    "afropop": "Afropop", "azonto": "azonto",
+    # K-pop & J-pop
+    "k-pop": "K-pop", "j-pop": "J-pop", "k-pop boy group": "K-pop",
+    "k-pop girl group": "K-pop", "j-rock": "Japanese rock", "city pop": "city pop",
+    # Bollywood & Desi
+    "bollywood": "filmi", "bhangra": "bhangra", "desi pop": "Indian pop", "filmi": "filmi",
+    "punjabi pop": "Indian pop",
+    # Funk & Disco
+    "funk": "funk", "disco": "disco", "nu disco": "nu-disco", "boogie": "boogie",
+    "p funk": "P-Funk", "post-disco": "post-disco",
+}
+# Every label the simulator's Wikidata can answer, sorted: a crawler's label-to-umbrella
+# mapping can be tested for covering all of them.
+WIKIDATA_LABELS: tuple[str, ...] = tuple(sorted(set(WIKIDATA_LABEL.values()), key=str.lower))
+# label -> the Spotify-style genres it stands for, in vocabulary order.
+WIKIDATA_LABEL_GENRES: dict[str, tuple[str, ...]] = {
+    label: tuple(g for pool in UMBRELLA_GENRES.values() for g in pool
+                 if WIKIDATA_LABEL[g] == label)
+    for label in WIKIDATA_LABELS}
+# label -> the one umbrella its genres belong to (ground truth for tests).
+WIKIDATA_LABEL_UMBRELLA: dict[str, str] = {
+    label: next(u for u, pool in UMBRELLA_GENRES.items() if genres[0] in pool)
+    for label, genres in WIKIDATA_LABEL_GENRES.items()}
