@@ -22,6 +22,12 @@ ADDRESSES: dict[str, tuple[str, str]] = {
     "SPOTIFY_MARKET": ("US", "primary market, ISO 3166-1 alpha-2, for playability"),
     "SPOTIFY_API_PROFILE": ("development",
                             "development (Feb 2026 Development Mode rules) or extended"),
+    "WIKIDATA_SPARQL_URL": ("https://query.wikidata.org/sparql",
+                            "Wikidata SPARQL endpoint (artist genres; CC0)"),
+    "MUSICBRAINZ_BASE_URL": ("https://musicbrainz.org/ws/2",
+                             "MusicBrainz web service base URL (original years; CC0)"),
+    "MUSICBRAINZ_CONTACT": ("", "your email or URL for MusicBrainz's User-Agent rule; "
+                                "MusicBrainz is off while it is empty"),
 }
 SECRETS: dict[str, str] = {
     "SPOTIFY_CLIENT_ID": "your app's Client ID (developer dashboard)",

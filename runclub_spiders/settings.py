@@ -104,6 +104,10 @@ DOWNLOAD_SLOTS = {
     "api.spotify.com": {"concurrency": 2, "delay": 0.25, "jitter": 0.1},
     "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},
     "api.reccobeats.com": {"concurrency": 2, "delay": 0.5, "jitter": 0.1},
+    # Open data (pipelines/opendata.py): one request at a time each; MusicBrainz allows one
+    # per second per IP, the Wikidata query service asks for modest, serial use.
+    "musicbrainz.org": {"concurrency": 1, "delay": 1.0},
+    "query.wikidata.org": {"concurrency": 1, "delay": 1.0},
 }
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.5       # Scrapy's default of 5 s suits websites, not APIs
@@ -150,11 +154,33 @@ DISCOVERY_MIN_YIELD = 1.0
 ITEM_PIPELINES = {
     "runclub_spiders.pipelines.cheap_filters.CheapFilterPipeline": 100,
     "runclub_spiders.pipelines.enrichment.ReccoBeatsEnrichmentPipeline": 200,
+    "runclub_spiders.pipelines.opendata.OpenDataPipeline": 300,
 }
 RECCOBEATS_BATCH_SIZE = 40             # IDs per /audio-features or /track call (API cap: 40)
 RECCOBEATS_BATCH_WAIT = 1.0            # send a part-full batch this long after its first ID
 RECCOBEATS_MISS_TTL_DAYS = 60          # ask again for tracks ReccoBeats had no features for
 CATALOG_MAX_FEATURELESS_SHARE = 0.01   # at most 1% of exported tracks without features
+
+# --- Open data: Wikidata genres, MusicBrainz original years (pipelines/opendata.py) ---------
+# Both optional: asked beside the crawl, never in its way (a source that is down, slow or
+# failing is parked for the run; the export goes on without it and the manifest says so).
+# Every answer is kept in the store, so nothing is asked twice. Credits: README, "Open data".
+WIKIDATA_ENABLED = True
+WIKIDATA_SPARQL_URL = env("WIKIDATA_SPARQL_URL")
+WIKIDATA_BATCH_SIZE = 200              # Spotify artist IDs per SPARQL query (VALUES list)
+WIKIDATA_INTERVAL = 1.0                # seconds between two queries, at least
+WIKIDATA_GENRE_MAP = "seeds/wikidata_genres.yaml"   # Wikidata labels -> Spotify-style genres
+MUSICBRAINZ_ENABLED = True             # also needs MUSICBRAINZ_CONTACT, else off with a warning
+MUSICBRAINZ_BASE_URL = env("MUSICBRAINZ_BASE_URL")
+MUSICBRAINZ_CONTACT = env("MUSICBRAINZ_CONTACT")    # your email or URL, in the User-Agent
+MUSICBRAINZ_BATCH_SIZE = 40            # ISRCs per search (isrc:A OR isrc:B ...), limit=100
+MUSICBRAINZ_INTERVAL = 1.0             # MusicBrainz allows one request per second per IP
+OPENDATA_BATCH_WAIT = 2.0              # send a part-full batch this long after its first key
+OPENDATA_IDLE_WAIT = 120.0             # keep the crawl open this long for them at its end
+OPENDATA_RETRIES = 3                   # per request; backoff, Retry-After honoured...
+OPENDATA_MAX_WAIT = 60.0               # ...up to this; a longer Retry-After parks the source
+OPENDATA_PARK_AFTER = 3                # failed batches in a row before the source is parked
+OPENDATA_TIMEOUT = 30.0                # seconds per request (MusicBrainz is slow under load)
 
 # --- Export -----------------------------------------------------------------------------------
 # After discovery the catalog_export spider builds the catalog from the store and writes it to

@@ -136,7 +136,9 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str,
     for row in rows:
         if row["isrc"]:
             by_isrc[row["isrc"]].append(row)
-    years = {isrc: recording_year((_appearance(r) for r in siblings), isrc)
+    musicbrainz = store.musicbrainz_years()       # trusted original years by ISRC
+    years = {isrc: recording_year((_appearance(r) for r in siblings), isrc,
+                                  musicbrainz.get(isrc))
              for isrc, siblings in by_isrc.items()}
 
     candidates = []

@@ -13,7 +13,15 @@ decade, so a 1977 song found on a 2011 remaster must still be "70s". The rules, 
    are sometimes registered at reissue time, which can only make it later, never earlier);
 4. **reissue or compilation**: the earliest album year we have, as a last resort.
 
-Every result says which rule decided it (``year_source``), and the manifest counts them.
+Then **MusicBrainz** (``opendata/musicbrainz.py``): the earliest official, non-compilation,
+non-"Various Artists" release of the ISRC there. The year is the earlier of the Spotify
+rule's and MusicBrainz's: Spotify may only hold a remaster or a sampler of a recording whose
+original MusicBrainz knows, and MusicBrainz's own dates run late as often as not (a remaster
+gets its own ISRC), so a later MusicBrainz year never overrides Spotify's.
+
+Every result says which rule decided it (``source``: one of the four, or ``musicbrainz``);
+the rows' ``_extra.year_source`` says ``spotify`` or ``musicbrainz`` and ``_extra.year_rule``
+the rule, and the manifest counts the rules (``classification.yearSources``).
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class AlbumAppearance:
 class YearVerdict:
     year: int | None
     source: str                 # regular_release | anniversary | isrc_year | reissue | none
+                                # | musicbrainz
     # Of ``year``, worked out once: the balancer asks for it about ten times per candidate.
     decade: str | None = field(init=False, compare=False)
 
@@ -96,7 +105,29 @@ def isrc_year(isrc: str | None, not_after: int | None) -> int | None:
     return year if EARLIEST_ISRC_YEAR <= year <= not_after else None
 
 
-def recording_year(appearances: Iterable[AlbumAppearance], isrc: str | None) -> YearVerdict:
+MUSICBRAINZ = "musicbrainz"
+
+
+def recording_year(appearances: Iterable[AlbumAppearance], isrc: str | None,
+                   musicbrainz: int | None = None) -> YearVerdict:
+    """The first release year of a recording: the earlier of what the albums it was seen on
+    say (``spotify_year``) and MusicBrainz's year for its ISRC, when there is one."""
+    verdict = spotify_year(appearances, isrc)
+    if musicbrainz is not None and musicbrainz >= EARLIEST_MUSICBRAINZ_YEAR \
+            and (verdict.year is None or musicbrainz < verdict.year):
+        return YearVerdict(musicbrainz, MUSICBRAINZ)
+    return verdict
+
+
+EARLIEST_MUSICBRAINZ_YEAR = 1900
+
+
+def year_source(verdict: YearVerdict) -> str:
+    """``musicbrainz`` or ``spotify``: whose year the row carries (``_extra.year_source``)."""
+    return MUSICBRAINZ if verdict.source == MUSICBRAINZ else "spotify"
+
+
+def spotify_year(appearances: Iterable[AlbumAppearance], isrc: str | None) -> YearVerdict:
     """The first release year of a recording from all the albums it was seen on."""
     seen = [a for a in appearances if a.year is not None]
     if not seen:

@@ -33,6 +33,7 @@ from typing import Any
 from runclub_spiders.catalog.cadence import best_cadence, tempo_bucket
 from runclub_spiders.catalog.candidates import Candidate, load_candidates
 from runclub_spiders.catalog.selection import BalanceSettings, Selection, select
+from runclub_spiders.catalog.years import year_source
 from runclub_spiders.export.exporters import json_line
 from runclub_spiders.export.items import ArtistExport, TrackExport
 from runclub_spiders.export.rows import CachedArtistRow, CatalogWideRow
@@ -286,7 +287,8 @@ class _RowBuilder:
             updated_at=self.clock.stamp(updated),
             _extra={
                 "umbrellas": list(c.umbrellas), "umbrella_source": c.umbrella_source,
-                "year_source": c.year.source, "album_year": c.album_year,
+                "year_source": year_source(c.year), "year_rule": c.year.source,
+                "album_year": c.album_year,
                 "album_type": row["album_type"], "cell": list(cell), "backfill": backfill,
                 "features_source": c.features_source,
                 "playable": c.playable, "playability_source": c.playability_source,

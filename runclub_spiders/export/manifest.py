@@ -16,6 +16,7 @@ from typing import Any
 
 from runclub_spiders.catalog.selection import PREFERRED_MAX_MS, Selection
 from runclub_spiders.export.coverage import SHARE_MIN_TRACKS, CoverageTable
+from runclub_spiders.opendata.report import open_data_facts, open_data_notes
 from runclub_spiders.probe import Capabilities
 from runclub_spiders.seeds import SeedPlan
 from runclub_spiders.store import Store
@@ -117,7 +118,8 @@ def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> d
             "capabilities": probed.manifest(),
         },
         "reccobeats": recco,
-        "notes": probe_notes(probed),
+        "openData": (open_data := open_data_facts(store)),
+        "notes": [*probe_notes(probed), *open_data_notes(open_data)],
     }
 
 
@@ -196,6 +198,7 @@ def build_manifest(*, selection: Selection, facts: dict[str, Any], created_at: s
             "featureCoveragePct": round(100 * totals["audioFeatures"] / totals["tracks"], 2)
             if totals["tracks"] else 0.0,
             **facts["reccobeats"]},
+        **({"openData": facts["openData"]} if "openData" in facts else {}),
         "totals": {"tracks": totals["tracks"], "artists": totals["artists"],
                    "audioFeatures": totals["audioFeatures"], "byUmbrellaAndDecade": by_cell},
         "balance": {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runclub_spiders.store.base import _transaction
 from runclub_spiders.store.ledgers import Ledgers
+from runclub_spiders.store.opendata import OpenData
 from runclub_spiders.store.quota import QuotaLedger, add_day_counts
 from runclub_spiders.store.reads import ExportReads
 from runclub_spiders.store.schema import (
@@ -34,7 +35,7 @@ __all__ = ["FEATURE_FIELDS", "SCHEMA_VERSION", "Store", "StoreError", "TrackReco
            "add_day_counts", "artist_genres"]
 
 
-class Store(Tracks, Ledgers, QuotaLedger, ExportReads):
+class Store(Tracks, Ledgers, QuotaLedger, ExportReads, OpenData):
     """The crawl store: one SQLite connection; each concern's methods in its own part."""
 
     # ---------------------------------------------------------------- opening
