@@ -125,6 +125,10 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
         # The capability probe's ~10 calls would shift every request count a test asserts;
         # tests/test_probe.py turns it on.
         SPOTIFY_PROBE_ENABLED=False,
+        # The open-data sources are off unless a test turns them on (tests/test_opendata.py
+        # points them at the simulator): never the real services, no requests counted here.
+        WIKIDATA_ENABLED=False,
+        MUSICBRAINZ_ENABLED=False,
     )
     settings.update(overrides)
     return settings
