@@ -4,6 +4,10 @@ recording search, checked against the ground truth they are drawn from.
 
 from __future__ import annotations
 
+import http.client
+import re
+import uuid
+
 import requests
 
 from runclub_spiders.simulator import Simulator
@@ -137,3 +141,124 @@ def test_wikidata_bad_input_rate_limit_user_agent_and_outage(simulator_factory):
     outage = sparql(down, ids)
     assert outage.status_code == 503 and "text/html" in outage.headers["Content-Type"]
     assert [e.fault for e in down.requests(service="wikidata")] == ["down"]
+
+
+# ---------------------------------------------------------------- MusicBrainz
+def mb_search(sim: Simulator, query: str, headers: dict[str, str] | None = None,
+              **params) -> requests.Response:
+    return requests.get(f"{sim.musicbrainz_base_url}/ws/2/recording",
+                        params={"query": query, "fmt": "json", **params},
+                        headers=AGENT if headers is None else headers, timeout=10)
+
+
+def trusted_year(recordings: list[dict]) -> int | None:
+    """A careful client's year: the earliest release that is neither typed Compilation nor
+    credited to Various Artists, over every recording of the ISRC."""
+    years = [int(release["date"][:4]) for recording in recordings
+             for release in recording["releases"]
+             if "Compilation" not in release["release-group"].get("secondary-types", [])
+             and not any(c["name"] == "Various Artists"
+                         for c in release.get("artist-credit", []))]
+    return min(years) if years else None
+
+
+def test_musicbrainz_answers_isrc_batches_with_the_truth(simulator_factory):
+    sim = simulator_factory()
+    catalog = sim.catalog
+    first_of: dict[str, int] = {}
+    for track in catalog.tracks:
+        first_of.setdefault(track.isrc, track.original_year)
+    isrcs = sorted(first_of)
+    hits: dict[str, list[dict]] = {}
+    for start in range(0, len(isrcs), 100):
+        batch = isrcs[start:start + 100]
+        query = (" OR ".join(f"isrc:{i}" for i in batch) if start % 200 == 0
+                 else f"isrc:({' OR '.join(batch)})")
+        response = mb_search(sim, query, limit=100)
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+        body = response.json()
+        assert list(body) == ["created", "count", "offset", "recordings"]
+        assert body["offset"] == 0 and re.match(r"^\d{4}-\d\d-\d\dT", body["created"])
+        recordings = body["recordings"]
+        if body["count"] > 100:                         # duplicates: page on with offset
+            more = mb_search(sim, query, limit=100, offset=100).json()
+            assert more["offset"] == 100
+            recordings += more["recordings"]
+        assert len(recordings) == body["count"]
+        for recording in recordings:
+            assert recording["score"] == 100 and recording["isrcs"][0] in batch
+            hits.setdefault(recording["isrcs"][0], []).append(recording)
+    # coverage: ~70% of ISRCs are known, exactly the ones the truth says
+    assert set(hits) == {i for i in isrcs if sim.musicbrainz.known(i)}
+    assert 0.65 <= len(hits) / len(isrcs) <= 0.75, len(hits) / len(isrcs)
+    one = next(iter(hits.values()))[0]
+    assert set(one) == {"id", "score", "title", "length", "video", "artist-credit",
+                        "first-release-date", "releases", "isrcs"}
+    assert uuid.UUID(one["id"]) and one["artist-credit"][0]["artist"]["id"]
+    release = one["releases"][0]
+    assert release["status"] == "Official" and release["release-group"]["primary-type"] in (
+        "Album", "Single")
+    # the truth: trusted releases give the original year of every known recording
+    assert all(trusted_year(found) == first_of[isrc] for isrc, found in hits.items())
+    # ...while first-release-date alone, or the earliest release of any kind, is wrong for
+    # some (the quirks: late dates, misdated Various Artists compilations, some untyped)
+    naive = [isrc for isrc, found in hits.items()
+             if min(int(r["first-release-date"][:4]) for r in found) != first_of[isrc]]
+    assert 0.05 <= len(naive) / len(hits) <= 0.15, len(naive) / len(hits)
+    any_release = [isrc for isrc, found in hits.items()
+                   if min(int(r["date"][:4]) for f in found for r in f["releases"])
+                   != first_of[isrc]]
+    assert 0 < len(any_release) < len(naive)
+    releases = [r for found in hits.values() for f in found for r in f["releases"]]
+    various = [r for r in releases if r.get("artist-credit", [{}])[0].get("name")
+               == "Various Artists"]
+    typed = [r for r in various if r["release-group"].get("secondary-types") == ["Compilation"]]
+    assert various and 0 < len(typed) < len(various)
+    assert any(len(found) == 2 for found in hits.values())       # an ISRC on two recordings
+    # --truth carries the same
+    track = next(t for t in catalog.tracks if t.isrc in hits)
+    truth = sim.opendata_truth(track)["musicbrainz"]
+    assert truth["known"] and truth["original_year"] == first_of[track.isrc]
+    assert set(truth["recordings"]) == {r["id"] for r in hits[track.isrc]}
+    assert len(sim.requests(service="musicbrainz")) >= len(isrcs) // 100
+
+
+def test_musicbrainz_bad_input_user_agent_rate_and_outage(simulator_factory):
+    sim = simulator_factory(musicbrainz_rate=1.0, musicbrainz_rate_window=3)
+    isrc = sim.catalog.tracks[0].isrc
+    for limit in (0, 101):
+        bad = mb_search(sim, f"isrc:{isrc}", limit=limit)
+        assert bad.status_code == 400 and "between 1 and 100" in bad.json()["error"]
+    free_text = mb_search(sim, "artist:someone")
+    assert free_text.status_code == 400 and "isrc:" in free_text.json()["error"]
+    over = mb_search(sim, f"isrc:{isrc}")       # the fourth request in 3 s: over the rate
+    assert over.status_code == 503
+    assert over.json() == {
+        "error": "Your requests are exceeding the allowable rate limit. Please see "
+                 "https://musicbrainz.org/doc/XML_Web_Service/Rate_Limiting for more "
+                 "information.",
+        "help": "For usage, please see: https://musicbrainz.org/development/mmd"}
+    assert 1 <= int(over.headers["Retry-After"]) <= 3
+    other = {"User-Agent": "another-app/2.0 ( other@example.org )"}    # its own window
+    assert mb_search(sim, f"isrc:{isrc}", headers=other).json()["count"] >= 0
+    assert mb_search(sim, f"isrc:{isrc}", headers=other, fmt="xml").status_code == 406
+    for agent in ("python-requests/2.32.3", "Scrapy/2.13 (+https://scrapy.org)", None):
+        # None: requests sends no User-Agent of its own, urllib3 then sends its default
+        refused = requests.get(f"{sim.musicbrainz_base_url}/ws/2/recording", timeout=10,
+                               params={"query": f"isrc:{isrc}", "fmt": "json"},
+                               headers={"User-Agent": agent})
+        assert refused.status_code == 403, agent
+        assert "User-Agent" in refused.json()["error"]
+    bare = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)   # no header at all
+    bare.request("GET", f"/musicbrainz/ws/2/recording?query=isrc:{isrc}&fmt=json")
+    assert bare.getresponse().status == 403
+    bare.close()
+    log = sim.requests(service="musicbrainz")
+    assert [e.status for e in log] == [400, 400, 400, 503, 200, 406, 403, 403, 403, 403]
+    assert log[3].fault == "rate limit" and log[3].retry_after == over.headers["Retry-After"]
+
+    down = simulator_factory(musicbrainz_down=True)
+    outage = mb_search(down, f"isrc:{isrc}")
+    assert outage.status_code == 503 and "Service Temporarily Unavailable" in outage.text
+    assert [e.fault for e in down.requests(service="musicbrainz")] == ["down"]

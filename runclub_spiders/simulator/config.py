@@ -105,6 +105,19 @@ class SimulatorConfig:
     wikidata_block_default_ua: bool = knob(False, "403 for a missing or library-default "
                                                   "User-Agent (Wikimedia's policy)")
     wikidata_latency: float = knob(0.0, "every Wikidata answer takes this long, seconds")
+    # open data: MusicBrainz's recording search (/musicbrainz/ws/2/recording)
+    musicbrainz_coverage: float = knob(0.7, "share of ISRCs MusicBrainz knows")
+    musicbrainz_quirk_rate: float = knob(0.1, "share of recordings whose first-release-date "
+                                              "is wrong (late, or from a compilation)")
+    musicbrainz_rate: float = knob(0.0, "requests per second per User-Agent, averaged over "
+                                        "musicbrainz_rate_window; over it 503 (0 = off; "
+                                        "MusicBrainz asks for 1)")
+    musicbrainz_rate_window: float = knob(10.0, "window the MusicBrainz rate is counted over, "
+                                                "seconds")
+    musicbrainz_send_retry_after: bool = knob(True, "MusicBrainz's rate 503 carries "
+                                                    "Retry-After")
+    musicbrainz_down: bool = knob(False, "every MusicBrainz request answers 503")
+    musicbrainz_latency: float = knob(0.0, "every MusicBrainz answer takes this long, seconds")
     request_log: str | None = knob(None, "also append every request to this JSONL file")
 
     def __post_init__(self) -> None:
@@ -120,6 +133,11 @@ class SimulatorConfig:
         if unknown:
             raise ValueError(f"unknown quota bucket(s) {sorted(unknown)}; "
                              f"known: {', '.join(QUOTA_BUCKETS)}")
+        self._check_numbers()
+        if self.host not in ("127.0.0.1", "::1"):
+            raise ValueError("the simulator listens on loopback only (127.0.0.1 or ::1)")
+
+    def _check_numbers(self) -> None:
         for f in fields(self):
             if (f.name.endswith(("_rate", "_coverage"))
                     and f.name not in ("rate_limit", "musicbrainz_rate")):
@@ -130,13 +148,18 @@ class SimulatorConfig:
             raise ValueError("bucket sizes must be 0 or more")
         if self.quota_window < 0:
             raise ValueError(f"quota_window must be 0 or more seconds, not {self.quota_window}")
-        if self.wikidata_rate_limit < 0 or self.wikidata_rate_window <= 0:
-            raise ValueError("wikidata_rate_limit must be 0 or more and wikidata_rate_window "
-                             "more than 0 seconds")
+        for rate, window in (("wikidata_rate_limit", "wikidata_rate_window"),
+                             ("musicbrainz_rate", "musicbrainz_rate_window")):
+            if getattr(self, rate) < 0 or getattr(self, window) <= 0:
+                raise ValueError(f"{rate} must be 0 or more and {window} more than 0 seconds")
         if self.search_max_limit < 0:
             raise ValueError(f"search_max_limit must be 0 or more, not {self.search_max_limit}")
-        if self.host not in ("127.0.0.1", "::1"):
-            raise ValueError("the simulator listens on loopback only (127.0.0.1 or ::1)")
+
+    def musicbrainz_window_limit(self) -> int:
+        """Requests one client may make per ``musicbrainz_rate_window`` (0 = no limit)."""
+        if self.musicbrainz_rate <= 0:
+            return 0
+        return max(1, round(self.musicbrainz_rate * self.musicbrainz_rate_window))
 
     def bucket_sizes(self) -> dict[str, int]:
         """The size of every bucket that has one: ``quota`` over ``bucket_size``."""

@@ -7,6 +7,7 @@ Services live under their own prefixes so that one port serves them all:
 * ``/accounts``    /authorize, /api/token (SPOTIFY_ACCOUNTS_BASE_URL)
 * ``/reccobeats/v1`` ReccoBeats          (RECCOBEATS_BASE_URL)
 * ``/wikidata/sparql`` Wikidata's SPARQL endpoint (WIKIDATA_SPARQL_URL)
+* ``/musicbrainz/ws/2`` MusicBrainz's web service (MUSICBRAINZ_BASE_URL is ``/musicbrainz``)
 * ``/_sim``        the simulator's own admin routes (request log, playlist edits); never
   called by the crawler.
 
@@ -39,6 +40,7 @@ from runclub_spiders.simulator.limits import (
     RequestLog,
     RollingQuota,
 )
+from runclub_spiders.simulator.musicbrainz import MusicBrainz
 from runclub_spiders.simulator.reccobeats import ReccoBeats
 from runclub_spiders.simulator.search import SearchIndex
 from runclub_spiders.simulator.spotify_api import SpotifyApi
@@ -46,7 +48,8 @@ from runclub_spiders.simulator.wikidata import Wikidata
 
 SPOTIFY_PREFIX, ACCOUNTS_PREFIX, RECCO_PREFIX, ADMIN_PREFIX = (
     "/spotify/v1", "/accounts", "/reccobeats/v1", "/_sim")
-WIKIDATA_PREFIX = "/wikidata"
+WIKIDATA_PREFIX, MUSICBRAINZ_PREFIX = "/wikidata", "/musicbrainz"
+OPEN_DATA = ("wikidata", "musicbrainz")
 
 
 # The quota bucket of each Web API path, by its first segment (``/me/playlists`` aside).
@@ -90,6 +93,9 @@ class Simulator:
         self.wikidata = Wikidata(self.catalog, self.config)
         self.wikidata_rate = ClientWindows(self.config.wikidata_rate_limit,
                                            self.config.wikidata_rate_window)
+        self.musicbrainz = MusicBrainz(self.catalog, self.config)
+        self.musicbrainz_rate = ClientWindows(self.config.musicbrainz_window_limit(),
+                                              self.config.musicbrainz_rate_window)
         sizes = self.config.bucket_sizes()
         self.quota: QuotaBuckets | RollingQuota = (
             RollingQuota(sizes, self.config.quota_window) if self.config.quota_window > 0
@@ -123,12 +129,17 @@ class Simulator:
     def wikidata_sparql_url(self) -> str:
         return self.origin + WIKIDATA_PREFIX + "/sparql"
 
+    @property
+    def musicbrainz_base_url(self) -> str:
+        return self.origin + MUSICBRAINZ_PREFIX
+
     def env(self) -> dict[str, str]:
         """The environment a crawler needs to run against this simulator."""
         return {"SPOTIFY_API_BASE_URL": self.spotify_api_base_url,
                 "SPOTIFY_ACCOUNTS_BASE_URL": self.accounts_base_url,
                 "RECCOBEATS_BASE_URL": self.reccobeats_base_url,
                 "WIKIDATA_SPARQL_URL": self.wikidata_sparql_url,
+                "MUSICBRAINZ_BASE_URL": self.musicbrainz_base_url,
                 "SPOTIFY_CLIENT_ID": self.config.client_id,
                 "SPOTIFY_CLIENT_SECRET": self.config.client_secret,
                 "SPOTIFY_REFRESH_TOKEN": self.config.refresh_token,
@@ -149,6 +160,8 @@ class Simulator:
         recco.add_routes(self.reccobeats.routes())
         wikidata = web.Application()
         wikidata.add_routes(self.wikidata.routes())
+        musicbrainz = web.Application()
+        musicbrainz.add_routes(self.musicbrainz.routes())
         admin = web.Application()
         admin.add_routes([web.get("/requests", self._admin_requests),
                           web.post("/playlists/{id}/edit", self._admin_edit_playlist),
@@ -157,13 +170,14 @@ class Simulator:
         app.add_subapp(ACCOUNTS_PREFIX, accounts)
         app.add_subapp(RECCO_PREFIX, recco)
         app.add_subapp(WIKIDATA_PREFIX, wikidata)
+        app.add_subapp(MUSICBRAINZ_PREFIX, musicbrainz)
         app.add_subapp(ADMIN_PREFIX, admin)
         return app
 
     def _service(self, path: str) -> str:
         for prefix, name in ((SPOTIFY_PREFIX, "spotify"), (ACCOUNTS_PREFIX, "accounts"),
                              (RECCO_PREFIX, "reccobeats"), (WIKIDATA_PREFIX, "wikidata"),
-                             (ADMIN_PREFIX, "admin")):
+                             (MUSICBRAINZ_PREFIX, "musicbrainz"), (ADMIN_PREFIX, "admin")):
             if path == prefix or path.startswith(prefix + "/"):
                 return name
         return "unknown"
@@ -208,11 +222,12 @@ class Simulator:
     async def _respond(self, request: web.Request, handler, service: str, bucket: str,
                        key: str, attempt: int) -> tuple[web.StreamResponse, str]:
         cfg, plan = self.config, self.faults
-        if service == "wikidata":
-            refused = self.wikidata.refused(request)     # outage, User-Agent policy
+        if service in OPEN_DATA:                          # outage, User-Agent policy
+            refused = (self.wikidata if service == "wikidata" else self.musicbrainz).refused(
+                request)
             if refused is not None:
                 return refused
-        injectable = (service in ("spotify", "reccobeats", "wikidata")
+        injectable = (service in ("spotify", "reccobeats", *OPEN_DATA)
                       or request.path.endswith("/api/token"))
         if injectable:
             if plan.hit("drop", key, attempt, cfg.drop_rate):
@@ -225,7 +240,8 @@ class Simulator:
             if plan.hit("slow", key, attempt, cfg.slow_rate):
                 await asyncio.sleep(cfg.slow_seconds)
             latency = {"reccobeats": cfg.recco_latency,
-                       "wikidata": cfg.wikidata_latency}.get(service, 0.0)
+                       "wikidata": cfg.wikidata_latency,
+                       "musicbrainz": cfg.musicbrainz_latency}.get(service, 0.0)
             if request.path.endswith("/api/token"):
                 latency = cfg.token_latency
             if latency:
@@ -262,6 +278,11 @@ class Simulator:
             wait = self.wikidata_rate.admit(request.headers.get("User-Agent", ""), time.time())
             if wait:
                 return self.wikidata.rate_limited(wait), "rate limit"
+        elif service == "musicbrainz":
+            wait = self.musicbrainz_rate.admit(request.headers.get("User-Agent", ""),
+                                               time.time())
+            if wait:
+                return self.musicbrainz.rate_limited(wait), "rate limit"
         response = await handler(request)
         if (injectable and response.status == 200 and isinstance(response, web.Response)
                 and plan.hit("malformed", key, attempt, cfg.malformed_rate)):
@@ -364,12 +385,14 @@ class Simulator:
 
     def opendata_truth(self, track: Track) -> dict[str, Any]:
         """What the open-data services hold about ``track`` (tests and ``--truth`` only):
-        each of its artists' Wikidata item and genre labels."""
+        each of its artists' Wikidata item and genre labels, and its recording in
+        MusicBrainz."""
         artists = [self.catalog.artists[i] for i in track.artist_idxs]
         entries = [self.wikidata.entry(a) for a in artists]
         return {"wikidata": [{"artist": a.id, "item": e.item if e else None,
                               "genres": list(e.genres) if e else []}
-                             for a, e in zip(artists, entries, strict=True)]}
+                             for a, e in zip(artists, entries, strict=True)],
+                "musicbrainz": self.musicbrainz.truth(track)}
 
     def hostile_served(self) -> Counter[str]:
         """How many of each ``hostile_rate`` corruption went out in a whole 200 response."""

@@ -44,7 +44,7 @@ SELECT = re.compile(r"SELECT\s+(?:DISTINCT\s+|REDUCED\s+)?((?:\?\w+\s*)+)", re.I
 DEFAULT_VARS = ("spotify", "item", "genreLabel")
 # Agents Wikimedia refuses under its User-Agent policy (enforced from August 2025), when
 # ``wikidata_block_default_ua`` is on: none at all, or a library's default.
-DEFAULT_AGENTS = ("python-requests/", "python-urllib/", "scrapy/", "java/", "curl/",
+DEFAULT_AGENTS = ("python-requests/", "python-urllib", "scrapy/", "java/", "curl/",
                   "aiohttp/", "go-http-client/")
 BLOCKED_TEXT = ("Please set a user-agent and respect our robot policy https://w.wiki/4wJS. "
                 "See also https://phabricator.wikimedia.org/T400119.\n")
