@@ -5,9 +5,12 @@ recording search, checked against the ground truth they are drawn from.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import uuid
+from pathlib import Path
 
+import pytest
 import requests
 
 from runclub_spiders.simulator import Simulator
@@ -262,3 +265,77 @@ def test_musicbrainz_bad_input_user_agent_rate_and_outage(simulator_factory):
     outage = mb_search(down, f"isrc:{isrc}")
     assert outage.status_code == 503 and "Service Temporarily Unavailable" in outage.text
     assert [e.fault for e in down.requests(service="musicbrainz")] == ["down"]
+
+
+# ---------------------------------------------------------------- against recorded bodies
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+def recorded(*keys: str) -> list[tuple[Path, dict]]:
+    """Recorded real bodies (tests/fixtures/real/, see SOURCES.md) whose top level has
+    ``keys``."""
+    found = []
+    for path in sorted(REAL.rglob("*.json")):
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if isinstance(body, dict) and set(keys) <= set(body):
+            found.append((path, body))
+    return found
+
+
+def term_keys(body: dict) -> dict[str, set[frozenset[str]]]:
+    """RDF term type -> the key sets its term objects come with, over every binding."""
+    out: dict[str, set[frozenset[str]]] = {}
+    for row in body["results"]["bindings"]:
+        for term in row.values():
+            out.setdefault(term["type"], set()).add(frozenset(term))
+    return out
+
+
+def test_wikidata_answers_have_the_structure_of_recorded_sparql_results(simulator_factory):
+    bodies = recorded("head", "results")
+    if not bodies:
+        pytest.skip("no recorded SPARQL JSON results under tests/fixtures/real/")
+    sim = simulator_factory()
+    artist = next(a for a in sim.catalog.artists
+                  if (e := sim.wikidata.entry(a)) is not None and e.genres)
+    for path, real in bodies:
+        names = real["head"]["vars"]
+        served = set(names) & {"spotify", "item", "genre", "genreLabel"}
+        if not served:
+            continue
+        query = sparql_query([artist.id]).replace(
+            "SELECT ?spotify ?item ?genreLabel", "SELECT " + " ".join(f"?{n}" for n in names))
+        ours = requests.post(sim.wikidata_sparql_url, data={"query": query, "format": "json"},
+                             headers=AGENT, timeout=10).json()
+        assert list(ours) == list(real) == ["head", "results"], path
+        assert list(ours["head"]) == list(real["head"]) and ours["head"]["vars"] == names
+        assert list(ours["results"]) == list(real["results"]) == ["bindings"]
+        assert ours["results"]["bindings"], path
+        mine, theirs = term_keys(ours), term_keys(real)
+        for kind in set(mine) & set(theirs):
+            assert mine[kind] <= theirs[kind], (path, kind)
+
+
+def test_musicbrainz_answers_have_the_structure_of_recorded_search_results(simulator_factory):
+    bodies = recorded("created", "count", "offset", "recordings")
+    if not bodies:
+        pytest.skip("no recorded MusicBrainz recording search under tests/fixtures/real/")
+    sim = simulator_factory()
+    isrc = next(t.isrc for t in sim.catalog.tracks if sim.musicbrainz.known(t.isrc))
+    ours = mb_search(sim, f"isrc:{isrc}").json()
+    for path, real in bodies:
+        assert list(ours) == list(real), path
+        mine, theirs = ours["recordings"][0], real["recordings"][0]
+        # what a client reads is where the real service puts it
+        for key in ("id", "score", "title", "first-release-date", "releases", "isrcs",
+                    "artist-credit"):
+            if key in theirs:
+                assert type(mine[key]) is type(theirs[key]), (path, key)
+        if theirs.get("releases"):
+            release, real_release = mine["releases"][0], theirs["releases"][0]
+            assert set(release) - {"artist-credit"} <= set(real_release) | {"media"}, path
+            assert set(release["release-group"]) - {"secondary-types", "secondary-type-ids"} \
+                <= set(real_release["release-group"]) | {"type-id", "primary-type-id"}, path
