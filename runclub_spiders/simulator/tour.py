@@ -15,7 +15,7 @@ def run_tour(simulator: Simulator) -> bool:
     env = simulator.env()
     api, recco = env["SPOTIFY_API_BASE_URL"], env["RECCOBEATS_BASE_URL"]
     session = requests.Session()
-    session.headers["User-Agent"] = "runclub-spiders tour"
+    session.headers["User-Agent"] = "runclub-spiders-tour/1.0 ( simulator tour )"
     token = session.post(f"{env['SPOTIFY_ACCOUNTS_BASE_URL']}/api/token",
                          data={"grant_type": "refresh_token",
                                "refresh_token": env["SPOTIFY_REFRESH_TOKEN"]},
@@ -55,7 +55,37 @@ def run_tour(simulator: Simulator) -> bool:
         rows = features.json().get("content", []) if features.ok else []
         checks.append(("ReccoBeats audio-features", features.ok,
                        f"{len(rows)} of {len(ids)} tracks have features"))
+    found = session.get(f"{api}/search", params={"q": "year:1990-1999", "type": "track",
+                                                 "limit": 10}, timeout=10)
+    _open_data(simulator, session, found.json()["tracks"]["items"] if found.ok else [], checks)
     return _report(checks)
+
+
+def _open_data(simulator: Simulator, session: requests.Session, tracks: list,
+               checks: list[tuple[str, bool, str]]) -> None:
+    """One Wikidata query and one MusicBrainz search for ``tracks``."""
+    env = simulator.env()
+    artists = list(dict.fromkeys(a["id"] for t in tracks if t for a in t["artists"]))
+    if artists:
+        values = " ".join(f'"{a}"' for a in artists)
+        query = (f"SELECT ?spotify ?item ?genreLabel WHERE {{ VALUES ?spotify {{ {values} }} "
+                 "?item wdt:P1902 ?spotify . OPTIONAL { ?item wdt:P136 ?genre . } "
+                 'SERVICE wikibase:label { bd:serviceParam wikibase:language "en". } }')
+        answer = session.post(env["WIKIDATA_SPARQL_URL"], data={"query": query,
+                                                                "format": "json"}, timeout=10)
+        rows = answer.json()["results"]["bindings"] if answer.ok else []
+        found = {r["spotify"]["value"] for r in rows}
+        checks.append(("Wikidata SPARQL", answer.ok,
+                       f"{len(found)} of {len(artists)} artists have an item, "
+                       f"{sum('genreLabel' in r for r in rows)} genre labels"))
+    isrcs = [t["external_ids"]["isrc"] for t in tracks if t and t.get("external_ids")]
+    if isrcs:
+        search = session.get(f"{env['MUSICBRAINZ_BASE_URL']}/ws/2/recording", timeout=10,
+                             params={"query": " OR ".join(f"isrc:{i}" for i in isrcs),
+                                     "fmt": "json", "limit": 100})
+        count = search.json().get("count", 0) if search.ok else 0
+        checks.append(("MusicBrainz ISRC search", search.ok,
+                       f"{count} recordings for {len(isrcs)} ISRCs"))
 
 
 def _report(checks: list[tuple[str, bool, str]]) -> bool:
