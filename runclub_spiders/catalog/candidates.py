@@ -7,22 +7,23 @@ derived value came from is kept beside it (``year_source``, ``umbrella_source``,
 
 Umbrellas, most trusted first:
 
-1. ``artist_genres``: the primary artist's Spotify genres (extended profile) through the
-   umbrella rules;
+1. ``artist_genres``: the primary artist's curated genres (Spotify's, extended profile;
+   Wikidata's) through the umbrella rules;
 2. ``query_votes``: the umbrellas of the umbrella-tagged searches (``genre:"..."`` cell
    queries count 1, free-text seeds 0.25) that returned the primary artist's tracks. A search
    matches any credited artist, so a vote from a track with featured artists goes to the
    primary artist only when no featured artist explains it (has solo votes for that
    umbrella). Umbrellas with at least a third of the top one's votes are kept, top first;
-3. ``featured_artist_genres``: the other credited artists' Spotify genres;
-4. ``none``: unclassified (not exported: it cannot be placed in a cell).
+3. ``search_genres``: the primary artist's genres from search evidence (``search_sole``,
+   ``search_common``: ``Store.add_search_genre_hits``) through the rules;
+4. ``featured_artist_genres``: the other credited artists' curated genres;
+5. ``none``: unclassified (not exported: it cannot be placed in a cell).
 
-Measured against the simulator's ground truth (``tests/test_export.py``), votes beat the
-inferred genre strings (``artists.inferred_genres``, 59% right): a ``genre:`` search matches
-words of any credited artist's genres, so single strings are noisy, while an artist found by
-many searches of one umbrella rarely belongs elsewhere. An artist whose only evidence comes
-from tracks shared with featured artists that explain it stays unclassified: guessing there
-was wrong more often than right.
+Votes come before search genres: they rank umbrellas by how many searches found the
+artist, where the genres from search evidence are a set (an artist found by many searches of
+one umbrella rarely belongs elsewhere). An artist whose only evidence comes from tracks
+shared with featured artists that explain it stays unclassified: guessing there was wrong
+more often than right.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from runclub_spiders.catalog.years import (
     release_year,
 )
 from runclub_spiders.seeds import CELL_FAMILY
-from runclub_spiders.store import Store
-from runclub_spiders.umbrellas import UmbrellaRules, normalize_genre
+from runclub_spiders.store import Store, artist_genres
+from runclub_spiders.umbrellas import UmbrellaRules
 
 VOTE_SHARE = 3                 # keep umbrellas with at least 1/3 of the top one's votes
 FREE_TEXT_WEIGHT = 0.25        # a free-text seed's umbrella tag is weaker than genre:"..."
@@ -128,7 +129,7 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str,
     keep = frozenset((market, *markets))
     rows = store.track_rows(CANDIDATE_COLUMNS)
     credits = {row["id"]: tuple(json.loads(row["artist_ids"])) for row in rows}
-    spotify_genres = _spotify_genres(store)
+    curated, evidenced = artist_genre_sets(store)
     votes = artist_votes(store, credits)
     sources = primary_sources(store)
     tempo_known = store.tempo_known()      # per track: does its features row have a tempo?
@@ -148,7 +149,7 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str,
             recording_year([_appearance(row)], None)
         artist_ids = credits[row["id"]]
         umbrellas, umbrella_source = classify_umbrellas(
-            rules, artist_ids, spotify_genres, votes)
+            rules, artist_ids, curated, evidenced, votes)
         playable, playability_source, plays_in = playability(row, market, keep)
         features_from, features_source = _features_for(row, siblings, tempo_known)
         candidates.append(Candidate(
@@ -165,12 +166,16 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str,
 
 
 def classify_umbrellas(rules: UmbrellaRules, artist_ids: tuple[str, ...],
-                       spotify_genres: dict[str, tuple[str, ...]],
+                       curated: dict[str, tuple[str, ...]],
+                       evidenced: dict[str, tuple[str, ...]],
                        votes: dict[str, Counter[str]]) -> tuple[tuple[str, ...], str]:
+    """A track's umbrellas, best first, and which rule gave them (the module doc).
+    ``curated``: per artist, the genres Spotify or Wikidata gave; ``evidenced``: every
+    genre of the artist, search evidence included (``artist_genre_sets``)."""
     if not artist_ids:
         return (), "none"
     lead = artist_ids[0]
-    found = rules.classify(spotify_genres.get(lead, ()))
+    found = rules.classify(curated.get(lead, ()))
     if found:
         return found, "artist_genres"
     counts = votes.get(lead)
@@ -178,7 +183,12 @@ def classify_umbrellas(rules: UmbrellaRules, artist_ids: tuple[str, ...],
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         top = ranked[0][1]
         return tuple(u for u, n in ranked if n * VOTE_SHARE >= top), "query_votes"
-    found = rules.classify(g for a in artist_ids[1:] for g in spotify_genres.get(a, ()))
+    found = rules.classify(evidenced.get(lead, ()))
+    if found:
+        return found, "search_genres"
+    # Guests' curated genres only: measured, their search genres named the track's umbrella
+    # 4 times in 50 (the truth is the primary artist's).
+    found = rules.classify(g for a in artist_ids[1:] for g in curated.get(a, ()))
     if found:
         return found, "featured_artist_genres"
     return (), "none"
@@ -223,10 +233,22 @@ def _features_for(row: sqlite3.Row, siblings: list[sqlite3.Row],
     return (own, "own") if own in tempo_known else (None, None)
 
 
-def _spotify_genres(store: Store) -> dict[str, tuple[str, ...]]:
-    """Per artist: the genres Spotify gave (extended profile), normalised."""
-    return {artist_id: tuple(dict.fromkeys(normalize_genre(g) for g in given if g))
-            for artist_id, given in store.spotify_genres().items()}
+CURATED_SOURCES = frozenset({"spotify", "wikidata"})
+
+
+def artist_genre_sets(store: Store
+                      ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Per artist with any: its curated genres (Spotify's, Wikidata's), and all its genres
+    (``artist_genres``: search evidence too), each in the order the store lists them."""
+    curated, evidenced = {}, {}
+    for artist_id, evidence in store.genre_evidence().items():
+        genres = artist_genres(evidence)
+        if genres:
+            evidenced[artist_id] = tuple(genres)
+        chosen = tuple(g for g, sources in genres.items() if CURATED_SOURCES & set(sources))
+        if chosen:
+            curated[artist_id] = chosen
+    return curated, evidenced
 
 
 def artist_votes(store: Store, credits: dict[str, tuple[str, ...]]

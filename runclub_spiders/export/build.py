@@ -32,6 +32,7 @@ from typing import Any
 
 from runclub_spiders.catalog.cadence import best_cadence, tempo_bucket
 from runclub_spiders.catalog.candidates import Candidate, load_candidates
+from runclub_spiders.catalog.genres import GenreVocabulary, exported_genres
 from runclub_spiders.catalog.selection import BalanceSettings, Selection, select
 from runclub_spiders.catalog.years import year_source
 from runclub_spiders.export.exporters import json_line
@@ -41,7 +42,6 @@ from runclub_spiders.export.splitter import to_audio_feature, to_cached_artists,
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.seeds import SeedPlan
 from runclub_spiders.store import Store, artist_genres
-from runclub_spiders.umbrellas import normalize_genre
 
 BATCH = 500                # items per ExportBuild.batches() step: ~25 ms of work
 TRACK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://open.spotify.com/track/")
@@ -153,8 +153,12 @@ def build_export(store: Store, plan: SeedPlan, settings: BalanceSettings, *, mar
         # collection, in whichever thread, would walk every one of them holding the GIL (a
         # 143 ms and a 155 ms pause of the reactor at 40,000 tracks).
         gc.freeze()
+    # The genre strings evidence pins down (catalog.genres), each with its sources.
+    vocabulary = GenreVocabulary.from_rules(plan.rules)
+    genres = {artist_id: exported for artist_id, evidence in store.genre_evidence().items()
+              if (exported := exported_genres(artist_genres(evidence), vocabulary))}
     return ExportBuild(selection, market, clock,
-                       _RowBuilder(store.db, selection, market, markets, clock),
+                       _RowBuilder(store.db, selection, market, markets, clock, genres),
                        umbrellas=plan.rules.names(), decades=plan.decades)
 
 
@@ -190,13 +194,15 @@ class _RowBuilder:
     CHUNK = 500
 
     def __init__(self, db: sqlite3.Connection, selection: Selection, market: str,
-                 primary_markets: tuple[str, ...], clock: Clock) -> None:
+                 primary_markets: tuple[str, ...], clock: Clock,
+                 genres: dict[str, dict[str, list[str]]] | None = None) -> None:
         self.db, self.selection, self.market, self.clock = db, selection, market, clock
         self.primary_markets = primary_markets
         chosen = {c.id for c in selection.chosen}
         self.artists = {r["id"]: r for r in db.execute("SELECT * FROM artists")}
         self.artist_popularity = {a: r["popularity"] for a, r in self.artists.items()}
-        self.genres: dict[str, tuple[str, ...]] = {}
+        # Per artist: its genres, each with the sources that name it (store.artist_genres).
+        self.genres = genres or {}
         self.playlists = {r["id"]: r for r in db.execute("SELECT * FROM playlists")}
         self.terms: dict[str, list[str]] = defaultdict(list)
         for track_id, q in db.execute("SELECT track_id, q FROM seed_tracks ORDER BY q, kind"):
@@ -227,12 +233,14 @@ class _RowBuilder:
             f"SELECT * FROM {table} WHERE {key} IN ({marks})", ids)}
 
     def _genres(self, artist_id: str) -> list[str]:
-        known = self.genres.get(artist_id)
-        if known is None:
-            row = self.artists.get(artist_id)
-            known = self.genres[artist_id] = tuple(dict.fromkeys(
-                normalize_genre(g) for g in (artist_genres(row) if row else ()) if g))
-        return list(known)
+        return list(self.genres.get(artist_id, ()))
+
+    def _genre_sources(self, artist_ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        """``_extra.genre_sources``: per credited artist with genres (sorted by ID), each
+        exported genre (in ``artist_genres`` order) with its sources (spotify, wikidata,
+        search_sole, search_common: that order)."""
+        return {a: {g: list(sources) for g, sources in self.genres[a].items()}
+                for a in sorted(set(artist_ids)) if self.genres.get(a)}
 
     def _sources(self, c: Candidate) -> list[dict[str, Any]]:
         sources: list[dict[str, Any]] = []
@@ -287,6 +295,7 @@ class _RowBuilder:
             updated_at=self.clock.stamp(updated),
             _extra={
                 "umbrellas": list(c.umbrellas), "umbrella_source": c.umbrella_source,
+                "genre_sources": self._genre_sources(artist_ids),
                 "year_source": year_source(c.year), "year_rule": c.year.source,
                 "album_year": c.album_year,
                 "album_type": row["album_type"], "cell": list(cell), "backfill": backfill,

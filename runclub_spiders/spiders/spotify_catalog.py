@@ -57,6 +57,9 @@ DOWNLOADER_META = ("download_latency", "download_slot")
 
 class SpotifyCatalogSpider(Spider):
     name = "spotify_catalog"
+    # Do genre:"..." hits write genre evidence? The capability probe turns it off when
+    # Spotify ignores or empties the filter (its hits then say nothing of genres).
+    genre_evidence_from_search = True
     # Requests are never queued to JOBDIR: the store is what a restart resumes from.
     custom_settings = {"SCHEDULER": "runclub_spiders.scheduler.StoreBackedScheduler"}
 
@@ -207,6 +210,7 @@ class SpotifyCatalogSpider(Spider):
         genre = GENRE_FILTER.search(query.q)
         page = PageTracks(self.crawler.stats)       # counts skips, repairs, duplicates
         new_rows, edges, albums, fresh = [], [], {}, 0
+        hits: list[tuple[str, ...]] = []
         for position, obj in enumerate(items):
             record = page.track(obj)
             if record is None:
@@ -222,11 +226,14 @@ class SpotifyCatalogSpider(Spider):
             edges.append((record.id, offset + position))
             if query.family == CELL_FAMILY and len(record.artist_ids) == 1:
                 self.frontier.expansion.vote(record.artist_ids[0], query)
-            if genre:
-                # The Development Mode substitute for artist genres: the filter matched the
-                # track, most likely through its primary artist.
-                self.store.add_inferred_genre(record.artist_ids[0], genre.group(1))
+            hits.append(tuple(record.artist_ids))
         self.store.add_edges(query.q, query.kind, edges)
+        if genre and self.genre_evidence_from_search:
+            # The Development Mode substitute for artist genres: the filter matched the track
+            # through one of its artists, so only evidence that names one counts (the sole
+            # artist of a hit, the artist common to several: Store.add_search_genre_hits).
+            # After the edges: the common rule reads every hit of the genre's queries.
+            self.store.add_search_genre_hits(genre.group(1), query.q, hits)
         return new_rows, len(edges) - len(new_rows), albums, fresh
 
     def parse_playlist_items(self, response):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 
@@ -31,11 +30,6 @@ class ExportReads(StoreBase):
         misses kept for their ReccoBeats ID)"""
         return {track_id: bool(known) for track_id, known in self.db.execute(
             "SELECT track_id, tempo IS NOT NULL FROM features")}
-
-    def spotify_genres(self) -> dict[str, list[str]]:
-        """Per artist Spotify gave genres for (extended profile): those genres, as given."""
-        return {row["id"]: json.loads(row["genres"]) for row in self.db.execute(
-            "SELECT id, genres FROM artists WHERE genres IS NOT NULL")}
 
     def umbrella_edges(self) -> list[sqlite3.Row]:
         """``track_id``, ``umbrella``, ``family`` of every search edge whose seed is tagged
