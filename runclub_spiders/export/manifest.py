@@ -47,10 +47,13 @@ NOTES = (
     "is_playable (every request carries market=), then available_markets (extended), then "
     "ReccoBeats availableCountries; a track no source answers for is exported only where a "
     "cell cannot reach its minimum otherwise. isPlayable follows the brief's splitter rule.",
-    "Artist genres: Spotify returns none in Development Mode. Genres are those Spotify gives "
-    "(extended) plus genres inferred from genre:\"...\" field-filter searches that returned "
-    "the artist's tracks; umbrellas come from them, else from the cell-targeted queries that "
-    "found the track (_extra.umbrella_source).",
+    "Artist genres: Spotify returns none in Development Mode. An artist's genres are those "
+    "Spotify gives (extended), Wikidata's (P136), and the genre of a genre:\"...\" search "
+    "that returned a track whose sole artist it is (or of two such hits that only it "
+    "explains); a search genre is exported only where its words can name no other genre "
+    "(\"rock\" may be \"soft rock\"). _extra.genre_sources says where each came from. "
+    "Umbrellas come from the artist's genres and the cell-targeted queries that found the "
+    "track (_extra.umbrella_source).",
     "Release year: the earliest regular release of the ISRC across every album it was seen on; "
     "compilations and remaster/deluxe/anniversary/greatest-hits albums do not set the year "
     "while a regular release is known; then the anniversary number, then the ISRC's year of "
