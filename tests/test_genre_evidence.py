@@ -1,0 +1,207 @@
+"""Artist genres only on evidence that names the artist (issue 15, part 1).
+
+One small development-profile crawl of the simulator (3,000 tracks, 12% with a featured
+artist) feeds the export checks: exported genre strings against the artists' true genres
+(precision, recall printed), where each came from (``_extra.genre_sources``), and that only
+``genre:"..."`` queries wrote search evidence. The ``search_common`` rule is checked on store
+data, and a crawl with ``genre_evidence_from_search`` off writes no search evidence at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from runclub_spiders.catalog.genres import GenreVocabulary, exported_genres
+from runclub_spiders.export.validate import validate_export
+from runclub_spiders.runs import crawl_catalog
+from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
+from runclub_spiders.store import Store, TrackRecord
+from runclub_spiders.umbrellas import normalize_genre
+from tests.conftest import crawl_settings, run_spider, use_credentials
+
+SETTINGS = {"CATALOG_CELL_MIN": 3, "CATALOG_CELL_TARGET": 6, "CATALOG_MAX_TRACKS": 600,
+            "DISCOVERY_PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
+GENRE_QUERY = re.compile(r'genre:"([^"]+)"')
+_crawled: dict[str, object] = {}
+
+
+@pytest.fixture
+def sim(simulator_factory, monkeypatch):
+    simulator = simulator_factory(profile="development")
+    use_credentials(monkeypatch, simulator)
+    return simulator
+
+
+async def crawled(sim, tmp_path_factory):
+    """One crawl and export per module: (folder, run, catalog)."""
+    if not _crawled:
+        folder = tmp_path_factory.mktemp("genres")
+        settings = crawl_settings(sim, folder, **SETTINGS)
+        _crawled.update(folder=folder, run=await crawl_catalog(settings), catalog=sim.catalog)
+    return _crawled["folder"], _crawled["run"], _crawled["catalog"]
+
+
+def wide_rows(folder: Path) -> list[dict]:
+    with (folder / "exports" / "catalog" / "catalog_wide.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+@deferred_f_from_coro_f
+async def test_exported_genres_are_the_artists_own(sim, tmp_path_factory):
+    folder, run, catalog = await crawled(sim, tmp_path_factory)
+    assert run.reason == "finished" and run.errors == 0
+    assert run.export_stats["export/published"] == 1
+    truth = {a.id: {normalize_genre(g) for g in a.genres} for a in catalog.artists}
+    exported: dict[str, list[str]] = {}
+    featured = 0
+    for row in wide_rows(folder):
+        featured += len(row["artist_ids"]) > 1
+        for artist_id, genres in zip(row["artist_ids"], row["artist_genres"], strict=True):
+            assert exported.setdefault(artist_id, genres) == genres   # one artist, one list
+    assert featured >= 20                     # guests are there to be credited wrongly
+    strings = sum(len(g) for g in exported.values())
+    right = sum(len(set(g) & truth[a]) for a, g in exported.items())
+    recall = right / sum(len(truth[a]) for a in exported)
+    with_genre = sum(bool(g) for g in exported.values()) / len(exported)
+    print(f"\ngenre strings {strings}, right {right / strings:.2%}; recall {recall:.2%}; "
+          f"artists with a genre {with_genre:.2%} of {len(exported)}")
+    # Before evidence (the query's genre to every hit's primary artist) 33% were right.
+    assert strings >= 80 and right / strings >= 0.95
+    assert recall >= 0.3 and with_genre >= 0.5          # measured: 0.39 and 0.66
+
+
+@deferred_f_from_coro_f
+async def test_each_genre_says_where_it_came_from(sim, tmp_path_factory):
+    folder, _, _ = await crawled(sim, tmp_path_factory)
+    checks = validate_export(folder / "exports" / "catalog")
+    assert [c.detail for c in checks if not c.ok and "catalog_wide" in c.detail] == []
+    for row in wide_rows(folder):
+        sources = row["_extra"]["genre_sources"]
+        assert list(sources) == sorted(sources)
+        expected = {a: g for a, g in zip(row["artist_ids"], row["artist_genres"], strict=True)
+                    if g}
+        assert {a: list(s) for a, s in sources.items()} == expected
+        for per_genre in sources.values():
+            assert all(s and set(s) <= {"search_sole", "search_common"}    # development
+                       for s in per_genre.values())
+    store = Store.open(folder / "store.sqlite")
+    try:
+        rows = store.db.execute("SELECT genre, source, detail FROM genre_evidence").fetchall()
+    finally:
+        store.close()
+    assert {r["source"] for r in rows} == {"search_sole"}
+    # Search evidence comes from genre:"..." queries only, with that query's genre.
+    for row in rows:
+        match = GENRE_QUERY.search(row["detail"])
+        assert match and normalize_genre(match.group(1)) == row["genre"], tuple(row)
+
+
+SEVENTIES, EIGHTIES = 'genre:"salsa" year:1970-1979', 'genre:"salsa" year:1980-1989'
+PAGES = {
+    SEVENTIES: [("LEAD", "GUEST1"),              # LEAD: primary of two hits, other guests
+                ("L1", "FEAT"), ("L2", "FEAT"),          # FEAT: a recurring guest
+                ("SAME", "G"), ("SAME", "G"),            # SAME: its guest may explain both
+                ("X", "SOLOIST"), ("SOLOIST",),          # SOLOIST explains X's first hit
+                ("SEEN", "P")],
+    EIGHTIES: [("LEAD", "GUEST2"), ("X", "Q"), ("SEEN", "R")],
+}
+
+
+def salsa_store(path: Path, pages: list[tuple[str, list[int]]]) -> Store:
+    """A store that saw these pages of salsa queries (hits by index in ``PAGES``), in this
+    order. A hit is the same track whichever page brings it."""
+    store = Store.open(path)
+    # SEEN has a solo track, found by another query: its own tracks were met, not as salsa.
+    store.upsert_track(track("solo", ("SEEN",)), source="search", query="x", now="2026")
+    for q, indexes in pages:
+        hits = [PAGES[q][i] for i in indexes]
+        with store.transaction():
+            for i in indexes:
+                store.upsert_track(track(f"{q[-4:]}-{i}", PAGES[q][i]), source="search",
+                                   query=q, now="2026-01-01")
+            store.add_edges(q, "track", [(f"{q[-4:]}-{i}", i) for i in indexes])
+            store.add_search_genre_hits("salsa", q, hits)
+    return store
+
+
+def test_an_artist_is_credited_only_when_no_other_explains_its_hits(tmp_path):
+    seventies, eighties = range(len(PAGES[SEVENTIES])), range(len(PAGES[EIGHTIES]))
+    store = salsa_store(tmp_path / "one.sqlite",
+                        [(SEVENTIES, list(seventies)), (EIGHTIES, list(eighties))])
+    evidence = store.genre_evidence()
+    assert evidence == {
+        "LEAD": [("salsa", "search_common", SEVENTIES)],
+        "SOLOIST": [("salsa", "search_sole", SEVENTIES)],
+    }
+    assert store.genres_of(["LEAD", "FEAT", "X"]) == {"LEAD": ("salsa",)}
+    # Pages in another order, one answered twice: the same evidence.
+    again = salsa_store(tmp_path / "two.sqlite", [
+        (EIGHTIES, list(eighties)), (SEVENTIES, list(seventies)[5:]),
+        (SEVENTIES, list(seventies)[:5]), (EIGHTIES, list(eighties))])
+    assert again.genre_evidence() == evidence
+    # X's hits: one explained by SOLOIST. Without SOLOIST's solo hit, two need X.
+    alone = salsa_store(tmp_path / "three.sqlite", [
+        (SEVENTIES, [i for i in seventies if PAGES[SEVENTIES][i] != ("SOLOIST",)]),
+        (EIGHTIES, list(eighties))])
+    assert alone.genres_of(["X", "SOLOIST"]) == {"X": ("salsa",)}
+    for each in (store, again, alone):
+        each.close()
+
+
+def test_search_genres_are_exported_only_where_the_words_are_unambiguous():
+    vocabulary = GenreVocabulary.of(["rock", "classic rock", "soft rock", "punk", "skate punk",
+                                     "punk rock", "alternative rock", "outlaw country"])
+    assert vocabulary.generic("rock") and not vocabulary.generic("punk rock")
+    assert vocabulary.compound("punk rock") and not vocabulary.compound("outlaw country")
+    sole, wikidata = ["search_sole"], ["wikidata"]
+    assert exported_genres({"rock": sole, "classic rock": sole}, vocabulary) == \
+        {"classic rock": sole}
+    # "punk rock" alone is kept; beside "alternative rock" the words may be those of two.
+    assert exported_genres({"punk rock": sole, "punk": sole}, vocabulary) == \
+        {"punk rock": sole}
+    assert exported_genres({"punk rock": sole, "alternative rock": sole}, vocabulary) == \
+        {"alternative rock": sole}
+    # What Wikidata or Spotify name is the artist's genre, whatever its words.
+    assert exported_genres({"rock": ["wikidata", "search_sole"], "soft rock": wikidata},
+                           vocabulary) == {"rock": ["wikidata", "search_sole"],
+                                           "soft rock": wikidata}
+
+
+class _NoSearchGenres(SpotifyCatalogSpider):
+    """As the probe leaves the spider when Spotify ignores or empties ``genre:``."""
+
+    async def start(self):
+        async for item in super().start():
+            self.genre_evidence_from_search = False        # after the probe's own choice
+            yield item
+
+
+@deferred_f_from_coro_f
+async def test_no_search_evidence_when_the_spider_is_told_so(sim, tmp_path):
+    settings = crawl_settings(sim, tmp_path, EXPORT_ENABLED=False, **SETTINGS,
+                              SPOTIFY_DAILY_BUDGET={"search": 30})
+    _, stats = await run_spider(_NoSearchGenres, settings)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        genre_hits = store.db.execute("SELECT COUNT(*) FROM seed_tracks WHERE q LIKE "
+                                      "'%genre:\"%'").fetchone()[0]
+        evidence = store.db.execute("SELECT COUNT(*) FROM genre_evidence").fetchone()[0]
+    finally:
+        store.close()
+    assert genre_hits >= 100 and evidence == 0
+
+
+def track(track_id: str, artists: tuple[str, ...]) -> TrackRecord:
+    return TrackRecord(
+        id=track_id, name=track_id, isrc=None, duration_ms=200_000, explicit=False,
+        album_id=None, album_name="A", album_type="album", release_date="1975",
+        release_precision="year", album_image_url=None, artist_ids=artists,
+        artist_names=artists, is_playable=True, available_markets=None, popularity=None,
+        preview_url=None, track_number=1, disc_number=1)
