@@ -24,8 +24,9 @@ ADDRESSES: dict[str, tuple[str, str]] = {
                             "development (Feb 2026 Development Mode rules) or extended"),
     "WIKIDATA_SPARQL_URL": ("https://query.wikidata.org/sparql",
                             "Wikidata SPARQL endpoint (artist genres; CC0)"),
-    "MUSICBRAINZ_BASE_URL": ("https://musicbrainz.org/ws/2",
-                             "MusicBrainz web service base URL (original years; CC0)"),
+    "MUSICBRAINZ_BASE_URL": ("https://musicbrainz.org",
+                             "MusicBrainz root; its web service is <root>/ws/2 (original "
+                             "years; CC0)"),
     "MUSICBRAINZ_CONTACT": ("", "your email or URL for MusicBrainz's User-Agent rule; "
                                 "MusicBrainz is off while it is empty"),
 }

@@ -82,12 +82,12 @@ def build_query(isrcs: Iterable[str]) -> str:
 
 
 def search_url(base: str, isrcs: Iterable[str], offset: int = 0) -> str:
-    """``<base>/recording?query=...&fmt=json&limit=100[&offset=N]``; ``base`` ends in
-    ``/ws/2``."""
+    """``<base>/ws/2/recording?query=...&fmt=json&limit=100[&offset=N]``; ``base`` is the
+    service root (``https://musicbrainz.org``)."""
     params = {"query": build_query(isrcs), "fmt": "json", "limit": PAGE_LIMIT}
     if offset:
         params["offset"] = offset
-    return f"{base.rstrip('/')}/recording?{urlencode(params)}"
+    return f"{base.rstrip('/')}/ws/2/recording?{urlencode(params)}"
 
 
 def _int(value: Any, default: int = 0) -> int:
