@@ -4,7 +4,7 @@ It holds the brief's registries so that a second run never asks Spotify or Recco
 what is already known: the seed ledger (where each query stopped and what it paid), the
 playlist registry (snapshot IDs), the track registry (with the enrichment state of every
 track, so a crash between discovery and enrichment loses nothing), seed-to-track edges,
-artists (Spotify genres and genres inferred from ``genre:`` queries), audio features and
+artists and the evidence of their genres (``genre_evidence``), audio features and
 ReccoBeats misses; and the quota ledger (requests per bucket per UTC day, parked buckets), so
 a restart never calls a locked bucket.
 
