@@ -18,6 +18,7 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from runclub_spiders.catalog.years import AlbumAppearance, recording_year, year_source
+from runclub_spiders.export.validate import validate_export
 from runclub_spiders.opendata import musicbrainz, wikidata
 from runclub_spiders.opendata.mapping import load_mapping
 from runclub_spiders.runs import crawl_catalog
@@ -267,6 +268,9 @@ async def test_answers_are_stored_used_and_never_asked_twice(sim, tmp_path, capl
     assert facts["status"] == "complete" and facts["requests"] == stats["wikidata/requests"]
     assert facts["found"] + facts["missing"] == len(rows) and facts["toAsk"] == 0
     assert any("Wikidata" in n and "CC0" in n for n in manifest(tmp_path)["notes"])
+    failed = [f"{c.name}: {c.detail}" for c in validate_export(tmp_path / "exports" / "catalog")
+              if not c.ok]
+    assert not failed, failed                   # the manifest's openData part included
     assert {r["_extra"]["year_source"] for r in wide} <= {"spotify", "musicbrainz"}
     if has_musicbrainz(simulator):
         assert store.musicbrainz_to_ask() == [] and stats["musicbrainz/asked"] > 50
