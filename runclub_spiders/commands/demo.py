@@ -65,6 +65,12 @@ class Command(ScrapyCommand):
             "SPOTIFY_API_BASE_URL": self.simulator.spotify_api_base_url,
             "SPOTIFY_ACCOUNTS_BASE_URL": self.simulator.accounts_base_url,
             "RECCOBEATS_BASE_URL": self.simulator.reccobeats_base_url,
+            # The open-data sources, served by the simulator too (paced as for real: the
+            # simulator's own limits are off, so loopback needs no 1 s spacing).
+            "WIKIDATA_SPARQL_URL": self.simulator.wikidata_sparql_url,
+            "MUSICBRAINZ_BASE_URL": self.simulator.musicbrainz_base_url,
+            "MUSICBRAINZ_CONTACT": "runclub-demo@example.invalid",
+            "WIKIDATA_INTERVAL": 0.0, "MUSICBRAINZ_INTERVAL": 0.0,
             "SPOTIFY_API_PROFILE": opts.api_profile,
             "CATALOG_STORE_PATH": str(folder / "catalog.sqlite"),
             "EXPORT_DIR": opts.export_dir,
@@ -72,7 +78,8 @@ class Command(ScrapyCommand):
             # Loopback has no rate limit to respect; a real crawl keeps settings.py's pacing.
             "AUTOTHROTTLE_ENABLED": False,
             "DOWNLOAD_SLOTS": {"api.spotify.com": fast, "accounts.spotify.com": fast,
-                               "api.reccobeats.com": fast},
+                               "api.reccobeats.com": fast, "query.wikidata.org": fast,
+                               "musicbrainz.org": fast},
             "DISCOVERY_CONCURRENCY": 4,
             # A 30,000-track sandbox holds about 120 exportable tracks per cell (21 to 365):
             # smaller targets than a real crawl's 400/600.
