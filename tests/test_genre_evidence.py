@@ -126,6 +126,10 @@ def salsa_store(path: Path, pages: list[tuple[str, list[int]]]) -> Store:
                                    query=q, now="2026-01-01")
             store.add_edges(q, "track", [(f"{q[-4:]}-{i}", i) for i in indexes])
             store.add_search_genre_hits("salsa", q, hits)
+            # As the spider does: the query enters the seed ledger after its hits.
+            store.record_page(q=q, kind="track", family="cell", umbrella="Latin",
+                              decade=q[-4:-2] + "s", next_offset=0, total=None, new=0,
+                              known=0, low_page=False, exhausted=None, now="2026")
     return store
 
 

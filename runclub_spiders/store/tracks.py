@@ -199,11 +199,12 @@ class Tracks(StoreBase):
         for artist_ids in hits:
             if len(artist_ids) == 1:
                 self.add_genre_evidence(artist_ids[0], genre, "search_sole", query)
-        self.refresh_common_genre(genre)
+        self.refresh_common_genre(genre, query)
 
-    def refresh_common_genre(self, genre: str) -> None:
-        """Re-derive the ``search_common`` evidence of ``genre`` from what its queries
-        returned (``seed_tracks``) and who is a sole artist of one of those hits.
+    def refresh_common_genre(self, genre: str, query: str | None = None) -> None:
+        """Re-derive the ``search_common`` evidence of ``genre`` (as in its queries' text)
+        from what its queries (those of the seed ledger, and ``query``) returned
+        (``seed_tracks``) and who is a sole artist of one of those hits.
 
         A search matches a track through any credited artist, so a hit with several artists
         names none of them. An artist ``A`` is credited when it is the primary artist of two
@@ -222,15 +223,24 @@ class Tracks(StoreBase):
         And only an artist of whom no solo track is stored (see below): the rule is for the
         artists a crawl never meets alone.
 
-        A function of the genre's hits only, recomputed whole (never added to): the same
-        ``seed_tracks`` give the same evidence, in whatever order pages came or however
-        often one was answered (``seed_tracks`` is a set)."""
+        Recomputed whole (never added to) from the genre's hits, their sole artists and
+        which artists have a solo track stored: the same store gives the same evidence, in
+        whatever order its pages came or however often one was answered (``seed_tracks`` is
+        a set). A solo track stored after the genre's last page leaves a credit standing
+        until the genre's next page (the store only grows: the next refresh withdraws it).
+        """
         normalised = normalize_genre(genre)
-        marker = f'genre:"{genre}"'
+        # The genre's queries from the seed ledger (a few hundred rows), then their hits
+        # through seed_tracks' key: no scan of every edge on every page. The page being
+        # stored is in the ledger only once its query is recorded (after its hits): named.
+        queries = sorted({q for (q,) in self.db.execute(
+            "SELECT q FROM seeds WHERE kind = 'track' AND instr(q, ?) > 0",
+            (f'genre:"{genre}"',))} | ({query} if query else set()))
+        marks = ",".join("?" * len(queries))
         rows = self.db.execute(
             "SELECT st.q, t.artist_ids FROM seed_tracks st JOIN tracks t ON t.id = st.track_id "
-            "WHERE st.kind = 'track' AND instr(st.q, ?) > 0 AND t.artist_ids LIKE '%,%' "
-            "ORDER BY st.q, t.id", (marker,)).fetchall()
+            f"WHERE st.kind = 'track' AND st.q IN ({marks}) AND t.artist_ids LIKE '%,%' "
+            "ORDER BY st.q, t.id", queries).fetchall()
         sole = {r[0] for r in self.db.execute(
             "SELECT artist_id FROM genre_evidence WHERE genre = ? AND source = 'search_sole'",
             (normalised,))}
