@@ -15,6 +15,7 @@ import requests
 from scrapy.utils.test import get_crawler
 
 import runclub_spiders.settings as project
+from runclub_spiders import clock
 from runclub_spiders.simulator import Catalog, Simulator
 
 if TYPE_CHECKING:
@@ -82,6 +83,15 @@ CREDENTIAL_VARIABLES = ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_R
                         "SPOTIFY_REDIRECT_URI", "RECCOBEATS_API_KEY", "SPOTIFY_API_BASE_URL",
                         "SPOTIFY_ACCOUNTS_BASE_URL", "RECCOBEATS_BASE_URL", "SPOTIFY_MARKET",
                         "SPOTIFY_API_PROFILE")
+
+
+@pytest.fixture(autouse=True)
+def restore_quota_clock() -> Iterator[None]:
+    """A test that moves the process's quota clock (``Simulator.advance_clock``) must not move
+    it for the tests after it on the same worker: parks and ledgers would be days off."""
+    before = clock.offset()
+    yield
+    clock.set_offset(before)
 
 
 @pytest.fixture(autouse=True)

@@ -85,8 +85,10 @@ def command(sim, folder: Path, kill_at: str | None = None, env: dict[str, str] |
         "DOWNLOAD_SLOTS": json.dumps({s: {"concurrency": 1, "delay": 0} for s in (
             "api.spotify.com", "accounts.spotify.com", "api.reccobeats.com")}),
         "LOG_LEVEL": "INFO",
-        # As in crawl_settings: the open-data sources (sim.env() names them) stay off here.
-        "WIKIDATA_ENABLED": False, "MUSICBRAINZ_ENABLED": False, **overrides,
+        # As in crawl_settings: the open-data sources (sim.env() names them) and the
+        # capability probe (its calls would shift every kill point) stay off here.
+        "WIKIDATA_ENABLED": False, "MUSICBRAINZ_ENABLED": False,
+        "SPOTIFY_PROBE_ENABLED": False, **overrides,
     }
     if kill_at:
         settings["KILL_AT"] = kill_at
