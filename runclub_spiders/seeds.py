@@ -105,6 +105,9 @@ class SeedPlan:
         Raises ``KeyError`` for an unknown umbrella and ``ValueError`` for a decade label
         that is not one of ``DECADES``.
         """
+        memo = self._cell_memo.get((umbrella, decade))
+        if memo is not None:
+            return memo
         genres = self.rules.get(umbrella).representative_genres
         if decade not in DECADE_YEARS:
             raise ValueError(f"unknown decade {decade!r}; use one of {', '.join(DECADES)}")
@@ -114,7 +117,13 @@ class SeedPlan:
                       "track", umbrella, decade)
             for g in genres[:self.max_genres_per_cell])
         tied = tuple(s for s in self.queries if s.umbrella == umbrella and s.decade == decade)
+        self._cell_memo[umbrella, decade] = field_filters + tied
         return field_filters + tied
+
+    def __post_init__(self) -> None:
+        # cell_queries is asked for every cell on every planning step: each cell's answer is
+        # built once (the plan is frozen; dataclasses.replace builds a new memo).
+        object.__setattr__(self, "_cell_memo", {})
 
     def general_queries(self, kind: str = "track") -> tuple[SeedQuery, ...]:
         """Free-text seeds of ``kind`` not tied to a full cell (umbrella and decade)."""

@@ -219,16 +219,23 @@ class UmbrellaRules:
         object.__setattr__(self, "_compiled", compiled)
         object.__setattr__(self, "_by_name", {u.name: u for u in self.umbrellas})
         object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "_specific", {})
+        # Every phrase a genre:"..." search for another umbrella's genre could match.
+        object.__setattr__(self, "_phrases", tuple(
+            (tuple(normalize_genre(g).split()), u.name) for u in self.umbrellas
+            for g in u.representative_genres) + compiled)
 
     def specific(self, genre: str, umbrella: str) -> bool:
         """Does a ``genre:"..."`` search for ``genre`` name ``umbrella`` only? Spotify's filter
         matches an artist genre holding all its words, so "pop" also returns "latin pop" or
         "punjabi pop" artists; "dance pop" does not. False when a genre or rule phrase of
         another umbrella (representative genres, rules) holds every word of ``genre``."""
-        words = set(normalize_genre(genre).split())
-        others = [(tuple(normalize_genre(g).split()), u.name) for u in self.umbrellas
-                  for g in u.representative_genres] + list(self._compiled)
-        return not any(u != umbrella and words <= set(phrase) for phrase, u in others)
+        key = (genre, umbrella)
+        if key not in self._specific:      # asked once per hit: memoised (a pure function)
+            words = set(normalize_genre(genre).split())
+            self._specific[key] = not any(u != umbrella and words <= set(phrase)
+                                          for phrase, u in self._phrases)
+        return self._specific[key]
 
     def names(self) -> tuple[str, ...]:
         """Umbrella names in file order (the order coverage reports use)."""
