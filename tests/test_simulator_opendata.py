@@ -327,15 +327,35 @@ def test_musicbrainz_answers_have_the_structure_of_recorded_search_results(simul
     isrc = next(t.isrc for t in sim.catalog.tracks if sim.musicbrainz.known(t.isrc))
     ours = mb_search(sim, f"isrc:{isrc}").json()
     for path, real in bodies:
-        assert list(ours) == list(real), path
+        # Keys as a set: a recorded body may have been re-serialised with sorted keys
+        # (musicbrainz_rs's is, see SOURCES.md), so its key order is not the service's.
+        assert set(ours) == set(real), path
         mine, theirs = ours["recordings"][0], real["recordings"][0]
+        assert set(mine) <= set(theirs), path
         # what a client reads is where the real service puts it
         for key in ("id", "score", "title", "first-release-date", "releases", "isrcs",
                     "artist-credit"):
             if key in theirs:
                 assert type(mine[key]) is type(theirs[key]), (path, key)
         if theirs.get("releases"):
-            release, real_release = mine["releases"][0], theirs["releases"][0]
-            assert set(release) - {"artist-credit"} <= set(real_release) | {"media"}, path
-            assert set(release["release-group"]) - {"secondary-types", "secondary-type-ids"} \
-                <= set(real_release["release-group"]) | {"type-id", "primary-type-id"}, path
+            # Real releases differ in which keys they carry (no date, country or events on
+            # many digital ones), so ours are checked against every key a real one had.
+            real_keys = set().union(*(r.keys() for r in theirs["releases"]))
+            group_keys = set().union(*(r["release-group"].keys() for r in theirs["releases"]))
+            for release in mine["releases"]:
+                assert set(release) - {"artist-credit"} <= real_keys | {"media"}, path
+                assert set(release["release-group"]) - {"secondary-types",
+                                                        "secondary-type-ids"} \
+                    <= group_keys | {"type-id", "primary-type-id"}, path
+            # the fields the year rule reads come in the real body's types and shapes
+            dated = next(r for r in theirs["releases"] if r.get("release-events"))
+            credit = dated["artist-credit"][0]
+            for release in mine["releases"]:
+                for key in ("status", "date", "release-events", "artist-credit"):
+                    if key in release:
+                        assert type(release[key]) is type(dated[key]), (path, key)
+                assert all(set(e) == set(dated["release-events"][0])
+                           for e in release.get("release-events", [])), path
+                assert all(set(c) <= set(credit) | {"joinphrase"}
+                           and {"id", "name"} <= set(c["artist"])
+                           for c in release.get("artist-credit", [])), path
