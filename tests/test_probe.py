@@ -14,11 +14,14 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from runclub_spiders.probe import NAMES, Capabilities
+from runclub_spiders.runs import crawl_catalog
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.spiders.spotify_probe import SpotifyProbeSpider
 from runclub_spiders.store import Store
 from tests.conftest import crawl_settings, run_spider, use_credentials
 from tests.test_discovery import REPO
+from tests.test_opendata import SIZE as OPEN_DATA_SIZE
+from tests.test_opendata import manifest, open_data, wide_rows
 
 MAX_SPOTIFY_CALLS = 12
 
@@ -146,3 +149,35 @@ def test_the_command_prints_one_line_per_capability_then_the_plan(simulator_fact
     assert "Traceback" not in result.stderr
     for secret in (sim.config.client_secret, sim.config.refresh_token):
         assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mode", ["ignored", "empty"])
+@deferred_f_from_coro_f
+async def test_without_a_genre_filter_umbrellas_stay_right(simulator_factory, monkeypatch,
+                                                           tmp_path, mode):
+    """Spotify ignores or empties genre:: the probe says so, the crawl drops the cell queries
+    built on it and takes no genre from search hits, and umbrellas come from Wikidata's
+    genres (else the free-text seeds' targets): at least 90% right against the truth."""
+    sim = simulator_factory(size=OPEN_DATA_SIZE, profile="development", genre_filter=mode)
+    use_credentials(monkeypatch, sim)
+    run = await crawl_catalog(open_data(sim, tmp_path, SPOTIFY_PROBE_ENABLED=True,
+                                        CATALOG_MAX_TRACKS=400))
+    stats = run.discovery_stats
+    assert stats["finish_reason"] == "finished" and run.errors == 0
+    assert stats["probe/genre_filter"] == mode
+    cell_queries = [e for e in sim.requests(service="spotify")
+                    if e.path.endswith("/search") and "genre" in e.query]
+    assert len(cell_queries) == 2                  # the probe's own two
+    wide = wide_rows(tmp_path)
+    catalog = sim.catalog
+    right = sum(row["_extra"]["umbrellas"][0] in catalog.truth(
+        catalog.track_by_id[row["spotify_track_id"]])["umbrellas"] for row in wide)
+    print(f"\n{mode}: umbrellas right {right / len(wide):.1%} of {len(wide)} exported")
+
+    assert len(wide) >= 300 and right / len(wide) >= 0.90
+    sources = {source for row in wide for genres in row["_extra"]["genre_sources"].values()
+               for found in genres.values() for source in found}
+    assert sources and sources <= {"wikidata"}     # no genre from a search hit
+    notes = manifest(tmp_path)["notes"]
+    assert any(f"genre: filter was {mode}" in note for note in notes)
+    assert manifest(tmp_path)["spotify"]["capabilities"]["capabilities"]["genre_filter"] == mode

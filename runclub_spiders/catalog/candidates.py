@@ -16,8 +16,10 @@ Umbrellas, most trusted first:
    umbrella). Umbrellas with at least a third of the top one's votes are kept, top first;
 3. ``search_genres``: the primary artist's genres from search evidence (``search_sole``,
    ``search_common``: ``Store.add_search_genre_hits``) through the rules;
-4. ``featured_artist_genres``: the other credited artists' curated genres;
-5. ``none``: unclassified (not exported: it cannot be placed in a cell).
+4. ``none``: unclassified (not exported: it cannot be placed in a cell). A featured
+   artist's genres never classify the track: with Spotify's genre filter ignored they were
+   the only evidence for 6 exported tracks and wrong for all 6 (tests/test_probe.py; the
+   track's genre is its primary artist's).
 
 Votes come before search genres: they rank umbrellas by how many searches found the
 artist, where the genres from search evidence are a set (an artist found by many searches of
@@ -41,7 +43,7 @@ from runclub_spiders.catalog.years import (
     recording_year,
     release_year,
 )
-from runclub_spiders.seeds import CELL_FAMILY
+from runclub_spiders.seeds import CELL_FAMILY, GENRE_FILTER
 from runclub_spiders.store import Store, artist_genres
 from runclub_spiders.umbrellas import UmbrellaRules
 
@@ -130,7 +132,7 @@ def load_candidates(store: Store, rules: UmbrellaRules, market: str,
     rows = store.track_rows(CANDIDATE_COLUMNS)
     credits = {row["id"]: tuple(json.loads(row["artist_ids"])) for row in rows}
     curated, evidenced = artist_genre_sets(store)
-    votes = artist_votes(store, credits)
+    votes = artist_votes(store, credits, rules)
     sources = primary_sources(store)
     tempo_known = store.tempo_known()      # per track: does its features row have a tempo?
     by_isrc: dict[str, list[sqlite3.Row]] = defaultdict(list)
@@ -186,11 +188,6 @@ def classify_umbrellas(rules: UmbrellaRules, artist_ids: tuple[str, ...],
     found = rules.classify(evidenced.get(lead, ()))
     if found:
         return found, "search_genres"
-    # Guests' curated genres only: measured, their search genres named the track's umbrella
-    # 4 times in 50 (the truth is the primary artist's).
-    found = rules.classify(g for a in artist_ids[1:] for g in curated.get(a, ()))
-    if found:
-        return found, "featured_artist_genres"
     return (), "none"
 
 
@@ -251,18 +248,25 @@ def artist_genre_sets(store: Store
     return curated, evidenced
 
 
-def artist_votes(store: Store, credits: dict[str, tuple[str, ...]]
+def artist_votes(store: Store, credits: dict[str, tuple[str, ...]], rules: UmbrellaRules
                  ) -> dict[str, Counter[str]]:
     """Per primary artist: umbrella votes from the umbrella-tagged searches that found its
     tracks (see the module doc). ``credits``: each track's artist IDs, primary first."""
     edges = store.umbrella_edges()
     solo: dict[str, Counter[str]] = defaultdict(Counter)
     shared: list[tuple[tuple[str, ...], str, float]] = []
-    for track_id, umbrella, family in edges:
+    for track_id, umbrella, family, q in edges:
         artists = credits.get(track_id)
         if not artists:
             continue
-        weight = 1.0 if family == CELL_FAMILY else FREE_TEXT_WEIGHT
+        weight = FREE_TEXT_WEIGHT
+        if family == CELL_FAMILY:
+            # genre:"house" also returns "progressive house" (Electronic & EDM) artists: a
+            # genre that other umbrellas' genres contain votes as weakly as free text
+            # (UmbrellaRules.specific; album tracks' umbrellas were 94-96% right without).
+            genre = GENRE_FILTER.search(q)
+            if genre is None or rules.specific(genre.group(1), umbrella):
+                weight = 1.0
         if len(artists) == 1:
             solo[artists[0]][umbrella] += weight
         else:

@@ -32,10 +32,10 @@ class ExportReads(StoreBase):
             "SELECT track_id, tempo IS NOT NULL FROM features")}
 
     def umbrella_edges(self) -> list[sqlite3.Row]:
-        """``track_id``, ``umbrella``, ``family`` of every search edge whose seed is tagged
-        with an umbrella, by track ID then query."""
+        """``track_id``, ``umbrella``, ``family``, ``q`` of every search edge whose seed is
+        tagged with an umbrella, by track ID then query."""
         return self.db.execute(
-            "SELECT st.track_id, s.umbrella, s.family FROM seed_tracks st JOIN seeds s "
+            "SELECT st.track_id, s.umbrella, s.family, s.q FROM seed_tracks st JOIN seeds s "
             "ON s.q = st.q AND s.kind = st.kind WHERE s.umbrella IS NOT NULL "
             "ORDER BY st.track_id, s.q").fetchall()
 
