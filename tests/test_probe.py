@@ -160,6 +160,7 @@ async def test_without_a_genre_filter_umbrellas_stay_right(simulator_factory, mo
     genres (else the free-text seeds' targets): at least 90% right against the truth."""
     sim = simulator_factory(size=OPEN_DATA_SIZE, profile="development", genre_filter=mode)
     use_credentials(monkeypatch, sim)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     run = await crawl_catalog(open_data(sim, tmp_path, SPOTIFY_PROBE_ENABLED=True,
                                         CATALOG_MAX_TRACKS=400))
     stats = run.discovery_stats
@@ -180,4 +181,9 @@ async def test_without_a_genre_filter_umbrellas_stay_right(simulator_factory, mo
     assert sources and sources <= {"wikidata"}     # no genre from a search hit
     notes = manifest(tmp_path)["notes"]
     assert any(f"genre: filter was {mode}" in note for note in notes)
-    assert manifest(tmp_path)["spotify"]["capabilities"]["capabilities"]["genre_filter"] == mode
+    probed = manifest(tmp_path)["spotify"]["capabilities"]
+    assert probed["capabilities"]["genre_filter"] == mode
+    # Every time in the manifest is clamped to SOURCE_DATE_EPOCH (2023-11-14T22:13:20Z).
+    assert probed["probedAt"] == "2023-11-14T22:13:20Z"
+    assert {s["lastRunAt"] for s in manifest(tmp_path)["openData"].values()} == \
+        {"2023-11-14T22:13:20Z"}

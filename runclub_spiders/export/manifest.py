@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -79,9 +81,11 @@ NOTES = (
 )
 
 
-def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> dict[str, Any]:
+def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str,
+                stamp: Callable[[str | None], str | None] = lambda at: at) -> dict[str, Any]:
     """The manifest's ``spotify`` and ``reccobeats`` parts, from the store: every crawl's
-    request counts and totals are there, this run's discovery included (it closed first)."""
+    request counts and totals are there, this run's discovery included (it closed first).
+    ``stamp`` clamps the stored times it reports (``Clock.stamp``: SOURCE_DATE_EPOCH)."""
     families: dict[str, dict[str, int]] = {}
     exhausted: Counter[str] = Counter()
     queries = requests = new_tracks = 0
@@ -103,7 +107,11 @@ def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> d
     for counts in by_day.values():
         by_bucket.update(counts)
     totals = store.get_meta("run_totals", {})
-    probed = Capabilities.from_store(store)
+    open_data = open_data_facts(store)
+    for source in open_data.values():
+        source["lastRunAt"] = stamp(source.get("lastRunAt"))
+    known = Capabilities.from_store(store)
+    probed = replace(known, probed_at=stamp(known.probed_at))
     recco = {
         "errors": totals.get("reccobeats_errors", 0),
         "retries": totals.get("reccobeats_retries", 0),
@@ -121,7 +129,7 @@ def crawl_facts(store: Store, plan: SeedPlan, *, market: str, profile: str) -> d
             "capabilities": probed.manifest(),
         },
         "reccobeats": recco,
-        "openData": (open_data := open_data_facts(store)),
+        "openData": open_data,
         "notes": [*probe_notes(probed), *open_data_notes(open_data)],
     }
 

@@ -158,7 +158,7 @@ class CatalogExportSpider(Spider):
                              primary_markets=tuple(s.getlist("EXPORT_PRIMARY_MARKETS")))
         explain_thin_cells(build.selection, store, self.plan)
         build.facts = crawl_facts(store, self.plan, market=market,
-                                  profile=s["SPOTIFY_API_PROFILE"])
+                                  profile=s["SPOTIFY_API_PROFILE"], stamp=build.clock.stamp)
         return build
 
     def close_started(self, reason: str) -> None:
