@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -354,3 +355,27 @@ async def test_an_erroring_source_is_parked_and_the_export_completes(sim, tmp_pa
     assert facts["musicbrainz"]["status"] == "missing" and facts["wikidata"]["status"] == "off"
     assert served(simulator, "wikidata") == []
     assert stats["wikidata/disabled"] == "WIKIDATA_ENABLED is off"
+
+
+@deferred_f_from_coro_f
+async def test_a_slow_source_times_out_and_never_stalls_the_crawl(sim, tmp_path, caplog):
+    """MusicBrainz answering after 5 s, past OPENDATA_TIMEOUT (0.5 s); Wikidata off."""
+    simulator = sim(musicbrainz_latency=5.0)
+    started = time.monotonic()
+    run = await crawl_catalog(open_data(simulator, tmp_path, WIKIDATA_ENABLED=False,
+                                        OPENDATA_TIMEOUT=0.5, OPENDATA_RETRIES=1,
+                                        **SMALLER))
+    stats = run.discovery_stats
+    assert stats["finish_reason"] == "finished" and not errors_logged(caplog)
+    assert run.export_stats.get("export/published")
+    assert stats["musicbrainz/parked"] == 1 and "musicbrainz/answered" not in stats
+    # Parked after OPENDATA_PARK_AFTER batches of 1 + OPENDATA_RETRIES timed-out attempts:
+    # a few seconds lost, not minutes.
+    # (The simulator logs an answer when it is sent: the timed-out ones never were.)
+    assert stats["musicbrainz/requests"] <= 3 * 2
+    assert time.monotonic() - started < 30
+    store = Store.open(tmp_path / "store.sqlite")
+    assert len(store.musicbrainz_to_ask()) > 50           # remembered for the next run
+    store.close()
+    assert manifest(tmp_path)["openData"]["musicbrainz"]["status"] == "missing"
+    assert {r["_extra"]["year_source"] for r in wide_rows(tmp_path)} == {"spotify"}
