@@ -2,35 +2,41 @@
 
 Spotify changed what a Development Mode app may do twice (2024, 2026) without a changelog for
 every detail, and some of what discovery relies on is unverified for such apps: above all
-whether search still honours ``genre:"..."``, the filter the cell queries and the inferred
-artist genres are built on. So rather than trusting a profile name, the crawl asks, at most
+whether search still honours ``genre:"..."``, the filter the cell queries and the search
+genre evidence are built on. So rather than trusting a profile name, the crawl asks, at most
 once per ``SPOTIFY_PROBE_INTERVAL_DAYS`` (``scrapy spotify-probe`` asks now), and adapts
 (:func:`adapt`). What it found is kept in the store (``probe_results``) and written to the
 manifest.
 
-The Spotify calls (at most 10; the ``limit=50`` one is skipped when the profile allows 50):
+The Spotify calls (at most 11):
 
 1. ``/search?q=year:2015-2016&type=track&limit=50``: 400 means pages of at most 10;
-2. the same with ``limit=10`` when 1. was refused: the baseline page B. Its tracks say
-   whether ``year:`` is honoured (every album released 2015-2016) and whether track objects
-   carry ``external_ids.isrc``;
-3. and 4. ``genre:"<A>" year:2015-2016`` and ``genre:"<B>" year:2015-2016`` for two unrelated
-   umbrellas' first genres: both empty while B is not -> ``empty``; either the very same
-   tracks as B -> ``ignored``; otherwise ``honoured``;
+2. ``limit=10`` of the same: the baseline page. Its tracks say whether ``year:`` is honoured
+   (every album released 2015-2016) and whether track objects carry ``external_ids.isrc``.
+   When it is empty (a small or odd catalog) the same with ``year:1970-2029``, once;
+3. and 4. ``genre:"<A>" year:...`` and ``genre:"<B>" year:...`` for two unrelated umbrellas'
+   first genres: both empty while the baseline is not -> ``empty``; the same tracks for both
+   (two unrelated genres cannot share their top tracks) -> ``ignored``; otherwise
+   ``honoured``. A alone may equal the baseline with the filter honoured ("pop" is in most
+   genres' names), so it is the two genres that are compared;
 5. ``/artists/{id}`` of B's first artist: does it carry ``genres``?
 6. ``/albums/{id}`` and 7. ``/artists/{id}/albums``: allowed, or refused (403);
 8. ``/me``, 9. ``/me/playlists`` and 10. the first owned playlist's ``/items?limit=1``.
 
-ReccoBeats (no Spotify quota): ``/audio-features`` for B's tracks with our User-Agent
-(reachable?) and with a library's default one (does it block those, as Cloudflare's rule 1010
-has done?). Every call goes through the crawl's own downloader middlewares (token, quota
-ledger, pacing, retries): a parked bucket is reported as ``unknown``, never waited for.
+ReccoBeats (no Spotify quota): ``/audio-features`` for the baseline's tracks with our
+User-Agent (and ``RECCOBEATS_API_KEY`` when set, as enrichment sends it: reachable?) and with
+a library's default one (does it block those, as Cloudflare's rule 1010 has done?). Every call
+goes through the crawl's own downloader middlewares (token, quota ledger, pacing, retries): a
+parked bucket is reported as ``unknown``, never waited for. The close cuts a call short
+(``CloseWatch``); a probe that judged nothing (no answer at all, or cut short) is not saved,
+so the next crawl probes again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,6 +46,7 @@ from scrapy import Request
 
 from runclub_spiders import clock
 from runclub_spiders.quota import utc_iso
+from runclub_spiders.utils.closing import CloseWatch, SpiderClosing
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -50,8 +57,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-YEARS = "2015-2016"
-YEAR_RANGE = (2015, 2016)
+YEARS = ((2015, 2016), (1970, 2029))     # the second only when the first finds nothing
 UNKNOWN = "unknown"
 #: A library's default User-Agent, as a client that never set its own sends it.
 DEFAULT_USER_AGENT = "python-requests/2.32.3"
@@ -68,6 +74,7 @@ class Capabilities:
     values: dict[str, str]
     details: dict[str, str]
     probed_at: str | None                       # ISO 8601 UTC; None: never probed
+    fresh: bool = False                         # probed by this process (not read back)
 
     def get(self, name: str) -> str:
         return self.values.get(name, UNKNOWN)
@@ -128,8 +135,9 @@ def adapt(caps: Capabilities, plan: SeedPlan, *, page_size: int) -> Adaptation:
     trusted = caps.genre_filter_trusted
     if not trusted:
         plan = replace(plan, max_genres_per_cell=0)
-        lines.append(f"cell queries: off (genre filter {caps.get('genre_filter')}); umbrellas "
-                     "come from artist genres of other sources (Wikidata)")
+        lines.append(f"cell queries: off (genre filter {caps.get('genre_filter')}); no genre "
+                     "from search hits; umbrellas come from other artist genres (Wikidata, "
+                     "when on) and the free-text seeds' targets")
     else:
         lines.append('cell queries: genre:"..." year:A-B searches; their hits\' sole artists '
                      "get the query's genre")
@@ -164,7 +172,9 @@ class Probe:
         self.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
         self.recco = (s.get("RECCOBEATS_BASE_URL") or "").rstrip("/")
         self.market = s["SPOTIFY_MARKET"]
-        self.extended = s["SPOTIFY_API_PROFILE"] == "extended"
+        self.recco_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
+        self.watch = CloseWatch(crawler)
+        self.years = YEARS[0]
         umbrellas = plan.rules.umbrellas
         # Two unrelated umbrellas' first genres: broad ones, so an honoured filter finds some.
         self.genres = (umbrellas[0].representative_genres[0],
@@ -173,15 +183,19 @@ class Probe:
         self.details: dict[str, str] = {}
         self.spotify_calls = 0
 
-    async def run(self) -> Capabilities:
+    async def run(self) -> Capabilities | None:
+        """What the answers say; None when the probe judged nothing or the close cut it
+        short (nothing to keep: the next crawl probes again)."""
         stats = self.crawler.stats
         try:
-            await self._search()
-            await self._lookups()
-            await self._playlists()
-            await self._reccobeats()
+            for step in (self._search, self._lookups, self._playlists, self._reccobeats):
+                await step()
+        except SpiderClosing:
+            return None
         finally:
             stats.set_value("probe/spotify_requests", self.spotify_calls)
+        if not self.values:
+            return None
         caps = Capabilities({n: self.values.get(n, UNKNOWN) for n in NAMES},
                             dict(self.details), utc_iso(clock.now()))
         for name in NAMES:
@@ -193,11 +207,14 @@ class Probe:
                    headers: dict[str, str] | None = None) -> tuple[int, Any]:
         """Status and JSON body (None when not JSON) of one GET; ProbeError without answer."""
         request = Request(url, headers=headers, dont_filter=True,
-                          meta={"handle_httpstatus_all": True, "probe": True})
+                          meta={"handle_httpstatus_all": True})
         if spotify:
             self.spotify_calls += 1
         try:
-            response: Response = await self.crawler.engine.download_async(request)
+            response: Response = await self.watch.run(
+                self.crawler.engine.download_async(request))
+        except SpiderClosing:
+            raise
         except Exception as exc:           # parked bucket, DNS, refused connection...
             raise ProbeError(f"{type(exc).__name__}: {exc}"[:200]) from None
         try:
@@ -213,42 +230,48 @@ class Probe:
     async def _search(self) -> None:
         self.baseline: list[dict] = []
         try:
-            limit = 50
-            status, body = await self._get(self._search_url(f"year:{YEARS}", 50))
-            if status == 400:
-                limit = 10
-                status, body = await self._get(self._search_url(f"year:{YEARS}", 10))
-            if status != 200:
+            status, _ = await self._get(self._search_url("year:2015-2016", 50))
+            if status not in (200, 400):
                 self.details["search_limit"] = f"HTTP {status}"
                 return
-            self.values["search_limit"] = str(limit)
-            self.baseline = _tracks(body)[:10]
+            self.values["search_limit"] = "50" if status == 200 else "10"
+            for years in YEARS:
+                self.years = years
+                status, body = await self._get(self._search_url(self._year_filter(), 10))
+                self.baseline = _tracks(body)[:10] if status == 200 else []
+                if self.baseline or status != 200:
+                    break
+            if not self.baseline:
+                self.details["genre_filter"] = f"HTTP {status}, no track for any year filter"
+                return
             self._judge_baseline()
             pages = []
             for genre in self.genres:
-                status, body = await self._get(self._search_url(f'genre:"{genre}" year:{YEARS}',
-                                                                10))
+                q = f'genre:"{genre}" {self._year_filter()}'
+                status, body = await self._get(self._search_url(q, 10))
                 if status != 200:
                     self.details["genre_filter"] = f"HTTP {status} for genre:{genre!r}"
                     return
                 pages.append([t.get("id") for t in _tracks(body)])
-            self.values["genre_filter"] = _genre_verdict(
-                [t.get("id") for t in self.baseline], pages)
+            self.values["genre_filter"] = _genre_verdict(pages)
             counts = [f"genre:{g!r} {len(p)} tracks"
                       for g, p in zip(self.genres, pages, strict=True)]
-            self.details["genre_filter"] = "; ".join([f"year:{YEARS} {len(self.baseline)} "
-                                                      "tracks", *counts])
+            self.details["genre_filter"] = "; ".join(
+                [f"{self._year_filter()} {len(self.baseline)} tracks", *counts])
         except ProbeError as exc:
             self.details["search"] = str(exc)
+
+    def _year_filter(self) -> str:
+        return f"year:{self.years[0]}-{self.years[1]}"
 
     def _judge_baseline(self) -> None:
         if not self.baseline:
             return
         years = [_year(t) for t in self.baseline]
-        inside = sum(1 for y in years if y is not None and
-                     YEAR_RANGE[0] <= y <= YEAR_RANGE[1])
+        low, high = self.years
+        inside = sum(1 for y in years if y is not None and low <= y <= high)
         self.values["year_filter"] = "honoured" if inside == len(years) else "ignored"
-        self.details["year_filter"] = f"{inside} of {len(years)} tracks released {YEARS}"
+        self.details["year_filter"] = f"{inside} of {len(years)} tracks released {low}-{high}"
         with_isrc = sum(1 for t in self.baseline
                         if isinstance(t.get("external_ids"), dict)
                         and t["external_ids"].get("isrc"))
@@ -315,8 +338,9 @@ class Probe:
         if not self.recco or not ids:
             return
         url = f"{self.recco}/audio-features?{urlencode({'ids': ','.join(ids)})}"
+        key = {"x-api-key": self.recco_key} if self.recco_key else {}
         try:
-            status, _ = await self._get(url, spotify=False)
+            status, _ = await self._get(url, spotify=False, headers=key or None)
         except ProbeError as exc:
             self.values["reccobeats"] = "unreachable"
             self.details["reccobeats"] = str(exc)
@@ -325,7 +349,7 @@ class Probe:
         self.details["reccobeats"] = f"HTTP {status}"
         try:
             status, _ = await self._get(url, spotify=False,
-                                        headers={"User-Agent": DEFAULT_USER_AGENT})
+                                        headers={**key, "User-Agent": DEFAULT_USER_AGENT})
         except ProbeError as exc:
             self.details["reccobeats_default_user_agent"] = str(exc)
             return
@@ -361,13 +385,12 @@ def _allowed(status: int) -> str:
     return "allowed" if status == 200 else "forbidden" if status in (401, 403) else UNKNOWN
 
 
-def _genre_verdict(baseline: list, pages: list[list]) -> str:
-    """``honoured``, ``ignored`` or ``empty`` from the ``year:`` page and two genre pages."""
-    if not baseline:
-        return UNKNOWN                       # nothing to compare with
+def _genre_verdict(pages: list[list]) -> str:
+    """``honoured``, ``ignored`` or ``empty`` from two unrelated genres' pages (the year's
+    page had tracks): nothing for either, or the same tracks for both, or neither."""
     if not any(pages):
         return "empty"
-    if any(page == baseline for page in pages):
+    if len({frozenset(page) for page in pages}) == 1:
         return "ignored"
     return "honoured"
 
@@ -381,12 +404,16 @@ async def capabilities(crawler: Crawler, store: Store, plan: SeedPlan, *,
                           and known.due(s.getfloat("SPOTIFY_PROBE_INTERVAL_DAYS"))):
         return known
     caps = await Probe(crawler, plan).run()
+    if caps is None:           # nothing judged (no answer, or the close cut it short)
+        logger.warning("The capability probe got no answer; the crawl goes by %s",
+                       "the last probe's findings" if known.probed_at else "the profile")
+        return known
     # A capability this probe could not judge (a parked bucket, a network error) keeps what
     # an earlier probe found.
     caps = Capabilities({n: caps.get(n) if caps.get(n) != UNKNOWN else known.get(n)
                          for n in NAMES},
                         {**{n: d for n, d in known.details.items() if caps.get(n) == UNKNOWN},
-                         **caps.details}, caps.probed_at)
+                         **caps.details}, caps.probed_at, fresh=True)
     caps.save(store)
     for line in caps.lines():
         logger.info("Probe: %s", line)

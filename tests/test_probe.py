@@ -13,7 +13,7 @@ import sys
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from runclub_spiders.probe import NAMES, Capabilities
+from runclub_spiders.probe import NAMES, Capabilities, _genre_verdict
 from runclub_spiders.runs import crawl_catalog
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.spiders.spotify_probe import SpotifyProbeSpider
@@ -87,8 +87,8 @@ async def test_the_probe_tells_extended_quota(simulator_factory, monkeypatch, tm
     use_credentials(monkeypatch, sim)
     caps, _ = await probe(sim, tmp_path)
     assert (caps.get("search_limit"), caps.get("artist_genres")) == ("50", "present")
-    # limit=50 accepted: the baseline page is its first 10 tracks, no second year: search.
-    assert sum("type=track" in call for call in spotify_calls(sim)) == 3
+    # The limit=50 page, the limit=10 baseline, two genre pages: no wider years needed.
+    assert sum("type=track" in call for call in spotify_calls(sim)) == 4
 
 
 @deferred_f_from_coro_f
@@ -187,3 +187,48 @@ async def test_without_a_genre_filter_umbrellas_stay_right(simulator_factory, mo
     assert probed["probedAt"] == "2023-11-14T22:13:20Z"
     assert {s["lastRunAt"] for s in manifest(tmp_path)["openData"].values()} == \
         {"2023-11-14T22:13:20Z"}
+
+
+def test_two_unrelated_genres_decide_the_verdict():
+    # "pop" may top the year's chart with the filter honoured: only the two genres together,
+    # sharing their tracks, say the filter is ignored.
+    assert _genre_verdict([["a", "b"], ["c"]]) == "honoured"
+    assert _genre_verdict([["a", "b"], []]) == "honoured"
+    assert _genre_verdict([["a", "b"], ["b", "a"]]) == "ignored"
+    assert _genre_verdict([[], []]) == "empty"
+
+
+@deferred_f_from_coro_f
+async def test_a_probe_without_answers_keeps_the_last_findings(simulator_factory, monkeypatch,
+                                                              tmp_path, caplog):
+    sim = simulator_factory(profile="development", size=300)
+    use_credentials(monkeypatch, sim)
+    caps, _ = await probe(sim, tmp_path)
+    # 300 tracks hold none of 2015-2016: the wider years gave the baseline.
+    assert caps.get("genre_filter") == "honoured" and "1970-2029" in caps.details["year_filter"]
+    assert caps.fresh
+    # Nothing answers now: nothing judged, nothing saved; the crawl goes by the last probe.
+    dead = "http://127.0.0.1:9"
+    again, _ = await probe(sim, tmp_path, SPOTIFY_API_BASE_URL=f"{dead}/v1",
+                           RECCOBEATS_BASE_URL=f"{dead}/reccobeats/v1",
+                           RETRY_ENABLED=False)
+    assert not again.fresh and again.values == caps.values
+    assert again.probed_at == caps.probed_at
+    assert "The capability probe got no answer" in caplog.text
+
+
+def test_the_command_exits_1_when_nothing_answers(simulator_factory, tmp_path):
+    sim = simulator_factory(profile="development")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "RECCO"))}
+    env.update(sim.env(), SPOTIFY_API_BASE_URL="http://127.0.0.1:9/v1",
+               RECCOBEATS_BASE_URL="http://127.0.0.1:9/reccobeats/v1")
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "spotify-probe", "-s", "RETRY_ENABLED=False",
+         "-s", f"CATALOG_STORE_PATH={tmp_path / 'store.sqlite'}",
+         "-s", f"SPOTIFY_TOKEN_FILE={tmp_path / 'token.json'}",
+         "-s", f"EXPORT_DIR={tmp_path / 'exports'}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert "error: the probe got no answer" in result.stderr
+    assert "Traceback" not in result.stderr

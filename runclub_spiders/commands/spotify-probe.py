@@ -21,8 +21,9 @@ from typing import Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 
-from runclub_spiders.commands.crawl import ConfigError, preflight
-from runclub_spiders.probe import UNKNOWN, adapt
+from runclub_spiders.commands.crawl import FAILED_REASONS, ConfigError, preflight
+from runclub_spiders.probe import adapt
+from runclub_spiders.runs import crawler_stats
 from runclub_spiders.seeds import load_plan
 
 SPIDER = "spotify_probe"
@@ -53,9 +54,11 @@ class Command(ScrapyCommand):
         self.crawler_process.crawl(crawler)
         self.crawler_process.start()
         caps = getattr(crawler.spider, "capabilities", None)
-        if caps is None or all(caps.get(n) == UNKNOWN for n in caps.values):
-            print("error: the probe got no answer; see the log above (credentials, quota "
-                  "park or network)", file=sys.stderr)
+        reason = crawler_stats(crawler).get("finish_reason")
+        if caps is None or not caps.fresh or reason in FAILED_REASONS:
+            print(f"error: the probe got no answer (the crawl closed {reason}); see the log "
+                  "above (credentials, quota park or network); nothing was saved",
+                  file=sys.stderr)
             self.exitcode = 1
             return
         print("\n".join(caps.lines()))

@@ -144,8 +144,10 @@ def probe_notes(probed: Capabilities) -> list[str]:
              f"weekly probe, manifest spotify.capabilities): {found}."]
     if not probed.genre_filter_trusted:
         notes.append(f"Search's genre: filter was {probed.get('genre_filter')}: cell queries "
-                     "built on it were switched off, and no genre was taken from search hits; "
-                     "artist genres (and umbrellas) come from the other sources only.")
+                     "built on it were switched off, and no genre was taken from search hits "
+                     "since (genres found while an earlier probe found it honoured stay, with "
+                     "their source in _extra.genre_sources); new artist genres and umbrellas "
+                     "come from the other sources.")
     return notes
 
 

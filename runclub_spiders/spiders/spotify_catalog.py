@@ -50,6 +50,7 @@ from runclub_spiders.spotify_objects import (
     token,
 )
 from runclub_spiders.store import Store
+from runclub_spiders.utils.closing import CloseWatch
 
 MODES = ("full", "export", "discover")
 DOWNLOADER_META = ("download_latency", "download_slot")
@@ -88,8 +89,11 @@ class SpotifyCatalogSpider(Spider):
         self.crawler.stats.set_value("discovery/profile",
                                      "extended" if self.extended else "development")
         # What Spotify allows this app today (probed at most once a week): the plan adapts.
-        adaptation = adapt(await capabilities(self.crawler, self.store, self.plan),
-                           self.plan, page_size=self.page_size)
+        watch = CloseWatch(self.crawler)
+        probed = await capabilities(self.crawler, self.store, self.plan)
+        if watch.closing:
+            return                  # closed while probing (Ctrl-C, auth_failed): no work
+        adaptation = adapt(probed, self.plan, page_size=self.page_size)
         self.plan, self.page_size = adaptation.plan, adaptation.page_size
         self.genre_evidence_from_search = adaptation.search_genres
         self.frontier = Frontier(self.crawler, self.store, self.plan,
