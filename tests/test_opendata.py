@@ -10,18 +10,25 @@ off is never called.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.test import get_crawler
 
 from runclub_spiders.catalog.years import AlbumAppearance, recording_year, year_source
 from runclub_spiders.export.validate import validate_export
 from runclub_spiders.opendata import musicbrainz, wikidata
 from runclub_spiders.opendata.mapping import load_mapping
+from runclub_spiders.pipelines.opendata import _Source
 from runclub_spiders.runs import crawl_catalog
 from runclub_spiders.seeds import load_plan
 from runclub_spiders.simulator import vocabulary as v
@@ -29,6 +36,7 @@ from runclub_spiders.store import Store
 from runclub_spiders.umbrellas import SeedError, normalize_genre
 from tests.conftest import crawl_settings, use_credentials
 
+REPO = Path(__file__).resolve().parents[1]
 SIZE = 3000
 SETTINGS = {"CATALOG_CELL_MIN": 5, "CATALOG_CELL_TARGET": 10, "CATALOG_MAX_TRACKS": 500,
             "DISCOVERY_PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
@@ -110,12 +118,108 @@ def test_musicbrainz_query_and_paging():
     url = musicbrainz.search_url("http://h/", ["gbaaa7700001", "bad", "USXXX0000001"], 200)
     assert url == ("http://h/ws/2/recording?query=isrc%3AGBAAA7700001+OR+isrc%3AUSXXX0000001"
                    "&fmt=json&limit=100&offset=200")
-    page = musicbrainz.parse_page({"count": 250, "offset": 100, "recordings": [{}] * 100})
+    page = musicbrainz.parse_page({"count": 250, "offset": 100, "recordings": [{}] * 100}, 100)
     assert page.next_offset == 200
     assert musicbrainz.parse_page({"count": 250, "offset": 200,
-                                   "recordings": [{}] * 50}).next_offset is None
+                                   "recordings": [{}] * 50}, 200).next_offset is None
     assert musicbrainz.parse_page({"count": 9, "recordings": []}).next_offset is None
     assert isinstance(musicbrainz.parse_page({"error": "x"}), str)
+    # A body that says offset 0 on every page (a server repeating itself) still moves on
+    # from the offset asked: paging never goes back.
+    assert musicbrainz.parse_page({"count": 250, "offset": 0,
+                                   "recordings": [{}] * 100}, 100).next_offset == 200
+    assert [musicbrainz.pages_for(n) for n in (0, 1, 100, 101, 250)] == [1, 1, 1, 2, 3]
+
+
+def test_keys_no_query_can_carry_are_not_left_to_ask(tmp_path):
+    """A malformed artist ID or ISRC is never asked, so it must not stay "to ask" for ever
+    (the manifest's toAsk could never reach 0); a lower-case ISRC is asked upper-cased."""
+    store = Store.open(tmp_path / "store.sqlite")
+    with store.transaction():
+        store.db.execute(
+            "INSERT INTO tracks (id, name, duration_ms, explicit, album_name, artist_ids, "
+            "artist_names, first_source, first_seen_at, updated_at, isrc, enrich_state) "
+            "VALUES (?, 'x', 1, 0, 'x', ?, '[]', 'search', 't', 't', ?, 'done')",
+            ("T" * 22, json.dumps([A, "not-an-id"]), "gbaaa7700001"))
+        store.db.execute(
+            "INSERT INTO tracks (id, name, duration_ms, explicit, album_name, artist_ids, "
+            "artist_names, first_source, first_seen_at, updated_at, isrc, enrich_state) "
+            "VALUES (?, 'x', 1, 0, 'x', ?, '[]', 'search', 't', 't', ?, 'done')",
+            ("U" * 22, json.dumps([B]), "junk"))
+    assert store.wikidata_to_ask() == [A, B]
+    assert store.musicbrainz_to_ask() == ["GBAAA7700001"]
+    with store.transaction():
+        store.save_wikidata(A, state="none", qid=None, labels=[], genres=[], now="t")
+        store.save_wikidata(B, state="none", qid=None, labels=[], genres=[], now="t")
+        store.save_musicbrainz("GBAAA7700001", state="none", date=None, year=None,
+                               recording_id=None, now="t")
+    assert store.wikidata_to_ask() == [] and store.musicbrainz_to_ask() == []
+    store.close()
+
+
+class _Flaky(_Source):
+    """A source whose asking fails in a way of ours (not a SourceFailedError) when told."""
+    name, stat_keys = "flaky", "keys"
+
+    def __init__(self, pipeline, fail: bool, **kwargs):
+        super().__init__(pipeline, **kwargs)
+        self.fail, self.asked = fail, []
+
+    def known(self, keys):
+        return set()
+
+    async def ask(self, batch):
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise KeyError("a body shape nobody expected")
+        self.asked.extend(batch)
+
+
+def flaky(fail: bool):
+    crawler = get_crawler()
+    crawler.stats.open_spider()
+    pipeline = SimpleNamespace(crawler=crawler, batch_wait=0.05, park_after=3,
+                               watch=SimpleNamespace(closing=False, sleep=asyncio.sleep))
+    return _Flaky(pipeline, fail, batch_size=2, interval=0.0, slot="s", user_agent="ua")
+
+
+@deferred_f_from_coro_f
+async def test_an_unexpected_fault_is_one_line_a_failure_and_parks(caplog):
+    source = flaky(fail=True)
+    for n in range(4):
+        source.want([f"k{n}a", f"k{n}b"])
+        await asyncio.sleep(0.05)
+    assert source.parked and "KeyError" in source.parked
+    assert source.stats.get_value("flaky/errors") == 3 and source.stats.get_value("flaky/parked")
+    warned = [r for r in caplog.records if "got no answer" in r.getMessage()]
+    assert len(warned) == 3 and all(r.exc_info is None for r in warned)   # no traceback
+    assert "Traceback" not in caplog.text
+
+
+@deferred_f_from_coro_f
+async def test_keys_wanted_while_the_sender_runs_get_a_timer():
+    source = flaky(fail=False)
+    source.want(["a", "b"])               # a full batch: the sender starts
+    await asyncio.sleep(0)
+    source.want(["c"])                    # part-full, sender busy: no timer of its own
+    await asyncio.sleep(0.3)              # the sender's end arms one (batch_wait 0.05 s)
+    assert source.asked == ["a", "b", "c"] and not source.pending and source.timer is None
+
+
+@pytest.mark.parametrize(("setting", "named"), [
+    ("WIKIDATA_GENRE_MAP=/nonexistent.yaml", "WIKIDATA_GENRE_MAP"),
+    ("WIKIDATA_BATCH_SIZE=0", "WIKIDATA_BATCH_SIZE"),
+])
+def test_a_bad_open_data_setting_stops_the_crawl_command_with_one_line(setting, named):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
+    env.update(SPOTIFY_CLIENT_ID="x", SPOTIFY_CLIENT_SECRET="y", SPOTIFY_REFRESH_TOKEN="z")
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "spotify_catalog", "-s", setting],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named}"), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_year_is_the_earlier_of_spotify_and_musicbrainz():

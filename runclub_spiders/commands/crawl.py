@@ -35,6 +35,7 @@ from runclub_spiders.auth.credentials import CredentialsError, load_credentials
 from runclub_spiders.export.build import source_date_epoch
 from runclub_spiders.export.copies import check_formats
 from runclub_spiders.extensions.jobdir_version import JobdirVersionError, check_jobdir
+from runclub_spiders.pipelines.opendata import check_settings as check_open_data
 from runclub_spiders.runs import (
     DISCOVERY,
     EXPORT,
@@ -110,6 +111,10 @@ def preflight(settings, spider_args: dict[str, str] | None = None,
             load_plan(settings["SEEDS_PLAN"], settings["SEEDS_UMBRELLAS"])
         except SeedError as exc:
             raise ConfigError(str(exc)) from None
+    try:                # the open-data sources that are on (their pipeline runs in every mode)
+        check_open_data(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if settings.get("CATALOG_STORE_PATH"):
         check_store(Path(settings["CATALOG_STORE_PATH"]))
     if settings.getbool("EXPORT_ENABLED"):

@@ -59,8 +59,11 @@ NOTES = (
     "Release year: the earliest regular release of the ISRC across every album it was seen on; "
     "compilations and remaster/deluxe/anniversary/greatest-hits albums do not set the year "
     "while a regular release is known; then the anniversary number, then the ISRC's year of "
-    "registration, then the earliest album (_extra.year_source; counts under "
-    "classification.yearSources). album_release_date stays the exported album's own date.",
+    "registration, then the earliest album. MusicBrainz's year for the ISRC (its earliest "
+    "official release outside compilation release groups and not credited to Various "
+    "Artists) replaces it when it is earlier. _extra.year_rule says which rule decided "
+    "(counts under classification.yearSources), _extra.year_source whose year it is "
+    "(spotify or musicbrainz). album_release_date stays the exported album's own date.",
     "timeSignature is null everywhere: ReccoBeats has no time_signature and Spotify's "
     "audio-features endpoint is gone for new apps.",
     "One track per ISRC, by one rule at every stage (discovery planning, the filter before "

@@ -1,10 +1,12 @@
 """MusicBrainz: the original release year of recordings by ISRC, read without side effects.
 
 One search call asks a batch of ISRCs (``/ws/2/recording?query=isrc:A OR isrc:B ...``,
-``limit=100``, paged with ``offset`` while ``count`` says more). Hits are ranked by score, not
-in the order asked, and one ISRC can sit on several recordings, so a hit is joined back to
-the batch through its own ``isrcs`` list only: a recording that does not carry an ISRC asked
-is ignored, whatever the search matched it on.
+``limit=100``, paged with ``offset`` while ``count`` says more: the next offset counts from
+the offset asked, never the body's, and a batch reads at most ``pages_for`` the first page's
+``count``, so a server that repeats a page or grows its count cannot keep a batch going).
+Hits are ranked by score, not in the order asked, and one ISRC can sit on several
+recordings, so a hit is joined back to the batch through its own ``isrcs`` list only: a
+recording that does not carry an ISRC asked is ignored, whatever the search matched it on.
 
 **The year.** A recording's ``first-release-date`` is the earliest release of *any* kind
 that contains it: compilations, promos, bootlegs and "Various Artists" samplers included
@@ -28,6 +30,7 @@ recordings, which may be None) or ``none`` (no recording carries it).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,7 +59,7 @@ class IsrcAnswer:
 @dataclass(frozen=True, slots=True)
 class Page:
     count: int                          # hits the query has in all
-    offset: int
+    offset: int                         # the offset asked (the body's is not trusted)
     recordings: list[dict[str, Any]]
 
     @property
@@ -94,12 +97,18 @@ def _int(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def parse_page(body: Any) -> Page | str:
-    """One page of a recording search, or why the body is unusable (a transient fault)."""
+def parse_page(body: Any, offset: int = 0) -> Page | str:
+    """One page of a recording search asked at ``offset``, or why the body is unusable (a
+    transient fault). The body's own ``offset`` is ignored: paging from it could go back."""
     if not isinstance(body, dict) or not isinstance(body.get("recordings"), list):
         return "a body without a 'recordings' list"
     recordings = [r for r in body["recordings"] if isinstance(r, dict)]
-    return Page(_int(body.get("count"), len(recordings)), _int(body.get("offset")), recordings)
+    return Page(_int(body.get("count"), len(recordings)), offset, recordings)
+
+
+def pages_for(count: int) -> int:
+    """The most pages a search of ``count`` hits takes (at least one)."""
+    return max(1, math.ceil(count / PAGE_LIMIT))
 
 
 def clean_date(value: Any) -> str | None:

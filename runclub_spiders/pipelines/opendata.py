@@ -34,21 +34,22 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from scrapy import Request, signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.http.request import NO_CALLBACK
 
 from runclub_spiders.downloadermiddlewares.retry import backoff
+from runclub_spiders.export.manifest import package_version
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.opendata import musicbrainz, wikidata
 from runclub_spiders.opendata.mapping import GenreMapping, load_mapping
 from runclub_spiders.opendata.report import META_STATE
 from runclub_spiders.pipelines import StorePipeline, utc_now
 from runclub_spiders.quota import parse_retry_after
+from runclub_spiders.umbrellas import SeedError
 from runclub_spiders.utils.closing import CloseWatch, SpiderClosing
 
 if TYPE_CHECKING:
@@ -60,13 +61,7 @@ logger = logging.getLogger(__name__)
 WIKIDATA, MUSICBRAINZ = "wikidata", "musicbrainz"
 RETRY_STATUSES = {429, 500, 502, 503, 504, 408, 522, 524}
 GONE_STATUSES = {401, 403}            # the service refuses us: asking again will not help
-
-
-def package_version() -> str:
-    try:
-        return version("runclub-spiders")
-    except PackageNotFoundError:
-        return "0.1.0"
+NO_CONTACT = "MUSICBRAINZ_CONTACT is not set"
 
 
 class SourceFailedError(Exception):
@@ -128,7 +123,13 @@ class _Source:
                 self.timer.cancel()
                 self.timer = None
             self.task = asyncio.ensure_future(self._send_all())
-        elif self.timer is None:
+        else:
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """Send a part-full batch ``batch_wait`` s from now (unless a timer is set)."""
+        if self.timer is None and self.pending and not self.parked \
+                and not self.pipeline.watch.closing:
             self.timer = asyncio.get_running_loop().call_later(
                 self.pipeline.batch_wait, self._timer_fired)
 
@@ -154,21 +155,26 @@ class _Source:
                 return
             except SourceParkedError as exc:
                 self.park(str(exc))
-            except SourceFailedError as exc:
+            except Exception as exc:
+                # A SourceFailedError, or a fault of ours (a body the parser did not expect,
+                # a store error): either way one line, counted, and parked when it repeats,
+                # never a traceback per batch.
+                why = str(exc) if isinstance(exc, SourceFailedError) \
+                    else f"{type(exc).__name__}: {exc}"
                 self.failures += 1
                 self.stats.inc_value(f"{self.name}/errors")
                 logger.warning("%s: a batch of %d %s got no answer (%s); they stay to ask "
-                               "next run", self.label, len(batch), self.stat_keys, exc)
+                               "next run", self.label, len(batch), self.stat_keys, why)
                 if self.failures >= self.pipeline.park_after:
-                    self.park(f"{self.failures} batches failed in a row, the last: {exc}")
-            except Exception:
-                logger.exception("%s: a batch of %d %s failed; they stay to ask next run",
-                                 self.label, len(batch), self.stat_keys)
-                self.stats.inc_value(f"{self.name}/errors")
+                    self.park(f"{self.failures} batches failed in a row, the last: {why}")
             finally:
                 self.inflight = []
         if not self.pending:
             self.flush = False
+        else:
+            # Keys wanted while this sender ran found it busy (kick() left them to it) and
+            # no timer set: without one they would wait for the idle signal, or for ever.
+            self._arm_timer()
 
     async def _pace(self) -> None:
         """No request sooner than ``interval`` after the previous one (the download slot
@@ -339,21 +345,28 @@ class _MusicBrainz(_Source):
             return
         recordings: list[dict[str, Any]] = []
         offset: int | None = 0
+        pages, most = 0, 1
         while offset is not None:
             if offset:
                 await self._pace()                # a further page is a request like any
             for attempt in range(self.pipeline.retries + 1):
                 if attempt:
                     await self._pace()            # a garbled answer: asked again, paced
-                page = musicbrainz.parse_page(await self.fetch(self.request(isrcs, offset)))
+                page = musicbrainz.parse_page(
+                    await self.fetch(self.request(isrcs, offset)), offset)
                 if not isinstance(page, str):
                     break
                 self.stats.inc_value(f"{self.name}/malformed")
             else:
                 raise SourceFailedError(page)
             self.stats.inc_value("musicbrainz/pages")
+            pages += 1
+            if pages == 1:
+                # The first page's count bounds the paging: a count that grows page by
+                # page (or a server that repeats a page) cannot keep a batch going.
+                most = musicbrainz.pages_for(page.count)
             recordings.extend(page.recordings)
-            offset = page.next_offset
+            offset = page.next_offset if pages < most else None
         answers, stray = musicbrainz.read_recordings(recordings, isrcs)
         if stray:
             self.stats.inc_value("musicbrainz/stray_recordings", stray)
@@ -393,6 +406,8 @@ class OpenDataPipeline(StorePipeline):
         contact = (s.get("MUSICBRAINZ_CONTACT") or "").strip()
         if s.getbool("WIKIDATA_ENABLED"):
             size = _batch_size(s, "WIKIDATA_BATCH_SIZE", wikidata.MAX_BATCH)
+            # Wikimedia's User-Agent policy asks for a way to reach the operator: the
+            # MusicBrainz contact serves both when it is set.
             self.sources[WIKIDATA] = _Wikidata(
                 self, url=s["WIKIDATA_SPARQL_URL"], mapping=load_mapping(s["WIKIDATA_GENRE_MAP"]),
                 batch_size=size, interval=s.getfloat("WIKIDATA_INTERVAL"),
@@ -406,10 +421,8 @@ class OpenDataPipeline(StorePipeline):
         elif not contact:
             # MusicBrainz throttles or refuses clients that do not say who runs them; a
             # made-up contact would misrepresent the owner. Off, with one line saying how.
-            self.disabled[MUSICBRAINZ] = "MUSICBRAINZ_CONTACT is not set"
-            logger.warning("MusicBrainz is off for this run: set MUSICBRAINZ_CONTACT (an email "
-                           "or URL where MusicBrainz can reach you, sent in the User-Agent it "
-                           "requires) in .env or the environment to turn it on")
+            # Said in open_spider, only where the source would have been asked.
+            self.disabled[MUSICBRAINZ] = NO_CONTACT
         else:
             size = _batch_size(s, "MUSICBRAINZ_BATCH_SIZE", musicbrainz.MAX_BATCH)
             self.sources[MUSICBRAINZ] = _MusicBrainz(
@@ -435,6 +448,10 @@ class OpenDataPipeline(StorePipeline):
             and getattr(spider, "mode", "full") != "export"
         if not self.active:
             return
+        if self.disabled.get(MUSICBRAINZ) == NO_CONTACT:
+            logger.warning("MusicBrainz is off for this run: set MUSICBRAINZ_CONTACT (an email "
+                           "or URL where MusicBrainz can reach you, sent in the User-Agent it "
+                           "requires) in .env or the environment to turn it on")
         for name, source in self.sources.items():
             backlog = (self.store.wikidata_to_ask() if name == WIKIDATA
                        else self.store.musicbrainz_to_ask())
@@ -451,7 +468,7 @@ class OpenDataPipeline(StorePipeline):
         self.idle_since = None
         wiki = self.sources.get(WIKIDATA)
         if wiki is not None:
-            wiki.want(item.artist_ids)
+            wiki.want(wikidata.askable(item.artist_ids))
         brainz = self.sources.get(MUSICBRAINZ)
         if brainz is not None:
             row = self.store.track(item.id)
@@ -522,10 +539,41 @@ class OpenDataPipeline(StorePipeline):
 
 
 def _batch_size(settings: Any, name: str, cap: int) -> int:
-    size = settings.getint(name)
-    if not 1 <= size <= cap:
-        raise ValueError(f"{name} must be between 1 and {cap}, not {size}")
+    try:
+        size = settings.getint(name)
+    except (TypeError, ValueError):
+        size = None
+    if size is None or not 1 <= size <= cap:
+        raise ValueError(f"{name}={settings.get(name)!r} must be a whole number from 1 to "
+                         f"{cap}; set it in that range")
     return size
+
+
+def _base_url(settings: Any, name: str) -> str:
+    url = settings.get(name) or ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name}={url!r} is not an http(s) URL; set it to the service's "
+                         f"address (see .env.example)")
+    return url
+
+
+def check_settings(settings: Any) -> None:
+    """The open-data settings of every source that is on, each mistake one ``ValueError``
+    line naming the setting and the fix (``scrapy crawl``'s preflight, before anything
+    starts; the pipeline would otherwise fail as it is built, with a traceback)."""
+    if settings.getbool("WIKIDATA_ENABLED"):
+        _batch_size(settings, "WIKIDATA_BATCH_SIZE", wikidata.MAX_BATCH)
+        _base_url(settings, "WIKIDATA_SPARQL_URL")
+        try:
+            load_mapping(settings["WIKIDATA_GENRE_MAP"])
+        except SeedError as exc:
+            raise ValueError(f"WIKIDATA_GENRE_MAP: {exc}; fix the file or point "
+                             f"WIKIDATA_GENRE_MAP at seeds/wikidata_genres.yaml") from None
+    if settings.getbool("MUSICBRAINZ_ENABLED") \
+            and (settings.get("MUSICBRAINZ_CONTACT") or "").strip():
+        _batch_size(settings, "MUSICBRAINZ_BATCH_SIZE", musicbrainz.MAX_BATCH)
+        _base_url(settings, "MUSICBRAINZ_BASE_URL")
 
 
 def _json(response: Response) -> Any:

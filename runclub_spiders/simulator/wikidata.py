@@ -1,18 +1,24 @@
 """Wikidata's SPARQL endpoint (query.wikidata.org/sparql) over the synthetic catalog.
 
-Only the one query shape the crawler sends is understood: artists by Spotify artist ID
-(property P1902) with their genres (P136) and English labels::
+Only the one query shape the crawler sends (``opendata/wikidata.py``, ``QUERY``) is
+understood: artists by Spotify artist ID (property P1902) with their genres (P136) and those
+genres' English ``rdfs:label``::
 
     SELECT ?spotify ?item ?genreLabel WHERE {
       VALUES ?spotify { "0TnOYISbd1XYRBk9myaseg" "..." }
       ?item wdt:P1902 ?spotify .
-      OPTIONAL { ?item wdt:P136 ?genre . }
-      SERVICE wikibase:label { bd:serviceParam wikibase:language "en". }
+      OPTIONAL {
+        ?item wdt:P136 ?genre .
+        ?genre rdfs:label ?genreLabel .
+        FILTER(LANG(?genreLabel) = "en")
+      }
     }
 
-The IDs come from the ``VALUES ?spotify { ... }`` list (a regex, not a SPARQL parser); the
-answer is SPARQL 1.1 JSON results, one binding per (artist, genre), an item without P136 as
-one binding without ``genreLabel`` (the OPTIONAL left unbound), an unknown ID as no binding.
+The IDs come from the ``VALUES ?spotify { ... }`` list and the variables from ``SELECT`` (a
+regex, not a SPARQL parser: the label service form, ``SERVICE wikibase:label``, gets the same
+answer); the answer is SPARQL 1.1 JSON results, one binding per (artist, genre), an item
+without P136 as one binding without ``genreLabel`` (the OPTIONAL left unbound), an unknown ID
+as no binding.
 
 Which artists have an item, and which genre labels it carries, is drawn per artist from the
 catalog seed (the same artist always gets the same answer) and is ground truth for tests:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from runclub_spiders.opendata import musicbrainz, wikidata
 from runclub_spiders.store.base import StoreBase
 
 # Tracks worth an open-data question: enriched ones (features known; the export needs them,
@@ -38,10 +39,11 @@ class OpenData(StoreBase):
 
     def wikidata_to_ask(self) -> list[str]:
         """Every credited artist of an enriched track that Wikidata has not answered for,
-        in ID order."""
+        in ID order. An ID no query can carry (not 22 base-62 characters) is never asked,
+        so it is not "to ask" either: else ``toAsk`` could never reach 0."""
         artists: set[str] = set()
         for _, artist_ids in self.db.execute(ASKED_TRACKS):
-            artists.update(json.loads(artist_ids))
+            artists.update(wikidata.askable(json.loads(artist_ids)))
         known = {r[0] for r in self.db.execute("SELECT artist_id FROM wikidata_artists")}
         return sorted(artists - known)
 
@@ -63,8 +65,9 @@ class OpenData(StoreBase):
             "asked_at = excluded.asked_at", (isrc, state, date, year, recording_id, now))
 
     def musicbrainz_to_ask(self) -> list[str]:
-        """Every ISRC of an enriched track that MusicBrainz has not answered for, sorted."""
-        isrcs = {isrc for isrc, _ in self.db.execute(ASKED_TRACKS) if isrc}
+        """Every ISRC of an enriched track that MusicBrainz has not answered for, sorted; as
+        asked (upper case), malformed ones left out (never asked, so never answered)."""
+        isrcs = set(musicbrainz.askable(isrc for isrc, _ in self.db.execute(ASKED_TRACKS)))
         known = {r[0] for r in self.db.execute("SELECT isrc FROM musicbrainz_isrcs")}
         return sorted(isrcs - known)
 
