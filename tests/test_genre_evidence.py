@@ -5,19 +5,29 @@ artist) feeds the export checks: exported genre strings against the artists' tru
 (precision, recall printed), where each came from (``_extra.genre_sources``), and that only
 ``genre:"..."`` queries wrote search evidence. The ``search_common`` rule is checked on store
 data, and a crawl with ``genre_evidence_from_search`` off writes no search evidence at all.
+
+Issue 15's review: the export's genres depend on the store only, not on the order pages came
+in (``search_common`` settled before the export reads it), and Wikidata's stored labels are
+mapped through ``WIKIDATA_GENRE_MAP`` as it is at export time (a resumed copy of the module
+crawl asks the simulator's Wikidata; an export with an edited mapping asks nothing and exports
+the edited genres).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from runclub_spiders.catalog.candidates import artist_genre_sets
 from runclub_spiders.catalog.genres import GenreVocabulary, exported_genres
 from runclub_spiders.export.validate import validate_export
+from runclub_spiders.opendata.mapping import label_key, load_mapping
 from runclub_spiders.runs import crawl_catalog
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.store import Store, TrackRecord
@@ -26,6 +36,7 @@ from tests.conftest import crawl_settings, run_spider, use_credentials
 
 SETTINGS = {"CATALOG_CELL_MIN": 3, "CATALOG_CELL_TARGET": 6, "CATALOG_MAX_TRACKS": 600,
             "DISCOVERY_PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
+MAPPING = "seeds/wikidata_genres.yaml"
 GENRE_QUERY = re.compile(r'genre:"([^"]+)"')
 _crawled: dict[str, object] = {}
 
@@ -44,6 +55,16 @@ async def crawled(sim, tmp_path_factory):
         settings = crawl_settings(sim, folder, **SETTINGS)
         _crawled.update(folder=folder, run=await crawl_catalog(settings), catalog=sim.catalog)
     return _crawled["folder"], _crawled["run"], _crawled["catalog"]
+
+
+def wikidata_on(sim, settings: dict) -> dict:
+    """The simulator's Wikidata, unpaced (loopback)."""
+    settings.update(WIKIDATA_ENABLED=True, WIKIDATA_SPARQL_URL=sim.wikidata_sparql_url,
+                    WIKIDATA_INTERVAL=0.0, WIKIDATA_GENRE_MAP=MAPPING,
+                    OPENDATA_BATCH_WAIT=0.2, OPENDATA_IDLE_WAIT=30.0)
+    settings["DOWNLOAD_SLOTS"] = {**settings["DOWNLOAD_SLOTS"],
+                                  "query.wikidata.org": {"concurrency": 1, "delay": 0.0}}
+    return settings
 
 
 def wide_rows(folder: Path) -> list[dict]:
@@ -112,12 +133,15 @@ PAGES = {
 }
 
 
-def salsa_store(path: Path, pages: list[tuple[str, list[int]]]) -> Store:
+def salsa_store(path: Path, pages: list[tuple[str, list[int]]],
+                solo: tuple[str, ...] = ("SEEN",)) -> Store:
     """A store that saw these pages of salsa queries (hits by index in ``PAGES``), in this
     order. A hit is the same track whichever page brings it."""
     store = Store.open(path)
     # SEEN has a solo track, found by another query: its own tracks were met, not as salsa.
-    store.upsert_track(track("solo", ("SEEN",)), source="search", query="x", now="2026")
+    for artist in solo:
+        store.upsert_track(track(f"solo-{artist}", (artist,)), source="search", query="x",
+                           now="2026")
     for q, indexes in pages:
         hits = [PAGES[q][i] for i in indexes]
         with store.transaction():
@@ -200,6 +224,108 @@ async def test_no_search_evidence_when_the_spider_is_told_so(sim, tmp_path):
     finally:
         store.close()
     assert genre_hits >= 100 and evidence == 0
+
+
+def test_the_exported_evidence_does_not_depend_on_the_order_pages_came_in(tmp_path):
+    """LEAD's solo track stored after the genre's last page disproves its search_common
+    credit (the rule is for artists never met alone): stored before, no credit is written.
+    Settled (the export's first step), both stores give the export the same evidence."""
+    pages = [(SEVENTIES, list(range(len(PAGES[SEVENTIES])))),
+             (EIGHTIES, list(range(len(PAGES[EIGHTIES]))))]
+    late = salsa_store(tmp_path / "late.sqlite", pages)
+    late.upsert_track(track("lead-solo", ("LEAD",)), source="search", query="y", now="2026")
+    early = salsa_store(tmp_path / "early.sqlite", pages[::-1], solo=("SEEN", "LEAD"))
+    # Unsettled, the stores differ: what was found first decided.
+    assert "LEAD" in late.genre_evidence() and "LEAD" not in early.genre_evidence()
+    assert late.settle_genre_evidence(None)["common_withdrawn"] == 1
+    assert early.settle_genre_evidence(None) == {
+        "common_withdrawn": 0, "wikidata_removed": 0, "wikidata_added": 0}
+    assert late.genre_evidence() == early.genre_evidence() == {
+        "SOLOIST": [("salsa", "search_sole", SEVENTIES)]}
+    assert artist_genre_sets(late) == artist_genre_sets(early)
+    # Settling a settled store writes nothing (its bytes stay as they are).
+    before = late.db.total_changes
+    late.settle_genre_evidence(None)
+    assert late.db.total_changes == before
+    # A second report keeps the smaller detail, whichever came first.
+    for store, details in ((late, ("q2", "q1")), (early, ("q1", "q2"))):
+        for detail in details:
+            store.add_genre_evidence("Z", "salsa", "search_sole", detail)
+        assert store.genre_evidence_of(["Z"])["Z"] == [("salsa", "search_sole", "q1")]
+        store.close()
+
+
+def test_wikidata_genres_follow_the_mapping_as_it_is_now(tmp_path):
+    store = Store.open(tmp_path / "store.sqlite")
+    original = load_mapping(MAPPING)
+    labels = ["salsa music", "singer-songwriter", "not a label anyone maps"]
+    # As the open-data pipeline records an answer (pipelines/opendata.py).
+    store.save_wikidata("W", state="found", qid="Q1", labels=labels, genres=["salsa"],
+                        now="2026")
+    store.add_genre_evidence("W", "salsa", "wikidata", "salsa music (Q1)")
+    assert original.genres("salsa music") == ("salsa",)
+    assert store.settle_genre_evidence(original)["wikidata_added"] == 0   # as recorded
+    edited = tmp_path / "wikidata_genres.yaml"
+    edited.write_text('labels:\n  salsa music: [salsa, tropical]\n'
+                      '  singer-songwriter: singer-songwriter\n', encoding="utf-8")
+    counts = store.settle_genre_evidence(load_mapping(edited))
+    assert counts == {"common_withdrawn": 0, "wikidata_removed": 0, "wikidata_added": 2}
+    assert store.genres_of(["W"]) == {"W": ("salsa", "singer songwriter", "tropical")}
+    row = store.db.execute("SELECT genres FROM wikidata_artists").fetchone()
+    assert json.loads(row[0]) == ["salsa", "tropical", "singer songwriter"]
+    # Back to the original: the original rows, and nothing to do the next time.
+    assert store.settle_genre_evidence(original)["wikidata_removed"] == 2
+    assert store.genre_evidence() == {"W": [("salsa", "wikidata", "salsa music (Q1)")]}
+    assert store.settle_genre_evidence(original)["wikidata_removed"] == 0
+    store.close()
+
+
+@deferred_f_from_coro_f
+async def test_an_edited_mapping_is_exported_without_asking_wikidata(sim, tmp_path_factory):
+    source, _, _ = await crawled(sim, tmp_path_factory)
+    folder = tmp_path_factory.mktemp("wikidata")
+    shutil.copy(source / "store.sqlite", folder / "store.sqlite")
+    settings = wikidata_on(sim, crawl_settings(sim, folder, **SETTINGS))
+    # Resumed with Wikidata on: discovery has nothing left; the artists are asked, exported.
+    asked = await crawl_catalog(settings)
+    assert asked.reason == "finished" and asked.errors == 0
+    assert asked.discovery_stats["wikidata/asked"] > 50
+    before = {a: g for r in wide_rows(folder) for a, g in
+              r["_extra"]["genre_sources"].items()}
+    cited = sorted(a for a, g in before.items() if any("wikidata" in s for s in g.values()))
+    assert cited
+    # Every label Wikidata gave the first cited artist now means "zydeco" only.
+    store = Store.open(folder / "store.sqlite")
+    try:
+        labels = json.loads(store.db.execute("SELECT labels FROM wikidata_artists WHERE "
+                                             "artist_id = ?", (cited[0],)).fetchone()[0])
+    finally:
+        store.close()
+    edited = remapped(folder / "wikidata_genres.yaml", labels, "zydeco")
+    run = await crawl_catalog({**settings, "WIKIDATA_GENRE_MAP": str(edited)}, mode="export")
+    stats = run.export_stats
+    assert run.reason == "finished" and run.errors == 0
+    assert "downloader/request_count" not in stats and not run.discovery_stats
+    assert stats["export/genre_evidence/wikidata_added"] >= 1
+    after = {a: g for r in wide_rows(folder) for a, g in r["_extra"]["genre_sources"].items()}
+    assert after[cited[0]]["zydeco"] == ["wikidata"]
+    assert not any("wikidata" in s for g, s in after[cited[0]].items() if g != "zydeco")
+    # The original mapping again: the first export's genres, every artist.
+    again = await crawl_catalog(settings, mode="export")
+    assert again.errors == 0 and again.export_stats["export/genre_evidence/wikidata_removed"]
+    assert {a: g for r in wide_rows(folder) for a, g in
+            r["_extra"]["genre_sources"].items()} == before
+
+
+def remapped(path: Path, labels: list[str], genre: str) -> Path:
+    """The project's mapping with these labels standing for ``genre`` alone, written to
+    ``path``."""
+    data = yaml.safe_load(Path(MAPPING).read_text(encoding="utf-8"))
+    keys = {label_key(label) for label in labels}
+    data["labels"] = {k: v for k, v in data["labels"].items() if label_key(k) not in keys}
+    data["labels"].update({label: genre for label in labels})
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def track(track_id: str, artists: tuple[str, ...]) -> TrackRecord:

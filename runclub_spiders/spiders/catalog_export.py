@@ -16,8 +16,16 @@ read the store (selection alone takes seconds at 40,000 tracks) and the reactor 
 meanwhile. Nothing else in this crawl uses the store (no pipeline, no request), and a close
 waits for the call in progress before the store is closed (``spider_closed``).
 
-Stats: ``export/select_seconds``, ``export/rejected/<reason>``, ``export/backfill/<kind>``,
-``export/tracks``, ``export/artists``, ``export/seconds``; the publisher's
+Before selecting, the evidence derived from other rows is brought up to date with the store
+(``Store.settle_genre_evidence``): ``search_common`` credits a later solo track disproves are
+withdrawn, and Wikidata's stored labels are mapped again through ``WIKIDATA_GENRE_MAP`` as it
+is now (Wikidata on), so the genres exported depend on the store and the mapping only, never
+on the order pages came in or on the mapping an answer was first read with.
+
+Stats: ``export/genre_evidence/<change>`` (``common_withdrawn``, ``wikidata_removed``,
+``wikidata_added``; only when non-zero), ``export/select_seconds``,
+``export/rejected/<reason>``, ``export/backfill/<kind>``, ``export/tracks``,
+``export/artists``, ``export/seconds``; the publisher's
 ``export/published``, ``export/rows/<file>``, ``export/not_published/<why>``.
 """
 
@@ -39,6 +47,7 @@ from runclub_spiders.export.feeds import CheckedFileFeedStorage, export_feeds
 from runclub_spiders.export.items import ArtistExport, TrackExport
 from runclub_spiders.export.manifest import crawl_facts, explain_thin_cells
 from runclub_spiders.extensions.store import crawler_store
+from runclub_spiders.opendata.mapping import load_mapping
 from runclub_spiders.seeds import load_plan
 from runclub_spiders.signals import close_started, export_built
 
@@ -95,6 +104,10 @@ class CatalogExportSpider(Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         s = crawler.settings
         spider.plan = load_plan(s["SEEDS_PLAN"], s["SEEDS_UMBRELLAS"])
+        # Checked by scrapy crawl's preflight when Wikidata is on; off, the stored rows stand.
+        spider.wikidata_map = (load_mapping(s["WIKIDATA_GENRE_MAP"])
+                               if s.getbool("WIKIDATA_ENABLED") else None)
+        spider.settled = {}
         spider.worker = _Worker()
         spider.closing = False
         spider.batches = None
@@ -111,6 +124,9 @@ class CatalogExportSpider(Spider):
         started = time.monotonic()
         build = await self.worker.run(self.select)
         stats = self.crawler.stats
+        for change, n in sorted(self.settled.items()):
+            if n:
+                stats.set_value(f"export/genre_evidence/{change}", n)
         for reason, n in sorted(build.selection.rejections.items()):
             stats.set_value(f"export/rejected/{reason}", n)
         for kind, n in sorted(build.selection.backfill.items()):
@@ -144,6 +160,7 @@ class CatalogExportSpider(Spider):
         """The catalog and the manifest's facts, from the store (on the worker thread)."""
         s = self.crawler.settings
         store = crawler_store(self.crawler)
+        self.settled = store.settle_genre_evidence(self.wikidata_map)
         market = s["SPOTIFY_MARKET"]
         balance = BalanceSettings(
             min_duration_ms=s.getint("CATALOG_MIN_DURATION_MS"),

@@ -6,14 +6,18 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runclub_spiders.catalog.isrc import isrc_wins
 from runclub_spiders.store.base import StoreBase
 from runclub_spiders.store.schema import FEATURE_FIELDS, TrackRecord
 from runclub_spiders.umbrellas import normalize_genre
 
+if TYPE_CHECKING:
+    from runclub_spiders.opendata.mapping import GenreMapping
+
 ISRC_FORMAT = re.compile(r"[A-Z]{2}[A-Z0-9]{3}\d{7}")
+GENRE_QUERY = re.compile(r'genre:"([^"]+)"')       # as seeds.GENRE_FILTER (not imported here)
 # Where an artist's genre can come from (table genre_evidence), in the order an artist's
 # genres are listed: what Spotify says of the artist, then Wikidata's curated P136, then a
 # genre query's hit whose sole artist it is, then the artist common to several such hits.
@@ -138,16 +142,19 @@ class Tracks(StoreBase):
     def add_genre_evidence(self, artist_id: str, genre: str, source: str,
                            detail: str | None = None) -> None:
         """Record why ``artist_id`` has ``genre`` (normalised here): one row per artist,
-        genre and source; a second report of the same evidence is ignored (the first
-        ``detail`` stays), so a page or an answer processed twice changes nothing."""
+        genre and source. A second report of the same evidence keeps the smaller ``detail``
+        (the first query in sort order, not in time): a page or an answer processed twice
+        changes nothing, and pages in another order leave the same row."""
         if source not in GENRE_SOURCES:
             raise ValueError(f"genre evidence source {source!r}: use one of "
                              f"{', '.join(GENRE_SOURCES)}")
         normalised = normalize_genre(genre)
         if not normalised:
             return
-        self.db.execute("INSERT OR IGNORE INTO genre_evidence (artist_id, genre, source, detail) "
-                        "VALUES (?, ?, ?, ?)", (artist_id, normalised, source, detail))
+        self.db.execute(
+            "INSERT INTO genre_evidence (artist_id, genre, source, detail) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(artist_id, genre, source) DO UPDATE SET detail = excluded.detail "
+            "WHERE excluded.detail < detail", (artist_id, normalised, source, detail))
 
     def genre_evidence_of(self, artist_ids: Iterable[str]
                           ) -> dict[str, list[tuple[str, str, str | None]]]:
@@ -203,8 +210,8 @@ class Tracks(StoreBase):
 
     def refresh_common_genre(self, genre: str, query: str | None = None) -> None:
         """Re-derive the ``search_common`` evidence of ``genre`` (as in its queries' text)
-        from what its queries (those of the seed ledger, and ``query``) returned
-        (``seed_tracks``) and who is a sole artist of one of those hits.
+        from what its queries (those of the seed ledger whose genre normalises the same, and
+        ``query``) returned (``seed_tracks``) and who is a sole artist of one of those hits.
 
         A search matches a track through any credited artist, so a hit with several artists
         names none of them. An artist ``A`` is credited when it is the primary artist of two
@@ -224,18 +231,37 @@ class Tracks(StoreBase):
         artists a crawl never meets alone.
 
         Recomputed whole (never added to) from the genre's hits, their sole artists and
-        which artists have a solo track stored: the same store gives the same evidence, in
-        whatever order its pages came or however often one was answered (``seed_tracks`` is
-        a set). A solo track stored after the genre's last page leaves a credit standing
-        until the genre's next page (the store only grows: the next refresh withdraws it).
-        """
+        which artists have a solo track stored. A solo track stored after the genre's last
+        page leaves a credit standing until the genre's next page, or until
+        ``settle_genre_evidence`` (the export's first step) withdraws it: what the export
+        reads is what the final store implies, in whatever order its pages came."""
         normalised = normalize_genre(genre)
-        # The genre's queries from the seed ledger (a few hundred rows), then their hits
-        # through seed_tracks' key: no scan of every edge on every page. The page being
-        # stored is in the ledger only once its query is recorded (after its hits): named.
-        queries = sorted({q for (q,) in self.db.execute(
-            "SELECT q FROM seeds WHERE kind = 'track' AND instr(q, ?) > 0",
-            (f'genre:"{genre}"',))} | ({query} if query else set()))
+        credited = self._common_credits(normalised, {query} if query else set())
+        self._write_common(normalised, credited)
+
+    def _genre_queries(self) -> dict[str, set[str]]:
+        """Per normalised genre: the ``genre:"..."`` track queries of the seed ledger (a few
+        hundred rows; ``genre:"r&b"`` and ``genre:"r and b"`` are one genre)."""
+        result: dict[str, set[str]] = {}
+        for (q,) in self.db.execute("SELECT q FROM seeds WHERE kind = 'track' "
+                                    "AND instr(q, 'genre:\"') > 0"):
+            for text in GENRE_QUERY.findall(q):
+                if normalize_genre(text):
+                    result.setdefault(normalize_genre(text), set()).add(q)
+        return result
+
+    def _common_credits(self, normalised: str, extra: set[str],
+                        ledger: dict[str, set[str]] | None = None,
+                        alone: set[str] | None = None) -> dict[str, str]:
+        """What the ``search_common`` rule credits for this genre from the store as it is
+        (``refresh_common_genre``), ``extra`` queries counted as the genre's too. ``ledger``
+        (``_genre_queries``) and ``alone`` (``_solo_artists``), when given, are read once
+        for many genres."""
+        ledger = self._genre_queries() if ledger is None else ledger
+        queries = sorted(ledger.get(normalised, set()) | extra)
+        if not queries:
+            return {}
+        # Their hits through seed_tracks' key: no scan of every edge on every page.
         marks = ",".join("?" * len(queries))
         rows = self.db.execute(
             "SELECT st.q, t.artist_ids FROM seed_tracks st JOIN tracks t ON t.id = st.track_id "
@@ -249,14 +275,25 @@ class Tracks(StoreBase):
         # Only artists the crawl has never stored a solo track of: one whose own tracks
         # were found, yet not by the genre's queries, is no more likely to have the genre
         # than its guests (measured: every such credit wrong on the simulator).
-        credited = {a: q for a, q in credited.items() if self.db.execute(
+        if alone is not None:
+            return {a: q for a, q in credited.items() if a not in alone}
+        return {a: q for a, q in credited.items() if self.db.execute(
             "SELECT 1 FROM tracks WHERE artist_ids = ? LIMIT 1",
             (json.dumps([a]),)).fetchone() is None}
+
+    def _solo_artists(self) -> set[str]:
+        """Every artist with a solo track stored (one scan, where ``_common_credits`` asks
+        per credited artist: ``artist_ids`` has no index)."""
+        return {json.loads(ids)[0] for (ids,) in self.db.execute(
+            "SELECT artist_ids FROM tracks WHERE artist_ids NOT LIKE '%,%'")}
+
+    def _write_common(self, normalised: str, credited: dict[str, str]) -> bool:
+        """Make the genre's ``search_common`` rows ``credited``; True when they changed."""
         current = {r[0]: r[1] for r in self.db.execute(
             "SELECT artist_id, detail FROM genre_evidence WHERE genre = ? "
             "AND source = 'search_common'", (normalised,))}
         if current == credited:
-            return
+            return False
         with self.transaction():
             self.db.execute("DELETE FROM genre_evidence WHERE genre = ? "
                             "AND source = 'search_common'", (normalised,))
@@ -264,6 +301,75 @@ class Tracks(StoreBase):
                 "INSERT INTO genre_evidence (artist_id, genre, source, detail) "
                 "VALUES (?, ?, 'search_common', ?)",
                 [(a, normalised, q) for a, q in sorted(credited.items())])
+        return True
+
+    def settle_genre_evidence(self, mapping: GenreMapping | None) -> dict[str, int]:
+        """Bring the evidence that is derived from other rows up to date with the store as
+        it is now, before the export reads it (``catalog_export``): the same store then gives
+        the same genres, whatever order its pages came in or when its answers were mapped.
+
+        * ``search_common``: every genre's credits derived once more from its hits
+          (``refresh_common_genre``), keeping only credits already stored. On a crawl's
+          final store that only withdraws the credits a solo track stored after the genre's
+          last page disproves (its hits and sole artists were all there at that page), and
+          it never turns hits into credits where the crawl wrote none (``genre:`` untrusted).
+        * ``wikidata``: every answered artist's rows derived again from the labels Wikidata
+          gave (``wikidata_artists.labels``) through ``mapping`` (``WIKIDATA_GENRE_MAP`` as
+          it is now), so an edited mapping applies without asking Wikidata again. None
+          leaves them as stored (Wikidata off).
+
+        Writes only what changed (an unchanged store keeps its bytes). Returns how many
+        credits were withdrawn (``common_withdrawn``) and how many ``wikidata`` rows were
+        removed and added (``wikidata_removed``, ``wikidata_added``)."""
+        counts = {"common_withdrawn": 0, "wikidata_removed": 0, "wikidata_added": 0}
+        with self.transaction():
+            stored: dict[str, dict[str, str]] = {}
+            for artist_id, genre, detail in self.db.execute(
+                    "SELECT artist_id, genre, detail FROM genre_evidence "
+                    "WHERE source = 'search_common'"):
+                stored.setdefault(genre, {})[artist_id] = detail
+            ledger = self._genre_queries() if stored else {}
+            alone = self._solo_artists() if stored else set()
+            for genre, current in sorted(stored.items()):
+                derived = self._common_credits(genre, set(), ledger, alone)
+                kept = {a: q for a, q in derived.items() if a in current}
+                if self._write_common(genre, kept):
+                    counts["common_withdrawn"] += len(current) - len(kept)
+            if mapping is not None:
+                removed, added = self._map_wikidata(mapping)
+                counts.update(wikidata_removed=removed, wikidata_added=added)
+        return counts
+
+    def _map_wikidata(self, mapping: GenreMapping) -> tuple[int, int]:
+        """The ``wikidata`` rows as ``mapping`` makes them from the stored labels (as the
+        open-data pipeline writes them: one row per genre, the smallest ``label (QID)`` as
+        its detail); ``wikidata_artists.genres`` follows. Returns (removed, added) rows."""
+        wanted: dict[tuple[str, str], str] = {}
+        lists: dict[str, str] = {}
+        for artist_id, qid, labels, genres in self.db.execute(
+                "SELECT artist_id, qid, labels, genres FROM wikidata_artists ORDER BY artist_id"):
+            mapped: list[str] = []
+            for label in json.loads(labels or "[]"):
+                for given in mapping.genres(label) or ():
+                    genre, detail = normalize_genre(given), f"{label} ({qid})"
+                    if genre and ((artist_id, genre) not in wanted
+                                  or detail < wanted[(artist_id, genre)]):
+                        wanted[(artist_id, genre)] = detail
+                    mapped.append(genre)
+            listed = json.dumps(list(dict.fromkeys(g for g in mapped if g)))
+            if listed != genres:
+                lists[artist_id] = listed
+        have = {(r[0], r[1]): r[2] for r in self.db.execute(
+            "SELECT artist_id, genre, detail FROM genre_evidence WHERE source = 'wikidata'")}
+        gone = sorted(k for k in have if wanted.get(k) != have[k])
+        new = sorted(k for k in wanted if have.get(k) != wanted[k])
+        self.db.executemany("DELETE FROM genre_evidence WHERE artist_id = ? AND genre = ? "
+                            "AND source = 'wikidata'", gone)
+        self.db.executemany("INSERT INTO genre_evidence (artist_id, genre, source, detail) "
+                            "VALUES (?, ?, 'wikidata', ?)", [(*k, wanted[k]) for k in new])
+        self.db.executemany("UPDATE wikidata_artists SET genres = ? WHERE artist_id = ?",
+                            [(listed, a) for a, listed in sorted(lists.items())])
+        return len(gone), len(new)
 
     def set_artist_details(self, artist_id: str, *, genres: list[str] | None,
                            popularity: int | None, image_url: str | None, now: str) -> None:
