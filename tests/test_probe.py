@@ -162,7 +162,7 @@ async def test_without_a_genre_filter_umbrellas_stay_right(simulator_factory, mo
     use_credentials(monkeypatch, sim)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     run = await crawl_catalog(open_data(sim, tmp_path, SPOTIFY_PROBE_ENABLED=True,
-                                        CATALOG_MAX_TRACKS=400))
+                                        CATALOG_MAX_TRACKS=300))
     stats = run.discovery_stats
     assert stats["finish_reason"] == "finished" and run.errors == 0
     assert stats["probe/genre_filter"] == mode
@@ -175,7 +175,7 @@ async def test_without_a_genre_filter_umbrellas_stay_right(simulator_factory, mo
         catalog.track_by_id[row["spotify_track_id"]])["umbrellas"] for row in wide)
     print(f"\n{mode}: umbrellas right {right / len(wide):.1%} of {len(wide)} exported")
 
-    assert len(wide) >= 300 and right / len(wide) >= 0.90
+    assert len(wide) >= 250 and right / len(wide) >= 0.90
     sources = {source for row in wide for genres in row["_extra"]["genre_sources"].values()
                for found in genres.values() for source in found}
     assert sources and sources <= {"wikidata"}     # no genre from a search hit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,13 +16,20 @@ from runclub_spiders.env import ADDRESSES, SECRETS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def scrapy_get(name: str, cwd: Path, **env: str) -> str:
+def scrapy_get(names: str, cwd: Path, **env: str) -> dict[str, str]:
+    """``scrapy settings --get NAME`` for each of ``names`` (space-separated), as the command
+    prints them, from one process: the same project settings (``scrapy.cfg`` in ``cwd``, the
+    environment, ``.env``) without a Scrapy start-up per name."""
     clean = {k: v for k, v in os.environ.items() if k not in ADDRESSES and k not in SECRETS}
     clean.update(env, PYTHONPATH=str(REPO), SCRAPY_SETTINGS_MODULE="runclub_spiders.settings")
-    result = subprocess.run([sys.executable, "-m", "scrapy", "settings", "--get", name],
+    script = ("import json, sys\n"
+              "from scrapy.utils.project import get_project_settings\n"
+              "settings = get_project_settings()\n"
+              "print(json.dumps({n: str(settings.get(n)) for n in sys.argv[1:]}))")
+    result = subprocess.run([sys.executable, "-c", script, *names.split()],
                             cwd=cwd, env=clean, capture_output=True, text=True, timeout=60,
                             check=True)
-    return result.stdout.strip()
+    return json.loads(result.stdout)
 
 
 @pytest.fixture
@@ -31,34 +39,36 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def test_defaults(workdir):
-    assert scrapy_get("SPOTIFY_API_BASE_URL", workdir) == "https://api.spotify.com/v1"
-    assert scrapy_get("SPOTIFY_ACCOUNTS_BASE_URL", workdir) == "https://accounts.spotify.com"
-    assert scrapy_get("RECCOBEATS_BASE_URL", workdir) == "https://api.reccobeats.com/v1"
-    assert scrapy_get("SPOTIFY_MARKET", workdir) == "US"
-    assert scrapy_get("SPOTIFY_API_PROFILE", workdir) == "development"
-    assert scrapy_get("REMOTE_CONTROL_ENABLED", workdir) == "False"
-    assert scrapy_get("FEED_EXPORT_ENCODING", workdir) == "utf-8"
+    assert scrapy_get("SPOTIFY_API_BASE_URL SPOTIFY_ACCOUNTS_BASE_URL RECCOBEATS_BASE_URL "
+                      "SPOTIFY_MARKET SPOTIFY_API_PROFILE REMOTE_CONTROL_ENABLED "
+                      "FEED_EXPORT_ENCODING", workdir) == {
+        "SPOTIFY_API_BASE_URL": "https://api.spotify.com/v1",
+        "SPOTIFY_ACCOUNTS_BASE_URL": "https://accounts.spotify.com",
+        "RECCOBEATS_BASE_URL": "https://api.reccobeats.com/v1",
+        "SPOTIFY_MARKET": "US", "SPOTIFY_API_PROFILE": "development",
+        "REMOTE_CONTROL_ENABLED": "False", "FEED_EXPORT_ENCODING": "utf-8"}
 
 
 def test_environment_overrides_defaults(workdir):
     url = "http://127.0.0.1:9/spotify/v1"
-    assert scrapy_get("SPOTIFY_API_BASE_URL", workdir, SPOTIFY_API_BASE_URL=url) == url
-    assert scrapy_get("SPOTIFY_API_PROFILE", workdir, SPOTIFY_API_PROFILE="extended") \
-        == "extended"
+    assert scrapy_get("SPOTIFY_API_BASE_URL SPOTIFY_API_PROFILE", workdir,
+                      SPOTIFY_API_BASE_URL=url, SPOTIFY_API_PROFILE="extended") == {
+        "SPOTIFY_API_BASE_URL": url, "SPOTIFY_API_PROFILE": "extended"}
 
 
 def test_dotenv_is_loaded_but_never_beats_the_environment(workdir):
     (workdir / ".env").write_text("RECCOBEATS_BASE_URL=http://127.0.0.1:1/reccobeats/v1\n"
                                   "SPOTIFY_MARKET=se\n")
-    assert scrapy_get("RECCOBEATS_BASE_URL", workdir) == "http://127.0.0.1:1/reccobeats/v1"
-    assert scrapy_get("SPOTIFY_MARKET", workdir) == "SE"
-    assert scrapy_get("SPOTIFY_MARKET", workdir, SPOTIFY_MARKET="GB") == "GB"
+    assert scrapy_get("RECCOBEATS_BASE_URL SPOTIFY_MARKET", workdir) == {
+        "RECCOBEATS_BASE_URL": "http://127.0.0.1:1/reccobeats/v1", "SPOTIFY_MARKET": "SE"}
+    assert scrapy_get("SPOTIFY_MARKET", workdir, SPOTIFY_MARKET="GB") == {"SPOTIFY_MARKET": "GB"}
 
 
 def test_secrets_are_not_settings(workdir):
     secret = "s3cr3t-value-for-test"
-    for name in ("SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN"):
-        assert scrapy_get(name, workdir, **{name: secret}) in ("", "None")
+    names = ("SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN")
+    got = scrapy_get(" ".join(names), workdir, **dict.fromkeys(names, secret))
+    assert set(got.values()) <= {"", "None"}
 
 
 def test_env_example_lists_every_variable_with_a_comment():
