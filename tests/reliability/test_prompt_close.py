@@ -66,13 +66,14 @@ class Run:
     """The restarted crawl, in a copy of the interrupted state, against its own simulator."""
 
     def __init__(self, interrupted: Path, tmp_path: Path, *, env=None, spider_args=(),
-                 **knobs) -> None:
+                 settings=None, **knobs) -> None:
         self.folder = tmp_path / "state"
         shutil.copytree(interrupted, self.folder)
         self.pending_before = pending(self.folder)
         self.sim = Simulator(catalog=cached_catalog(SIZE), size=SIZE, **knobs).start()
         argv, environment = command(self.sim, self.folder, env=env, DISCOVERY_PROGRESS_INTERVAL=1,
-                                    RATE_LIMIT_BACKOFF_BASE=20, RATE_LIMIT_BACKOFF_MAX=40)
+                                    RATE_LIMIT_BACKOFF_BASE=20, RATE_LIMIT_BACKOFF_MAX=40,
+                                    **(settings or {}))
         self.started = time.monotonic()
         self.process = subprocess.Popen([*argv, *spider_args], cwd=REPO, env=environment,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -169,3 +170,25 @@ def test_finished_exits_promptly(interrupted, tmp_path):
     assert " ERROR: " not in run.log
     assert stat(run.log, "export/published") == 1
     assert pending(run.folder) == run.pending_before       # exporting asks nothing
+
+
+def test_shutdown_exits_promptly_with_open_data_in_flight(interrupted, tmp_path):
+    # Wikidata and MusicBrainz on, each answering only after a minute: their batches are
+    # out when SIGTERM comes; the close gives them up (asked again next run).
+    run = Run(interrupted, tmp_path, wikidata_latency=60, musicbrainz_latency=60,
+              settings={"WIKIDATA_ENABLED": True, "MUSICBRAINZ_ENABLED": True,
+                        "MUSICBRAINZ_CONTACT": "owner@example.org", "WIKIDATA_INTERVAL": 0,
+                        "MUSICBRAINZ_INTERVAL": 0, "OPENDATA_BATCH_WAIT": 0.2})
+    run.wait_for_log("Spider opened")
+    # ReccoBeats answers the re-yielded tracks' first batch after RECCOBEATS_BATCH_WAIT (1 s);
+    # their artists' Wikidata batch goes 0.2 s later and waits a minute for its answer.
+    time.sleep(4)
+    run.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    code, seconds = run.finish(timeout=60)
+    assert run.started + seconds - signalled < PROMPT
+    assert code == 0
+    run.assert_clean_close("shutdown")
+    assert " ERROR: " not in run.log
+    assert stat(run.log, "wikidata/requests") >= 1
+    assert "wikidata/answered" not in run.log
