@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS tracks (
 );
 CREATE INDEX IF NOT EXISTS tracks_isrc ON tracks (isrc);
 CREATE INDEX IF NOT EXISTS tracks_enrich ON tracks (enrich_state);
+-- "Has this artist a solo track stored?" (the search_common genre rule, on every genre page):
+-- without it each question scanned the table (138 ms a page on a 90,000-track store).
+CREATE INDEX IF NOT EXISTS tracks_artist_ids ON tracks (artist_ids);
 CREATE TABLE IF NOT EXISTS artists (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
