@@ -90,18 +90,14 @@ class Capabilities:
 
     @classmethod
     def from_store(cls, store: Store) -> Capabilities:
-        rows = store.db.execute("SELECT name, value, detail, probed_at FROM probe_results "
-                                "ORDER BY name").fetchall()
+        rows = store.probe_results()
         return cls({r["name"]: r["value"] for r in rows},
                    {r["name"]: r["detail"] for r in rows if r["detail"]},
                    min((r["probed_at"] for r in rows), default=None))
 
     def save(self, store: Store) -> None:
-        with store.transaction():
-            store.db.execute("DELETE FROM probe_results")
-            store.db.executemany(
-                "INSERT INTO probe_results (name, value, detail, probed_at) VALUES (?,?,?,?)",
-                [(n, self.get(n), self.details.get(n), self.probed_at) for n in NAMES])
+        store.save_probe_results([(n, self.get(n), self.details.get(n), self.probed_at)
+                                  for n in NAMES])
 
     def due(self, interval_days: float) -> bool:
         """Is a new probe due (never probed, or longer ago than ``interval_days``)?"""

@@ -267,19 +267,14 @@ def sim(simulator_factory, monkeypatch):
     return start
 
 
-def has_musicbrainz(simulator) -> bool:
-    return hasattr(simulator, "musicbrainz_base_url")
-
-
 def open_data(simulator, folder: Path, **overrides):
     """The catalog crawl's settings with both sources on, pointed at the simulator, unpaced
-    (loopback); MusicBrainz only where the simulator serves it."""
+    (loopback)."""
     fast = {"concurrency": 1, "delay": 0.0}
     settings = crawl_settings(
         simulator, folder, WIKIDATA_ENABLED=True,
         WIKIDATA_SPARQL_URL=simulator.wikidata_sparql_url, WIKIDATA_INTERVAL=0.0,
-        MUSICBRAINZ_ENABLED=has_musicbrainz(simulator),
-        MUSICBRAINZ_BASE_URL=getattr(simulator, "musicbrainz_base_url", "http://127.0.0.1:9"),
+        MUSICBRAINZ_ENABLED=True, MUSICBRAINZ_BASE_URL=simulator.musicbrainz_base_url,
         MUSICBRAINZ_CONTACT="owner@example.org", MUSICBRAINZ_INTERVAL=0.0,
         OPENDATA_BATCH_WAIT=0.2, OPENDATA_RETRIES=2, OPENDATA_IDLE_WAIT=30.0, **SETTINGS)
     settings["DOWNLOAD_SLOTS"] = {**settings["DOWNLOAD_SLOTS"], "query.wikidata.org": fast,
@@ -377,9 +372,8 @@ async def test_answers_are_stored_used_and_never_asked_twice(sim, tmp_path, capl
               if not c.ok]
     assert not failed, failed                   # the manifest's openData part included
     assert {r["_extra"]["year_source"] for r in wide} <= {"spotify", "musicbrainz"}
-    if has_musicbrainz(simulator):
-        assert store.musicbrainz_to_ask() == [] and stats["musicbrainz/asked"] > 50
-        await musicbrainz_corrects_late_years(simulator, tmp_path, store, wide)
+    assert store.musicbrainz_to_ask() == [] and stats["musicbrainz/asked"] > 50
+    await musicbrainz_corrects_late_years(simulator, tmp_path, store, wide)
     store.close()
 
     # A second run over the same store: nothing the store knows is asked again.

@@ -196,10 +196,9 @@ def test_playlist_endpoints_share_one_bucket(simulator_factory):
 # ------------------------------------------------------------------------- rolling quota window
 @pytest.fixture
 def virtual_clock():
-    """The process's quota clock, put back where it was after the test."""
-    before = clock.offset()
-    yield clock
-    clock.set_offset(before)
+    """The process's quota clock (conftest's ``restore_quota_clock`` puts it back after the
+    test)."""
+    return clock
 
 
 DAY = 86_400

@@ -19,6 +19,17 @@ from typing import Any
 
 import orjson
 
+# User-Agents a client library sends when its user set none: Cloudflare (ReccoBeats),
+# Wikimedia's User-Agent policy and MusicBrainz refuse them when the simulator's knob says so.
+LIBRARY_AGENTS = ("python-requests/", "python-urllib", "scrapy/", "java/", "curl/",
+                  "aiohttp/", "go-http-client/", "okhttp/", "wget/")
+
+
+def default_agent(agent: str) -> bool:
+    """No User-Agent at all, or a library's default one."""
+    agent = agent.strip().lower()
+    return not agent or agent.startswith(LIBRARY_AGENTS)
+
 
 @dataclass(slots=True)
 class LoggedRequest:

@@ -33,6 +33,7 @@ from aiohttp import web
 from runclub_spiders import clock
 from runclub_spiders.simulator.catalog import Album, Artist, Catalog, Track
 from runclub_spiders.simulator.config import SimulatorConfig
+from runclub_spiders.simulator.limits import default_agent
 from runclub_spiders.simulator.wikidata import unit
 
 NAMESPACE = uuid.UUID("0b7c1f5e-8d0a-4c43-9d8e-3f6d2b1a9c55")
@@ -54,8 +55,6 @@ AGENT_TEXT = ("Your requests are being refused because they carry no meaningful 
 DOWN_HTML = ("<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n"
              "<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
              "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
-DEFAULT_AGENTS = ("python-requests/", "python-urllib", "scrapy/", "java/", "curl/",
-                  "aiohttp/", "go-http-client/", "okhttp/", "wget/")
 ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}\d{7}$")
 CLAUSE = re.compile(r'(?i)\bisrc:(?:\(([^)]*)\)|"([^"]*)"|([^\s()"]+))')
 DUPLICATE_RATE = 0.03
@@ -91,11 +90,6 @@ class Recording:
     first_release_date: str
     releases: list[Release] = field(default_factory=list)
     quirk: str = ""                           # "" | late | compilation | duplicate
-
-
-def default_agent(agent: str) -> bool:
-    agent = agent.strip().lower()
-    return not agent or agent.startswith(DEFAULT_AGENTS)
 
 
 class MusicBrainz:

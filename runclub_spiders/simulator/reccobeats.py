@@ -15,9 +15,9 @@ from aiohttp import web
 
 from runclub_spiders.simulator.catalog import RECCO_NAMESPACE, Catalog, Track
 from runclub_spiders.simulator.config import SimulatorConfig
+from runclub_spiders.simulator.limits import default_agent
 
 MAX_IDS = 40
-DEFAULT_AGENTS = ("python-urllib", "python-requests", "")
 
 
 class ReccoBeats:
@@ -32,9 +32,8 @@ class ReccoBeats:
 
     def blocked(self, request: web.Request) -> web.Response | None:
         """Cloudflare's browser-signature block on library-default User-Agents (a toggle)."""
-        agent = request.headers.get("User-Agent", "").lower()
-        if self.config.recco_block_default_ua and (
-                not agent or any(agent.startswith(a) for a in DEFAULT_AGENTS if a)):
+        if self.config.recco_block_default_ua and \
+                default_agent(request.headers.get("User-Agent", "")):
             return web.Response(status=403, text="error code: 1010")
         return None
 

@@ -40,6 +40,7 @@ from aiohttp import web
 from runclub_spiders.simulator import vocabulary as v
 from runclub_spiders.simulator.catalog import Artist, Catalog
 from runclub_spiders.simulator.config import SimulatorConfig
+from runclub_spiders.simulator.limits import default_agent
 
 MAX_VALUES = 500          # the simulator's cap on one VALUES list (Wikidata has none published)
 ENTITY = "http://www.wikidata.org/entity/"
@@ -48,10 +49,8 @@ VALUES = re.compile(r"VALUES\s+\?spotify\s*\{([^}]*)\}", re.IGNORECASE)
 LITERAL = re.compile(r'"([^"\\]*)"')
 SELECT = re.compile(r"SELECT\s+(?:DISTINCT\s+|REDUCED\s+)?((?:\?\w+\s*)+)", re.IGNORECASE)
 DEFAULT_VARS = ("spotify", "item", "genreLabel")
-# Agents Wikimedia refuses under its User-Agent policy (enforced from August 2025), when
-# ``wikidata_block_default_ua`` is on: none at all, or a library's default.
-DEFAULT_AGENTS = ("python-requests/", "python-urllib", "scrapy/", "java/", "curl/",
-                  "aiohttp/", "go-http-client/")
+# Wikimedia's answer to a User-Agent its policy (enforced from August 2025) refuses, when
+# ``wikidata_block_default_ua`` is on: none at all, or a library's default (limits.py).
 BLOCKED_TEXT = ("Please set a user-agent and respect our robot policy https://w.wiki/4wJS. "
                 "See also https://phabricator.wikimedia.org/T400119.\n")
 DOWN_HTML = ("<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\"><title>Wikimedia Error"
@@ -75,11 +74,6 @@ class Entry:
 
     item: str
     genres: tuple[str, ...]          # empty: the item has no P136 statement
-
-
-def default_agent(agent: str) -> bool:
-    agent = agent.strip().lower()
-    return not agent or agent.startswith(DEFAULT_AGENTS)
 
 
 class Wikidata:

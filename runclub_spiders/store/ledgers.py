@@ -194,3 +194,16 @@ class Ledgers(StoreBase):
             if len(artists) == 1:
                 votes.append((artists[0], q, umbrella))
         return votes
+
+    # ---------------------------------------------------------------- the capability probe
+    def probe_results(self) -> list[sqlite3.Row]:
+        """The latest probe's findings: ``name``, ``value``, ``detail``, ``probed_at``."""
+        return self.db.execute("SELECT name, value, detail, probed_at FROM probe_results "
+                               "ORDER BY name").fetchall()
+
+    def save_probe_results(self, rows: list[tuple[str, str, str | None, str | None]]) -> None:
+        """Replace the probe's findings with ``rows`` (name, value, detail, probed_at)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM probe_results")
+            self.db.executemany("INSERT INTO probe_results (name, value, detail, probed_at) "
+                                "VALUES (?, ?, ?, ?)", rows)

@@ -103,6 +103,17 @@ class Run:
             self.sim.stop()
         return code, seconds
 
+    def shut_down(self, signum: int) -> None:
+        """Send ``signum``; the crawl must exit 0 within PROMPT seconds, closed ``shutdown``
+        cleanly, with no error logged."""
+        self.process.send_signal(signum)
+        signalled = time.monotonic()
+        code, seconds = self.finish(timeout=60)
+        assert self.started + seconds - signalled < PROMPT
+        assert code == 0
+        self.assert_clean_close("shutdown")
+        assert " ERROR: " not in self.log
+
     def assert_clean_close(self, reason: str) -> None:
         log = self.log
         assert f"Closing spider ({reason})" in log
@@ -138,13 +149,7 @@ def test_shutdown_exits_promptly_with_work_in_flight(interrupted, tmp_path, sign
         run = Run(interrupted, tmp_path, error_rate=1.0)
     run.wait_for_log("Spider opened")
     time.sleep(2.5)                     # the first batch goes out after RECCOBEATS_BATCH_WAIT
-    run.process.send_signal(signum)
-    signalled = time.monotonic()
-    code, seconds = run.finish(timeout=60)
-    assert run.started + seconds - signalled < PROMPT
-    assert code == 0
-    run.assert_clean_close("shutdown")
-    assert " ERROR: " not in run.log
+    run.shut_down(signum)
     assert stat(run.log, "reccobeats/given_up_on_close") >= 1
     assert pending(run.folder) == run.pending_before
 
@@ -183,12 +188,6 @@ def test_shutdown_exits_promptly_with_open_data_in_flight(interrupted, tmp_path)
     # ReccoBeats answers the re-yielded tracks' first batch after RECCOBEATS_BATCH_WAIT (1 s);
     # their artists' Wikidata batch goes 0.2 s later and waits a minute for its answer.
     time.sleep(4)
-    run.process.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    code, seconds = run.finish(timeout=60)
-    assert run.started + seconds - signalled < PROMPT
-    assert code == 0
-    run.assert_clean_close("shutdown")
-    assert " ERROR: " not in run.log
+    run.shut_down(signal.SIGTERM)
     assert stat(run.log, "wikidata/requests") >= 1
     assert "wikidata/answered" not in run.log
