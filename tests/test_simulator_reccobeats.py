@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from runclub_spiders.simulator import Simulator
-from runclub_spiders.simulator.catalog import Track
+from runclub_spiders.simulator.catalog import RECCO_NAMESPACE, Track
 
 UA = {"User-Agent": "runclub-spiders tests (+https://example.invalid)",
       "Accept": "application/json"}
@@ -18,6 +18,7 @@ FEATURES = {"acousticness", "danceability", "energy", "instrumentalness", "key",
 TRACK_KEYS = {"id", "trackTitle", "artists", "durationMs", "isrc", "ean", "upc", "href",
               "availableCountries", "popularity"}
 HREF = re.compile(r"^https://open\.spotify\.com/track/([0-9A-Za-z]{22})$")
+ARTIST_HREF = re.compile(r"^https://open\.spotify\.com/artist/([0-9A-Za-z]{22})$")
 
 
 def size_error(method: str) -> dict:
@@ -244,6 +245,12 @@ def test_stray_rows_add_an_unrequested_row(simulator_factory):
         stray = set(got) - asked
         assert len(stray) == 1
         assert sim.catalog.track_by_id[stray.pop()].recco_known
+    # artist batches too: one known artist nobody asked for
+    artist_ids = {sim.catalog.artists[t.artist_idxs[0]].id for t in tracks}
+    rows = get(sim, "/artist", {"ids": ",".join(artist_ids)}).json()["content"]
+    got = {ARTIST_HREF.match(r["href"]).group(1) for r in rows}
+    assert len(rows) == len(artist_ids) + 1
+    assert len(got - artist_ids) == 1
     clean = simulator_factory(recco_stray_rows=False)
     rows = get(clean, "/audio-features", {"ids": ",".join(asked)}).json()["content"]
     assert {spotify_id(r) for r in rows} == asked
@@ -295,3 +302,164 @@ def test_block_default_user_agent(simulator_factory):
     response = requests.get(f"{open_sim.reccobeats_base_url}/audio-features",
                             params={"ids": ids}, timeout=10)
     assert response.status_code == 200
+
+
+# ---------------------------------------------------------------- artists
+
+
+def artist_uuid(spotify_artist_id: str) -> str:
+    """The artist's ReccoBeats UUID, derived independently of the answer under test (track rows'
+    ``artists[].id`` use the same one: see the paging test)."""
+    return str(uuid.uuid5(RECCO_NAMESPACE, f"artist:{spotify_artist_id}"))
+
+
+def credited(sim: Simulator) -> dict[int, list[Track]]:
+    """Ground truth: artist index -> recco-known tracks crediting it, catalog order."""
+    out: dict[int, list[Track]] = {}
+    for track in sim.catalog.tracks:
+        if track.recco_known:
+            for idx in set(track.artist_idxs):
+                out.setdefault(idx, []).append(track)
+    return out
+
+
+def unknown_artists(sim: Simulator) -> list:
+    known_idxs = credited(sim)
+    return [a for a in sim.catalog.artists if a.idx not in known_idxs]
+
+
+def test_artists_by_spotify_id_and_uuid(sim):
+    c = sim.catalog
+    known_artists = [c.artists[i] for i in sorted(credited(sim))][:10]
+    by_spotify, by_uuid = known_artists[:5], known_artists[5:]
+    ids = [a.id for a in by_spotify] + [artist_uuid(a.id) for a in by_uuid]
+    response = raw_get(sim, f"/artist?ids={','.join(ids)}")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"content"}
+    assert len(body["content"]) == 10
+    for row in body["content"]:
+        assert set(row) == {"id", "name", "href"}
+        match = ARTIST_HREF.match(row["href"])
+        assert match, row["href"]
+        artist = c.artist_by_id[match.group(1)]
+        assert row["id"] == artist_uuid(artist.id) == str(uuid.UUID(row["id"]))
+        assert row["name"] == artist.name
+        assert artist.id not in row["id"]
+    assert {ARTIST_HREF.match(r["href"]).group(1) for r in body["content"]} == \
+        {a.id for a in known_artists}
+    # one row per artist, whichever ID kinds asked for it and however often
+    a = by_spotify[0]
+    twice = get(sim, "/artist", [("ids", a.id), ("ids", artist_uuid(a.id)), ("ids", a.id)])
+    assert len(twice.json()["content"]) == 1
+
+
+def test_artists_unknown_omitted_and_41_is_400(sim):
+    c = sim.catalog
+    good = [c.artists[i] for i in sorted(credited(sim))][:3]
+    nobody = unknown_artists(sim)
+    missing = nobody[:2] if nobody else []
+    ids = ([a.id for a in good] + [a.id for a in missing] + [artist_uuid(a.id) for a in missing]
+           + ["0000000000000000000000", str(uuid.uuid4()), known(sim, 1)[0].id])
+    response = get(sim, "/artist", {"ids": ",".join(ids)})
+    assert response.status_code == 200
+    assert {r["id"] for r in response.json()["content"]} == {artist_uuid(a.id) for a in good}
+    assert get(sim, "/artist", {"ids": str(uuid.uuid4())}).json() == {"content": []}
+    forty_one = [c.artists[i].id for i in sorted(credited(sim))][:41]
+    assert len(forty_one) == 41
+    for query in ("", "?ids=", f"?ids={','.join(forty_one)}"):
+        response = raw_get(sim, f"/artist{query}")
+        assert response.status_code == 400, query
+        assert response.json() == size_error("getArtists"), query
+
+
+def test_artists_without_a_known_track_are_unknown(simulator_factory):
+    # low coverage leaves many artists with no track ReccoBeats knows
+    sim = simulator_factory(fresh_catalog=True, recco_coverage=0.1)
+    nobody = unknown_artists(sim)
+    assert nobody
+    ids = [a.id for a in nobody[:20]] + [artist_uuid(a.id) for a in nobody[:20]]
+    assert get(sim, "/artist", {"ids": ",".join(ids)}).json() == {"content": []}
+    assert get(sim, f"/artist/{artist_uuid(nobody[0].id)}/track").status_code == 404
+
+
+def test_artist_tracks_pages_cover_every_known_credit(ordered):
+    sim = ordered
+    c = sim.catalog
+    truth = credited(sim)
+    # the artist with the most known tracks, so that paging really splits them
+    idx = max(truth, key=lambda i: (len(truth[i]), -i))
+    want = truth[idx]
+    assert len(want) > 3
+    uuid_ = artist_uuid(c.artists[idx].id)
+    size = 3
+    pages = []
+    for page in range(0, 1000):
+        response = get(sim, f"/artist/{uuid_}/track", {"page": page, "size": size})
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"content", "page", "size", "totalElements", "totalPages"}
+        assert (body["page"], body["size"]) == (page, size)
+        assert body["totalElements"] == len(want)
+        assert body["totalPages"] == -(-len(want) // size)
+        if not body["content"]:
+            assert page == body["totalPages"]       # first empty page is the one past the end
+            break
+        assert len(body["content"]) == min(size, len(want) - page * size)
+        pages.append(body["content"])
+    rows = [row for content in pages for row in content]
+    got = [spotify_id(row) for row in rows]
+    assert len(got) == len(set(got))                  # pages are disjoint
+    assert got == [t.id for t in want]                # together every known credited track
+    for row in rows:
+        assert set(row) == TRACK_KEYS
+        track = c.track_by_id[spotify_id(row)]
+        assert row["id"] == c.recco_id(track)
+        assert row["isrc"] == track.isrc and row["isrc"]
+        assert uuid_ in {a["id"] for a in row["artists"]}
+    # defaults: page 0, size 25; and the same answer each time
+    first = get(sim, f"/artist/{uuid_}/track").json()
+    assert (first["page"], first["size"]) == (0, 25)
+    assert [spotify_id(r) for r in first["content"]] == [t.id for t in want[:25]]
+    assert get(sim, f"/artist/{uuid_}/track").json() == first
+
+
+def test_artist_tracks_bad_paging_and_unknown_ids(sim):
+    c = sim.catalog
+    idx = min(credited(sim))
+    artist = c.artists[idx]
+    path = f"/artist/{artist_uuid(artist.id)}/track"
+    for params, name in (({"size": 51}, "size"), ({"size": 0}, "size"),
+                         ({"size": "ten"}, "size"), ({"page": -1}, "page"),
+                         ({"page": 1001}, "page"), ({"page": "1.5"}, "page")):
+        response = get(sim, path, params)
+        assert response.status_code == 400, params
+        body = response.json()
+        assert body["status"] == 4004
+        assert body["errors"][0]["path"] == f"getArtistTracks.{name}", params
+    assert get(sim, path, {"size": 50, "page": 1000}).status_code == 200
+    for bad in (str(uuid.uuid4()), artist.id):       # unknown UUID; a Spotify ID in the path
+        response = get(sim, f"/artist/{bad}/track")
+        assert response.status_code == 404, bad
+        assert response.json()["status"] == 404
+
+
+def test_artist_routes_are_logged_blocked_and_limited(simulator_factory):
+    sim = simulator_factory(recco_block_default_ua=True)
+    artist = sim.catalog.artists[min(credited(sim))]
+    paths = (f"/artist?ids={artist.id}", f"/artist/{artist_uuid(artist.id)}/track?size=5")
+    for path in paths:
+        assert raw_get(sim, path).status_code == 200
+        blocked = raw_get(sim, path, headers={"User-Agent": "Python-urllib/3.11"})
+        assert (blocked.status_code, blocked.text) == (403, "error code: 1010")
+    logged = [(e.path, e.query, e.status, e.fault) for e in sim.requests(service="reccobeats")]
+    assert logged == [
+        ("/reccobeats/v1/artist", f"ids={artist.id}", 200, ""),
+        ("/reccobeats/v1/artist", f"ids={artist.id}", 403, "cloudflare"),
+        (f"/reccobeats/v1/artist/{artist_uuid(artist.id)}/track", "size=5", 200, ""),
+        (f"/reccobeats/v1/artist/{artist_uuid(artist.id)}/track", "size=5", 403, "cloudflare")]
+    limited = simulator_factory(recco_429_rate=1.0)
+    for path in paths:
+        response = raw_get(limited, path)
+        assert response.status_code == 429
+        assert response.headers["Retry-After"]

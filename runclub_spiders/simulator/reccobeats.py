@@ -3,21 +3,28 @@
 Batch endpoints take 1 to 40 IDs (Spotify IDs or ReccoBeats UUIDs, repeated ``ids=`` or
 comma-separated), answer ``{"content": [...]}``, silently omit what they do not know, and key
 rows by their own UUID: the Spotify ID appears only inside ``href``. No ``time_signature``.
+Paginated endpoints (``/artist/{uuid}/track``) answer ``{"content", "page", "size",
+"totalElements", "totalPages"}`` and take only the UUID in the path.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import re
 import uuid
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import Any
 
 from aiohttp import web
 
-from runclub_spiders.simulator.catalog import RECCO_NAMESPACE, Catalog, Track
+from runclub_spiders.simulator.catalog import RECCO_NAMESPACE, Artist, Catalog, Track
 from runclub_spiders.simulator.config import SimulatorConfig
 from runclub_spiders.simulator.limits import default_agent
 
 MAX_IDS = 40
+PAGE_MAX, SIZE_MAX, SIZE_DEFAULT = 1000, 50, 25
 
 
 class ReccoBeats:
@@ -28,7 +35,9 @@ class ReccoBeats:
         return [web.get("/audio-features", self.audio_features),
                 web.get("/track", self.tracks),
                 web.get("/track/{id}", self.track),
-                web.get("/track/{id}/audio-features", self.track_features)]
+                web.get("/track/{id}/audio-features", self.track_features),
+                web.get("/artist", self.artists),
+                web.get("/artist/{id}/track", self.artist_tracks)]
 
     def blocked(self, request: web.Request) -> web.Response | None:
         """Cloudflare's browser-signature block on library-default User-Agents (a toggle)."""
@@ -54,16 +63,46 @@ class ReccoBeats:
                 status=400)
         return ids
 
+    # ReccoBeats knows an artist when it knows at least one of the artist's tracks. Built on
+    # first use: most runs never ask for artists, and the catalog may be shared by simulators.
+    @cached_property
+    def _known_tracks_by_artist(self) -> dict[int, list[Track]]:
+        by_artist: dict[int, list[Track]] = {}
+        for track in self.catalog.tracks:                 # catalog order: stable paging
+            if track.recco_known:
+                for idx in dict.fromkeys(track.artist_idxs):
+                    by_artist.setdefault(idx, []).append(track)
+        return by_artist
+
+    @cached_property
+    def _known_artist_by_uuid(self) -> dict[str, Artist]:
+        return {str(_uuid(self.catalog.artists[idx].id)): self.catalog.artists[idx]
+                for idx in self._known_tracks_by_artist}
+
+    def _find_artist(self, id_: str) -> Artist | None:
+        artist = self.catalog.artist_by_id.get(id_)
+        if artist is not None:
+            return artist if artist.idx in self._known_tracks_by_artist else None
+        return self._known_artist_by_uuid.get(id_)
+
     def _rows(self, request: web.Request, ids: list[str], render) -> web.Response:
         found: dict[str, Track] = {}
         for id_ in ids:
             track = self._find(id_)
             if track is not None:
                 found.setdefault(track.id, track)
-        rows = [render(t) for t in found.values()]
-        if self.config.recco_stray_rows and self.catalog.track_by_recco_id:
-            stray = next(t for t in self.catalog.track_by_recco_id.values() if t.id not in found)
-            rows.append(render(stray))
+        return self._respond(ids, found, ((t.id, t) for t in self.catalog.track_by_recco_id
+                                          .values()), render)
+
+    def _respond(self, ids: list[str], found: dict[str, Any], pool: Iterable[tuple[str, Any]],
+                 render: Callable[[Any], dict[str, Any]]) -> web.Response:
+        """``found`` (keyed by Spotify ID) rendered, plus the quirks every batch answer has:
+        a stray row from ``pool`` and no fixed order."""
+        rows = [render(x) for x in found.values()]
+        if self.config.recco_stray_rows:
+            stray = next((x for key, x in pool if key not in found), None)
+            if stray is not None:
+                rows.append(render(stray))
         if self.config.recco_shuffle:
             random.Random(",".join(ids)).shuffle(rows)
         return web.json_response({"content": rows})
@@ -86,6 +125,10 @@ class ReccoBeats:
                 "href": self._href(track), "availableCountries": ",".join(track.markets),
                 "popularity": track.popularity}
 
+    def artist_row(self, artist: Artist) -> dict[str, Any]:
+        return {"id": str(_uuid(artist.id)), "name": artist.name,
+                "href": f"https://open.spotify.com/artist/{artist.id}"}
+
     # ---------------------------------------------------------------- handlers
     async def audio_features(self, request: web.Request) -> web.Response:
         ids = self._ids(request, "getAudioFeatures")
@@ -98,6 +141,34 @@ class ReccoBeats:
         if isinstance(ids, web.Response):
             return ids
         return self._rows(request, ids, self.track_row)
+
+    async def artists(self, request: web.Request) -> web.Response:
+        ids = self._ids(request, "getArtists")
+        if isinstance(ids, web.Response):
+            return ids
+        found: dict[str, Artist] = {}
+        for id_ in ids:
+            artist = self._find_artist(id_)
+            if artist is not None:
+                found.setdefault(artist.id, artist)
+        return self._respond(ids, found, ((a.id, a) for a in
+                                          self._known_artist_by_uuid.values()), self.artist_row)
+
+    async def artist_tracks(self, request: web.Request) -> web.Response:
+        page = _bounded(request, "getArtistTracks", "page", 0, 0, PAGE_MAX)
+        if isinstance(page, web.Response):
+            return page
+        size = _bounded(request, "getArtistTracks", "size", SIZE_DEFAULT, 1, SIZE_MAX)
+        if isinstance(size, web.Response):
+            return size
+        artist = self._known_artist_by_uuid.get(request.match_info["id"])   # UUID only
+        if artist is None:
+            return _not_found(request)
+        tracks = self._known_tracks_by_artist[artist.idx]
+        return web.json_response({
+            "content": [self.track_row(t) for t in tracks[page * size:(page + 1) * size]],
+            "page": page, "size": size, "totalElements": len(tracks),
+            "totalPages": math.ceil(len(tracks) / size)})
 
     async def track(self, request: web.Request) -> web.Response:
         track = self.catalog.track_by_recco_id.get(request.match_info["id"])
@@ -116,6 +187,20 @@ class ReccoBeats:
 
 def _uuid(spotify_id: str) -> uuid.UUID:
     return uuid.uuid5(RECCO_NAMESPACE, f"artist:{spotify_id}")
+
+
+def _bounded(request: web.Request, method: str, name: str, default: int, low: int,
+             high: int) -> int | web.Response:
+    """A paging parameter, or the 400 validation body (ReccoBeats' bean-validation shape)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if re.fullmatch(r"-?[0-9]{1,9}", raw) and low <= int(raw) <= high:
+        return int(raw)
+    return web.json_response(
+        {"status": 4004, "errors": [{"path": f"{method}.{name}",
+                                     "message": f"must be between {low} and {high}"}]},
+        status=400)
 
 
 def _not_found(request: web.Request) -> web.Response:
