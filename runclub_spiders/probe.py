@@ -123,6 +123,7 @@ class Adaptation:
     listings: bool                 # artist album listings allowed
     search_genres: bool            # genre evidence from search hits
     lines: tuple[str, ...]         # what the crawl will do, for people
+    leads: bool = True             # ReccoBeats leads (ReccoBeats reachable)
 
 
 def adapt(caps: Capabilities, plan: SeedPlan, *, page_size: int) -> Adaptation:
@@ -150,9 +151,11 @@ def adapt(caps: Capabilities, plan: SeedPlan, *, page_size: int) -> Adaptation:
     if caps.get("track_isrc") == "absent":
         lines.append("dedupe: tracks carry no ISRC; ReccoBeats' ISRC, else name + artist + "
                      "duration")
-    if caps.get("reccobeats") not in ("reachable", UNKNOWN):
-        lines.append("enrichment: ReccoBeats is unreachable now; tracks wait for a later run")
-    return Adaptation(plan, page_size, albums, listings, trusted, tuple(lines))
+    leads = caps.get("reccobeats") in ("reachable", UNKNOWN)
+    if not leads:
+        lines.append("enrichment: ReccoBeats is unreachable now; tracks wait for a later run; "
+                     "no ReccoBeats leads for the tracks bucket")
+    return Adaptation(plan, page_size, albums, listings, trusted, tuple(lines), leads)
 
 
 class ProbeError(Exception):

@@ -149,6 +149,12 @@ DISCOVERY_ARTIST_ALBUMS = True
 # days to a complete 15k catalog as 0.5, 21% fewer requests, and 0.78 Spotify requests per
 # exported track on a small catalog (0.88 at 0.5).
 DISCOVERY_MIN_YIELD = 1.0
+# ReccoBeats leads (frontier/leads.py): ReccoBeats lists the tracks of artists a cell query
+# named, with Spotify IDs, and each is confirmed with /tracks/{id}: the tracks bucket, which
+# nothing else uses in Development Mode. A lead is asked when the chance it counts toward a
+# cell is at least DISCOVERY_LEAD_MIN_WORTH (one call brings at most one track).
+DISCOVERY_RECCO_LEADS = True
+DISCOVERY_LEAD_MIN_WORTH = 0.5
 
 # --- Enrichment ----------------------------------------------------------------------------------
 ITEM_PIPELINES = {

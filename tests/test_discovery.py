@@ -98,7 +98,8 @@ async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
         assert entry.status == 200
     # Development mode: no editorial list, no other user's items, no batch call, no artist
     # lookup; albums are read whole (/albums/{id}) and artists listed within the
-    # Development Mode limit, albums and singles only.
+    # Development Mode limit, albums and singles only; ReccoBeats leads confirmed one by one
+    # (/tracks/{id}), each once.
     readable = {p.id for p in dev.catalog.playlists.values() if p.readable}
     buckets = Counter(e.bucket for e in log)
     assert buckets["albums"] > 0 and buckets["artists"] > 0
@@ -113,7 +114,10 @@ async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
             assert parse_qs(entry.query)["limit"] == ["10"]
         elif parts[0] == "albums":
             assert len(parts) == 2 and parse_qs(entry.query)["market"] == ["US"]
-        assert parts[0] != "tracks"
+        elif parts[0] == "tracks":
+            assert len(parts) == 2 and parse_qs(entry.query) == {"market": ["US"]}
+    lookups = [e.path for e in log if e.bucket == "tracks"]
+    assert lookups and len(lookups) == len(set(lookups)) == stats["discovery/leads/confirmed"]
     assert not [e for e in log if e.status >= 400]
     # Provenance: every stored track has edges, a playlist or an album read behind it.
     store = Store.open(tmp_path / "store.sqlite")
@@ -122,7 +126,9 @@ async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
             "SELECT COUNT(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM seed_tracks s "
             "WHERE s.track_id = t.id) AND NOT EXISTS (SELECT 1 FROM playlist_tracks p WHERE "
             "p.track_id = t.id) AND NOT (t.first_source = 'album' AND EXISTS (SELECT 1 FROM "
-            "albums a WHERE a.id = t.album_id AND a.expanded IS NOT NULL))").fetchone()
+            "albums a WHERE a.id = t.album_id AND a.expanded IS NOT NULL)) AND NOT "
+            "(t.first_source = 'lead' AND EXISTS (SELECT 1 FROM leads l WHERE l.track_id = "
+            "t.id AND l.ended = 'confirmed'))").fetchone()
         assert row[0] == 0
         assert store.counts()["tracks"] == stats["store/tracks"] > 0
         # No album read twice, none left half read.

@@ -37,7 +37,7 @@ async def test_while_search_is_parked_albums_and_artists_keep_working(simulator_
     # reading (tests/test_catalog_selection.py covers the cap). The first run only searches,
     # so that albums found are left for the next run.
     _, first = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, DISCOVERY_ALBUMS=False,
-                           DISCOVERY_ARTIST_ALBUMS=False)
+                           DISCOVERY_ARTIST_ALBUMS=False, DISCOVERY_RECCO_LEADS=False)
     assert first["finish_reason"] == "quota_parked"
     assert first.get("log_count/ERROR", 0) == 0
     before, refusal, after = after_park(sim, "search")

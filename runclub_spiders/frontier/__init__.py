@@ -34,6 +34,7 @@ from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.frontier.cells import CellBook
 from runclub_spiders.frontier.expansion import Expansion
+from runclub_spiders.frontier.leads import Leads
 from runclub_spiders.frontier.planner import Planner
 from runclub_spiders.frontier.progress import Progress
 from runclub_spiders.frontier.work import (
@@ -42,7 +43,10 @@ from runclub_spiders.frontier.work import (
     ARTISTS,
     BUCKETS,
     ME,
+    RECCO_ARTIST_TRACKS,
+    RECCO_ARTISTS,
     SEARCH,
+    TRACK,
     Work,
 )
 from runclub_spiders.quota import utc_iso
@@ -65,8 +69,9 @@ GONE = (400, 403, 404)  # an album or artist Spotify will not serve: not asked a
 class Frontier:
     def __init__(self, crawler: Crawler, store: Store, plan: SeedPlan, *, page_size: int,
                  extended: bool, request_for: Callable[[Work], Request],
-                 albums: bool = True, listings: bool = True) -> None:
-        """``albums``/``listings`` False: Spotify refuses those endpoints (the probe said)."""
+                 albums: bool = True, listings: bool = True, leads: bool = True) -> None:
+        """``albums``/``listings``/``leads`` False: Spotify refuses those endpoints, or
+        ReccoBeats is unreachable (the probe said)."""
         s = crawler.settings
         self.crawler, self.store, self.request_for = crawler, store, request_for
         self.extended = extended
@@ -89,6 +94,15 @@ class Frontier:
                                    albums=albums and s.getbool("DISCOVERY_ALBUMS"),
                                    listings=listings and s.getbool("DISCOVERY_ARTIST_ALBUMS"))
         self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)
+        self.leads = Leads(store, on=leads and s.getbool("DISCOVERY_RECCO_LEADS"),
+                           min_worth=s.getfloat("DISCOVERY_LEAD_MIN_WORTH"),
+                           min_ms=s.getint("CATALOG_MIN_DURATION_MS"),
+                           max_ms=s.getint("CATALOG_MAX_DURATION_MS"),
+                           market=s["SPOTIFY_MARKET"])
+        self.leads.named = self.expansion.named
+        self.leads.need = self.cells.fill
+        self.leads.room = self.planner.artist_room
+        self.leads.counted_in = lambda cell, artist: self.planner.by_artist[(cell, artist)]
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
         self.expansion.wanted = self.planner.wanted
@@ -157,9 +171,11 @@ class Frontier:
             self._hold(work, failure.value.bucket, failure.value.until)
             return []
         self._end(work)                            # dropped: the next run plans it again
-        if work.kind in (ALBUM, ARTIST_ALBUMS) and failure.check(HttpError) \
-                and failure.value.response.status in GONE:
-            self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
+        if failure.check(HttpError) and failure.value.response.status in GONE:
+            if work.kind in (ALBUM, ARTIST_ALBUMS):
+                self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
+            elif work.kind in (TRACK, RECCO_ARTIST_TRACKS):
+                self.leads.gone(work, utc_iso(clock.now()))
         if failure.check(SpiderClosing) or (work.kind == SEARCH and failure.check(IgnoreRequest)):
             return []                              # closing, or refused (no token): not now
         return self.take()
@@ -173,7 +189,8 @@ class Frontier:
         works: list[Work] = []
         busy = set(self.outstanding)
         for kind, choose in ((SEARCH, self._next_search), (ALBUM, self._next_album),
-                             (ARTIST_ALBUMS, self._next_listing)):
+                             (ARTIST_ALBUMS, self._next_listing), (TRACK, self._next_lead),
+                             (RECCO_ARTISTS, self._next_recco)):
             while (self._drawing(BUCKETS[kind]) < self.concurrency
                    and self._in_flight() < self.max_in_flight):
                 work = choose(busy)
@@ -227,6 +244,12 @@ class Frontier:
         return None if self._full() else self.expansion.next_listing(self.cells.umbrellas(),
                                                                      busy)
 
+    def _next_lead(self, busy: set[tuple]) -> Work | None:
+        return None if self._full() else self.leads.next_lead(self.cells.umbrellas(), busy)
+
+    def _next_recco(self, busy: set[tuple]) -> Work | None:
+        return None if self._full() else self.leads.next_recco(self.cells.umbrellas(), busy)
+
     def _reprice(self) -> None:
         """The new tracks a search page must be expected to bring to be worth a request
         (``DISCOVERY_MIN_YIELD`` exportable ones), from the share that gets counted. What
@@ -257,6 +280,7 @@ class Frontier:
         self.expansion.learnt.new[source] += len(records)
         self._reprice()
         solo = {r.id for r in records if len(r.artist_ids) == 1}
+        track_artist = {r.id: r.artist_ids[0] for r in records if r.artist_ids}
         for track_id, cells in placed.items():
             ref = (albums or {}).get(track_id)
             # Only on evidence naming the album's artist: the sole artist of a track a cell
@@ -264,6 +288,8 @@ class Frontier:
             # expanding the lead's album would then fill the cell with another umbrella.
             if ref is not None and umbrella is not None and track_id in solo:
                 self.expansion.see(ref, cells, now, list_artist=True)
+                if source == "search" and ref.artist_id == track_artist.get(track_id):
+                    self.leads.see(ref.artist_id, umbrella)
         return len(placed)
 
     def save_cells(self) -> None:

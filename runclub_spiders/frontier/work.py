@@ -16,9 +16,14 @@ from runclub_spiders.seeds import SeedQuery
 ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS, TRACKS = (
     "me", "my_playlists", "playlist_items", "search", "artists", "album", "artist_albums",
     "tracks")
+# ReccoBeats leads (``frontier.leads``): artists' UUIDs, their track lists, and one lead
+# confirmed with /tracks/{id}. ReccoBeats has no Spotify bucket; "reccobeats" only paces
+# discovery's share of it like a bucket (DISCOVERY_CONCURRENCY at a time).
+RECCO_ARTISTS, RECCO_ARTIST_TRACKS, TRACK = "recco_artists", "recco_artist_tracks", "track"
 BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
            SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists",
-           TRACKS: "tracks"}
+           TRACKS: "tracks", TRACK: "tracks", RECCO_ARTISTS: "reccobeats",
+           RECCO_ARTIST_TRACKS: "reccobeats"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +36,8 @@ class Work:
     owner: bool = False                     # part of the owner phase (read before any search)
     artist_ids: tuple[str, ...] = ()        # artists
     album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks
-    artist_id: str | None = None            # artist_albums: /artists/{id}/albums
-    track_ids: tuple[str, ...] = ()         # tracks (extended): /tracks?ids= of album tracks
+    artist_id: str | None = None            # artist_albums, recco_artist_tracks, track's lead
+    track_ids: tuple[str, ...] = ()         # tracks (extended): /tracks?ids=; track: one ID
 
     @property
     def bucket(self) -> str:
@@ -55,6 +60,6 @@ class Work:
             return (PLAYLIST_ITEMS, self.playlist_id)
         if self.kind == ALBUM:
             return (ALBUM, self.album_id)
-        if self.kind == ARTIST_ALBUMS:
-            return (ARTIST_ALBUMS, self.artist_id)
+        if self.kind in (ARTIST_ALBUMS, RECCO_ARTIST_TRACKS):
+            return (self.kind, self.artist_id)
         return (self.kind, self.offset, self.artist_ids, self.track_ids)

@@ -16,6 +16,7 @@ after it when it ended with nothing left to do (``finished`` or ``quota_parked``
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.frontier import Frontier
 from runclub_spiders.frontier.expansion import ALBUM_PAGE
+from runclub_spiders.frontier.leads import RECCO_PAGE, spotify_id
 from runclub_spiders.frontier.playlists import PLAYLIST_PAGE, consider_playlist
 from runclub_spiders.frontier.work import (
     ALBUM,
@@ -32,7 +34,10 @@ from runclub_spiders.frontier.work import (
     ARTISTS,
     MY_PLAYLISTS,
     PLAYLIST_ITEMS,
+    RECCO_ARTIST_TRACKS,
+    RECCO_ARTISTS,
     SEARCH,
+    TRACK,
     TRACKS,
     Work,
 )
@@ -46,6 +51,7 @@ from runclub_spiders.spotify_objects import (
     album_ref,
     artist_details,
     paging,
+    parse_track,
     timestamp,
     token,
 )
@@ -72,6 +78,7 @@ class SpotifyCatalogSpider(Spider):
             raise ValueError(f"-a mode={spider.mode}: use one of {', '.join(MODES)}")
         s = crawler.settings
         spider.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
+        spider.recco = s["RECCOBEATS_BASE_URL"].rstrip("/")
         spider.market = s["SPOTIFY_MARKET"]
         spider.extended = s["SPOTIFY_API_PROFILE"] == "extended"
         spider.page_size = 50 if spider.extended else 10
@@ -99,7 +106,7 @@ class SpotifyCatalogSpider(Spider):
         self.frontier = Frontier(self.crawler, self.store, self.plan,
                                  page_size=self.page_size, extended=self.extended,
                                  request_for=self.request_for, albums=adaptation.albums,
-                                 listings=adaptation.listings)
+                                 listings=adaptation.listings, leads=adaptation.leads)
         for track_id in self.store.pending_enrichment(utc_now()):
             row = self.store.track(track_id)
             if row is not None:
@@ -132,6 +139,12 @@ class SpotifyCatalogSpider(Spider):
         elif work.kind == TRACKS:
             params = {"ids": ",".join(work.track_ids), "market": self.market}
             url, callback = f"{self.api}/tracks?{urlencode(params)}", self.parse_tracks
+        elif work.kind == TRACK:
+            params = {"market": self.market}
+            url = f"{self.api}/tracks/{work.track_ids[0]}?{urlencode(params)}"
+            callback = self.parse_lead
+        elif work.kind in (RECCO_ARTISTS, RECCO_ARTIST_TRACKS):
+            return self._recco_request(work)
         elif work.kind == MY_PLAYLISTS:
             url = f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={work.offset}"
             callback = self.parse_my_playlists
@@ -145,6 +158,23 @@ class SpotifyCatalogSpider(Spider):
         # dont_filter: the frontier, not the dupefilter, decides what is asked.
         return Request(url, callback=callback, errback=self.frontier.failed, dont_filter=True,
                        priority=work.priority, meta={"work": work})
+
+    def _recco_request(self, work: Work) -> Request:
+        """ReccoBeats for leads (``frontier.leads``): artists' UUIDs, then their tracks."""
+        if work.kind == RECCO_ARTISTS:
+            url = f"{self.recco}/artist?{urlencode({'ids': ','.join(work.artist_ids)})}"
+            callback = self.parse_recco_artists
+        else:
+            recco_id = self.frontier.leads.artists[work.artist_id].recco_id
+            params = {"page": work.offset, "size": RECCO_PAGE}
+            url, callback = f"{self.recco}/artist/{recco_id}/track?{urlencode(params)}", \
+                self.parse_recco_artist_tracks
+        headers = {"Accept": "application/json"}
+        key = os.environ.get("RECCOBEATS_API_KEY", "").strip()
+        if key:
+            headers["x-api-key"] = key
+        return Request(url, callback=callback, errback=self.frontier.failed, dont_filter=True,
+                       headers=headers, meta={"work": work})
 
     def _album_url(self, work: Work) -> str:
         """The album object (its first 50 tracks) first, then its track pages."""
@@ -332,6 +362,67 @@ class SpotifyCatalogSpider(Spider):
                     self.store.upsert_track(record, source="album", now=now)
         self.crawler.stats.inc_value("discovery/track_lookups")
         return self.frontier.answered(work)
+
+    def parse_recco_artists(self, response):
+        body, work = _json(response), response.meta["work"]
+        if body is None:
+            return self._retry_malformed(response)
+        content = body.get("content") if isinstance(body, dict) else None
+        found = {}
+        for row in content if isinstance(content, list) else []:
+            artist_id = spotify_id(row.get("href"), "artist") if isinstance(row, dict) \
+                else None
+            recco_id = row.get("id") if artist_id else None
+            if artist_id in work.artist_ids and isinstance(recco_id, str) and recco_id:
+                found[artist_id] = recco_id
+        with self.store.transaction():
+            self.frontier.leads.looked_up(work.artist_ids, found)
+        self.crawler.stats.inc_value("discovery/leads/artist_lookups")
+        return self.frontier.answered(work)
+
+    def parse_recco_artist_tracks(self, response):
+        body, work = _json(response), response.meta["work"]
+        if body is None:
+            return self._retry_malformed(response)
+        content = body.get("content") if isinstance(body, dict) else None
+        rows = [row for row in content if isinstance(row, dict)] \
+            if isinstance(content, list) else []
+        pages = body.get("totalPages") if isinstance(body, dict) else None
+        with self.store.transaction():
+            added = self.frontier.leads.listed(
+                work.artist_id, work.offset, rows,
+                pages if isinstance(pages, int) and not isinstance(pages, bool) else None,
+                utc_now())
+        stats = self.crawler.stats
+        stats.inc_value("discovery/leads/pages")
+        stats.inc_value("discovery/leads/found", added)
+        return self.frontier.answered(work)
+
+    def parse_lead(self, response):
+        """A lead's full track object (``/tracks/{id}``): stored like a searched track, its
+        umbrella the one its artist's votes name."""
+        body, work = _json(response), response.meta["work"]
+        if body is None:
+            yield from self._retry_malformed(response)
+            return
+        record, _ = parse_track(body)
+        leads, now, stats = self.frontier.leads, utc_now(), self.crawler.stats
+        new_rows = []
+        with self.store.transaction():
+            if record is not None and record.id == work.track_ids[0] and \
+                    self.store.upsert_track(record, source="lead", now=now):
+                new_rows.append(record)
+            ref = album_ref(body.get("album")) if new_rows else None
+            counted = self.frontier.place(
+                new_rows, leads.umbrella_of(work.artist_id), source="lead",
+                albums={record.id: ref} if ref is not None else None, now=now)
+            leads.ended(work, "confirmed" if record is not None else "gone",
+                        counted=counted > 0)
+        stats.inc_value("discovery/leads/confirmed")
+        stats.inc_value("discovery/leads/counted", counted)
+        for row in new_rows:
+            yield CandidateItem.from_record(row, source="lead")
+        yield from self.frontier.answered(work)
 
     def parse_artist_albums(self, response):
         body, work = _json(response), response.meta["work"]

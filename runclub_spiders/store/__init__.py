@@ -17,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from runclub_spiders.store.base import _transaction
+from runclub_spiders.store.leads import Leads
 from runclub_spiders.store.ledgers import Ledgers
 from runclub_spiders.store.opendata import OpenData
 from runclub_spiders.store.quota import QuotaLedger, add_day_counts
@@ -35,7 +36,7 @@ __all__ = ["FEATURE_FIELDS", "SCHEMA_VERSION", "Store", "StoreError", "TrackReco
            "add_day_counts", "artist_genres"]
 
 
-class Store(Tracks, Ledgers, QuotaLedger, ExportReads, OpenData):
+class Store(Tracks, Ledgers, Leads, QuotaLedger, ExportReads, OpenData):
     """The crawl store: one SQLite connection; each concern's methods in its own part."""
 
     # ---------------------------------------------------------------- opening

@@ -202,6 +202,25 @@ CREATE TABLE IF NOT EXISTS musicbrainz_isrcs (
     recording_id TEXT,
     asked_at TEXT NOT NULL
 );
+-- ReccoBeats leads (frontier.leads): artists whose ReccoBeats track list is read (recco_id
+-- NULL: not looked up yet; '' with listed 'unknown': ReccoBeats does not know them), and the
+-- tracks on those lists that the store lacks, confirmed one by one with /tracks/{id}.
+CREATE TABLE IF NOT EXISTS recco_artists (
+    artist_id TEXT PRIMARY KEY,          -- Spotify artist ID
+    umbrella TEXT NOT NULL,              -- the umbrella its cell-query votes name
+    recco_id TEXT,
+    next_page INTEGER NOT NULL DEFAULT 0,
+    listed TEXT                          -- NULL: not yet (or part way); else when, or 'unknown'
+);
+CREATE TABLE IF NOT EXISTS leads (
+    track_id TEXT PRIMARY KEY,           -- Spotify track ID (from ReccoBeats' href)
+    artist_id TEXT NOT NULL,
+    umbrella TEXT NOT NULL,
+    isrc TEXT,
+    duration_ms INTEGER,
+    found_at TEXT NOT NULL,
+    ended TEXT                           -- NULL: open; confirmed | known | gone
+);
 -- The live capability probe (scrapy spotify-probe): the latest value per capability.
 CREATE TABLE IF NOT EXISTS probe_results (
     name TEXT PRIMARY KEY,               -- e.g. genre_filter

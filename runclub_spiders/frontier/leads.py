@@ -1,0 +1,254 @@
+"""ReccoBeats leads: discovery's share of the tracks quota bucket.
+
+In Development Mode ``GET /tracks/{id}`` is the tracks bucket's only use, one track a call,
+and nothing else draws on that bucket: left alone it stays idle. ReccoBeats lists an artist's
+tracks (``/v1/artist/{uuid}/track``, 50 a page, no Spotify quota) with their Spotify IDs in
+``href``, their ISRCs and durations, and it lists only tracks it knows, the ones it has
+audio features for. So for an artist whose cell-query votes name an umbrella
+(``Expansion.named``), one ReccoBeats page gives up to 50 *leads*: tracks the store lacks,
+of the right length, by that artist as lead artist. Each lead costs one tracks-bucket call
+to confirm (the full track object: album, date, explicit flag, ISRC), then enters the crawl
+like a searched track.
+
+Choosing, with what the store knows:
+
+* a lead's worth is the chance it counts toward a cell: of the artist's tracks counted so
+  far (``Planner.by_artist``), the share that sit in cells of the umbrella still open with
+  room for the artist, times the share of confirmed leads that counted (learnt, prior 0.8);
+  a lead is asked when that is at least ``DISCOVERY_LEAD_MIN_WORTH``;
+* ReccoBeats is read lazily: an artist's next page only when fewer than ``POOL_LOW`` worthy
+  leads wait, and artists' UUIDs (``/v1/artist?ids=``, 40 a call) only when no looked-up
+  artist is left to read. ReccoBeats has no published limit; the crawl keeps its calls per
+  exported track low (BENCHMARKS.md).
+
+State lives in the store (``recco_artists``, ``leads``): a restart neither reads a page
+nor confirms a lead twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runclub_spiders.frontier.work import RECCO_ARTIST_TRACKS, RECCO_ARTISTS, TRACK, Work
+from runclub_spiders.seeds import DECADES
+
+if TYPE_CHECKING:
+    from runclub_spiders.store import Store
+
+Cell = tuple[str, str]
+RECCO_PAGE = 50          # /v1/artist/{uuid}/track page size (the API's maximum)
+RECCO_IDS = 40           # /v1/artist?ids= batch (the API's maximum)
+POOL_LOW = 20            # worthy leads waiting below which the next page is read
+
+
+@dataclass
+class RecordedArtist:
+    umbrella: str
+    recco_id: str | None       # None: not looked up yet
+    next_page: int
+
+
+class Leads:
+    def __init__(self, store: Store, *, on: bool, min_worth: float, min_ms: int,
+                 max_ms: int, market: str) -> None:
+        self.store, self.on, self.min_worth = store, on, min_worth
+        self.min_ms, self.max_ms, self.market = min_ms, max_ms, market
+        # Set by the frontier: do an artist's votes name the umbrella (``Expansion.named``);
+        # how full an open cell is, None when it needs no more (``CellBook.fill``); how many
+        # more tracks of the artist a cell counts (``Planner.artist_room``); the artist's
+        # counted tracks per cell (``Planner.by_artist``).
+        self.named: Callable[[str, str], bool] = lambda artist, umbrella: True
+        self.need: Callable[[Cell], float | None] = lambda cell: 0.0
+        self.room: Callable[[Cell, str | None], float] = lambda cell, artist: math.inf
+        self.counted_in: Callable[[Cell, str], int] = lambda cell, artist: 0
+        self.artists: OrderedDict[str, RecordedArtist] = OrderedDict()
+        for row in store.recco_artists():
+            self.artists[row["artist_id"]] = RecordedArtist(row["umbrella"], row["recco_id"],
+                                                            row["next_page"])
+        # umbrella -> artist -> open leads, in the order they were found.
+        self.pool: dict[str, OrderedDict[str, deque[str]]] = {}
+        for row in store.open_leads():
+            self._pool_add(row["umbrella"], row["artist_id"], row["track_id"])
+        yields = store.lead_yields()
+        self.confirmed, self.counted = yields["confirmed"], yields["counted"]
+
+    # ---------------------------------------------------------------- learning
+    def see(self, artist_id: str, umbrella: str) -> None:
+        """An artist a cell query named for ``umbrella`` (``Frontier.place``); kept with
+        leads off too, so that turning them on later finds every artist."""
+        if self.store.see_recco_artist(artist_id, umbrella):
+            self.artists[artist_id] = RecordedArtist(umbrella, None, 0)
+
+    def share(self) -> float:
+        """Of the confirmed leads, the share counted toward a cell (prior 0.8 over 20)."""
+        return (self.counted + 0.8 * 20) / (self.confirmed + 20)
+
+    def worth(self, artist_id: str, umbrella: str) -> float:
+        """The chance one more lead of this artist counts (the module doc)."""
+        if not self.named(artist_id, umbrella):
+            return 0.0
+        total = open_ = 0
+        for decade in DECADES:
+            cell = (umbrella, decade)
+            n = self.counted_in(cell, artist_id)
+            total += n
+            if n and self.need(cell) is not None and self.room(cell, artist_id) >= 1:
+                open_ += n
+        return open_ / total * self.share() if total else 0.0
+
+    # ---------------------------------------------------------------- choosing
+    def next_lead(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
+        """The first worthy lead of the neediest umbrellas (``umbrellas``, neediest first)."""
+        if not self.on:
+            return None
+        for umbrella in umbrellas:
+            by_artist = self.pool.get(umbrella)
+            for artist_id in list(by_artist or ()):
+                waiting = by_artist[artist_id]
+                while waiting and self._stale(waiting[0]):
+                    waiting.popleft()
+                if not waiting:
+                    del by_artist[artist_id]
+                    continue
+                if self.worth(artist_id, umbrella) < self.min_worth:
+                    continue
+                for track_id in waiting:
+                    if (TRACK, 0, (), (track_id,)) not in busy:
+                        return Work(TRACK, track_ids=(track_id,), artist_id=artist_id)
+        return None
+
+    def _stale(self, track_id: str) -> bool:
+        """Stored meanwhile (an album read, a search): no call needed."""
+        if self.store.track_source(track_id) is None:
+            return False
+        self.store.end_lead(track_id, "known")
+        return True
+
+    def worthy_waiting(self, umbrellas: list[str]) -> int:
+        return sum(len(waiting) for umbrella in umbrellas
+                   for artist_id, waiting in self.pool.get(umbrella, {}).items()
+                   if self.worth(artist_id, umbrella) >= self.min_worth)
+
+    def next_recco(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
+        """ReccoBeats work when the worthy leads run low: the next page of a looked-up
+        artist of the neediest umbrella, else a batch of artists to look up."""
+        if not self.on or self.worthy_waiting(umbrellas) >= POOL_LOW:
+            return None
+        rank = {u: i for i, u in enumerate(umbrellas)}
+        candidates = sorted(((rank[a.umbrella], i, artist_id, a)
+                             for i, (artist_id, a) in enumerate(self.artists.items())
+                             if a.umbrella in rank), key=lambda c: c[:2])
+        unknown = []
+        for _, _, artist_id, artist in candidates:
+            if self.worth(artist_id, artist.umbrella) < self.min_worth:
+                continue
+            if artist.recco_id is None:
+                unknown.append(artist_id)
+            elif (RECCO_ARTIST_TRACKS, artist_id) not in busy:
+                return Work(RECCO_ARTIST_TRACKS, offset=artist.next_page, artist_id=artist_id)
+        asking = {a for key in busy if key[0] == RECCO_ARTISTS for a in key[2]}
+        batch = tuple(a for a in unknown if a not in asking)[:RECCO_IDS]
+        return Work(RECCO_ARTISTS, artist_ids=batch) if batch else None
+
+    # ---------------------------------------------------------------- answers
+    def looked_up(self, asked: tuple[str, ...], found: dict[str, str]) -> None:
+        """``/v1/artist?ids=`` answered: ``found`` maps Spotify artist ID -> UUID."""
+        self.store.set_recco_ids(found, asked)
+        for artist_id in asked:
+            if artist_id in self.artists:
+                if artist_id in found:
+                    self.artists[artist_id].recco_id = found[artist_id]
+                else:
+                    del self.artists[artist_id]         # ReccoBeats does not know them
+
+    def listed(self, artist_id: str, page: int, rows: list[dict[str, Any]],
+               total_pages: int | None, now: str) -> int:
+        """One page of an artist's ReccoBeats tracks: keep the leads; how many were new."""
+        artist = self.artists.get(artist_id)
+        if artist is None:
+            return 0
+        leads = []
+        for row in rows:
+            lead = self._lead(row, artist_id)
+            if lead is not None:
+                leads.append((lead[0], artist_id, artist.umbrella, lead[1], lead[2]))
+        added = self.store.add_leads(leads, now)
+        for track_id, *_ in leads:
+            self._pool_add(artist.umbrella, artist_id, track_id)
+        more = total_pages is not None and page + 1 < total_pages and bool(rows)
+        self.store.recco_listing_progress(artist_id, page + 1, now=None if more else now)
+        if more:
+            artist.next_page = page + 1
+        else:
+            del self.artists[artist_id]
+        return added
+
+    def _lead(self, row: dict[str, Any], artist_id: str
+              ) -> tuple[str, str | None, int | None] | None:
+        """``(track ID, ISRC, duration)`` of a row worth confirming, else None: the artist
+        leads it, its length passes, it plays in the market, and the store has neither the
+        track nor its recording."""
+        track_id = spotify_id(row.get("href"), "track")
+        credits = row.get("artists")
+        lead = credits[0] if isinstance(credits, list) and credits and \
+            isinstance(credits[0], dict) else {}
+        if track_id is None or spotify_id(lead.get("href"), "artist") != artist_id:
+            return None
+        duration = row.get("durationMs")
+        duration = duration if isinstance(duration, int) and not isinstance(duration, bool) \
+            else None
+        if duration is not None and not self.min_ms <= duration <= self.max_ms:
+            return None
+        countries = row.get("availableCountries")
+        if isinstance(countries, str) and countries and \
+                self.market not in countries.split(","):
+            return None
+        isrc = row.get("isrc") if isinstance(row.get("isrc"), str) and row["isrc"] else None
+        if self.store.track_source(track_id) is not None or \
+                (isrc is not None and self.store.isrc_stored(isrc)):
+            return None
+        return track_id, isrc, duration
+
+    def ended(self, work: Work, outcome: str, *, counted: bool = False) -> None:
+        """A lead confirmed (``counted``: it counted toward a cell) or gone for good."""
+        track_id = work.track_ids[0]
+        self.store.end_lead(track_id, outcome)
+        self.confirmed += outcome == "confirmed"
+        self.counted += counted
+        for by_artist in self.pool.values():
+            waiting = by_artist.get(work.artist_id or "")
+            if waiting is not None and track_id in waiting:
+                waiting.remove(track_id)
+
+    def gone(self, work: Work, now: str) -> None:
+        """ReccoBeats' 404 for an artist's list: never asked again."""
+        if work.kind == RECCO_ARTIST_TRACKS and work.artist_id in self.artists:
+            self.listed(work.artist_id, work.offset, [], None, now)
+        elif work.kind == TRACK:
+            self.ended(work, "gone")
+
+    def umbrella_of(self, artist_id: str | None) -> str | None:
+        for umbrella, by_artist in self.pool.items():
+            if artist_id in by_artist:
+                return umbrella
+        return None
+
+    def _pool_add(self, umbrella: str, artist_id: str, track_id: str) -> None:
+        self.pool.setdefault(umbrella, OrderedDict()).setdefault(artist_id, deque()) \
+            .append(track_id)
+
+
+def spotify_id(href: Any, kind: str) -> str | None:
+    """The Spotify ID in an ``open.spotify.com/{kind}/{id}`` link (ReccoBeats' only join)."""
+    if not isinstance(href, str):
+        return None
+    marker = f"open.spotify.com/{kind}/"
+    at = href.find(marker)
+    if at < 0:
+        return None
+    value = href[at + len(marker):].split("?")[0].split("/")[0]
+    return value if value.isalnum() and len(value) == 22 else None
