@@ -69,6 +69,38 @@ def fillable_cells(sim, target: int) -> set[tuple[str, str]]:
     return {cell for cell, isrcs in recordings.items() if len(isrcs) >= target * 2}
 
 
+def check_development_requests(sim, log, stats) -> None:
+    """Development Mode's rules on the wire, for every Spotify request of a crawl."""
+    searches = [e for e in log if e.path.endswith("/search")]
+    for entry in searches:
+        params = parse_qs(entry.query)
+        assert params["market"] == ["US"] and params["limit"] == ["10"]
+        assert entry.status == 200
+    # Development mode: no editorial list, no other user's items, no batch call, no artist
+    # lookup; albums are read whole (/albums/{id}) and artists listed within the
+    # Development Mode limit, albums and singles only; ReccoBeats leads confirmed one by one
+    # (/tracks/{id}), each once.
+    readable = {p.id for p in sim.catalog.playlists.values() if p.readable}
+    buckets = Counter(e.bucket for e in log)
+    assert buckets["albums"] > 0 and buckets["artists"] > 0
+    for entry in log:
+        assert "/playlists/37i9dQZ" not in entry.path
+        if entry.path.endswith("/items"):
+            assert entry.path.split("/")[-2] in readable
+        parts = entry.path.split("/v1/")[1].split("/")
+        if parts[0] == "artists":
+            assert len(parts) == 3 and parts[2] == "albums"
+            assert parse_qs(entry.query)["include_groups"] == ["album,single"]
+            assert parse_qs(entry.query)["limit"] == ["10"]
+        elif parts[0] == "albums":
+            assert len(parts) == 2 and parse_qs(entry.query)["market"] == ["US"]
+        elif parts[0] == "tracks":
+            assert len(parts) == 2 and parse_qs(entry.query) == {"market": ["US"]}
+    lookups = [e.path for e in log if e.bucket == "tracks"]
+    assert lookups and len(lookups) == len(set(lookups)) == stats["discovery/leads/confirmed"]
+    assert not [e for e in log if e.status >= 400]
+
+
 @pytest.fixture
 def dev(simulator_factory, monkeypatch):
     sim = simulator_factory(size=SIZE, profile="development")
@@ -91,34 +123,7 @@ async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
     # requests in flight, which others end just short varies: 4 or 5 of 58 in our runs.
     assert fillable and len(fillable & full) >= 0.9 * len(fillable)
     log = dev.requests(service="spotify")
-    searches = [e for e in log if e.path.endswith("/search")]
-    for entry in searches:
-        params = parse_qs(entry.query)
-        assert params["market"] == ["US"] and params["limit"] == ["10"]
-        assert entry.status == 200
-    # Development mode: no editorial list, no other user's items, no batch call, no artist
-    # lookup; albums are read whole (/albums/{id}) and artists listed within the
-    # Development Mode limit, albums and singles only; ReccoBeats leads confirmed one by one
-    # (/tracks/{id}), each once.
-    readable = {p.id for p in dev.catalog.playlists.values() if p.readable}
-    buckets = Counter(e.bucket for e in log)
-    assert buckets["albums"] > 0 and buckets["artists"] > 0
-    for entry in log:
-        assert "/playlists/37i9dQZ" not in entry.path
-        if entry.path.endswith("/items"):
-            assert entry.path.split("/")[-2] in readable
-        parts = entry.path.split("/v1/")[1].split("/")
-        if parts[0] == "artists":
-            assert len(parts) == 3 and parts[2] == "albums"
-            assert parse_qs(entry.query)["include_groups"] == ["album,single"]
-            assert parse_qs(entry.query)["limit"] == ["10"]
-        elif parts[0] == "albums":
-            assert len(parts) == 2 and parse_qs(entry.query)["market"] == ["US"]
-        elif parts[0] == "tracks":
-            assert len(parts) == 2 and parse_qs(entry.query) == {"market": ["US"]}
-    lookups = [e.path for e in log if e.bucket == "tracks"]
-    assert lookups and len(lookups) == len(set(lookups)) == stats["discovery/leads/confirmed"]
-    assert not [e for e in log if e.status >= 400]
+    check_development_requests(dev, log, stats)
     # Provenance: every stored track has edges, a playlist or an album read behind it.
     store = Store.open(tmp_path / "store.sqlite")
     try:

@@ -1,20 +1,24 @@
 """Discovery across Spotify's quota buckets (issue 14), on the wire against the simulator.
 
 Development Mode counts quota per endpoint bucket over a rolling 24 h window. The crawl
-draws on search, albums and artists; a bucket that is spent is parked on its own while the
-others keep working, and nothing is sent to a parked bucket. (The stop rule, which gives up
-a cell where a request is not expected to bring DISCOVERY_MIN_YIELD exportable tracks, is
-checked on the crawl of tests/test_discovery.py, test_development_discovery_fills_...)
+draws on search, albums, artists and tracks (ReccoBeats leads); a bucket that is spent is
+parked on its own while the others keep working, and nothing is sent to a parked bucket.
+(The stop rule, which gives up a cell where a request is not expected to bring
+DISCOVERY_MIN_YIELD exportable tracks, is checked on the crawl of tests/test_discovery.py,
+test_development_discovery_fills_...)
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from urllib.parse import parse_qs
 
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from runclub_spiders.store import Store
 from tests.conftest import use_credentials
-from tests.test_discovery import SIZE, crawl
+from tests.test_discovery import SEARCH_ONLY, SIZE, crawl
 
 DAY = 86_400
 TOLERANCE = 0.5            # seconds: a request in flight when the park began may still land
@@ -80,3 +84,76 @@ async def test_while_albums_are_parked_search_keeps_working(simulator_factory, m
     assert len(searched) > 50 and {e.status for e in searched} == {200}
     # What the albums bucket still owes is told, for the next run.
     assert stats["quota/resume_after"] == stats["quota/parked_until/albums"]
+
+
+@deferred_f_from_coro_f
+async def test_reccobeats_leads_spend_the_tracks_bucket(simulator_factory, monkeypatch,
+                                                       tmp_path):
+    sim = simulator_factory(size=SIZE, profile="development")
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, **SEARCH_ONLY)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    # The tracks bucket: one /tracks/{id}?market= per lead, each asked once, all answered.
+    lookups = [e for e in sim.requests(service="spotify") if e.bucket == "tracks"]
+    confirmed = stats["discovery/leads/confirmed"]
+    assert confirmed >= 20 and len(lookups) == confirmed
+    assert len({e.path for e in lookups}) == confirmed and {e.status for e in lookups} == {200}
+    assert all(parse_qs(e.query) == {"market": ["US"]} for e in lookups)
+    # ReccoBeats: artists looked up 40 at most a call, then their track lists, 50 a page.
+    recco = [e for e in sim.requests(service="reccobeats") if "/artist" in e.path]
+    by_ids = [e for e in recco if e.path.endswith("/artist")]
+    pages = [e for e in recco if e.path.endswith("/track")]
+    assert len(by_ids) == stats["discovery/leads/artist_lookups"] >= 1
+    assert all(len(parse_qs(e.query)["ids"][0].split(",")) <= 40 for e in by_ids)
+    assert len(pages) == stats["discovery/leads/pages"]
+    assert all(parse_qs(e.query)["size"] == ["50"] for e in pages)
+    assert len(recco) < 0.5 * confirmed
+    # Each lead: a track ReccoBeats knows, led by the artist whose list named it, of a kept
+    # length; it enters the store like a searched track, with its ISRC and features, and
+    # counts toward the cell its ground truth says.
+    catalog = sim.catalog
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        leads = store.db.execute("SELECT l.track_id, l.artist_id, t.isrc, t.enrich_state, "
+                                 "t.first_source, t.planning_cells FROM leads l JOIN tracks t "
+                                 "ON t.id = l.track_id WHERE l.ended = 'confirmed'").fetchall()
+    finally:
+        store.close()
+    assert len(leads) == confirmed
+    right_cell, states, first = 0, Counter(), Counter()
+    for row in leads:
+        track = catalog.track_by_id[row["track_id"]]
+        truth = catalog.truth(track)
+        assert truth["recco_known"]
+        assert catalog.artists[track.artist_idxs[0]].id == row["artist_id"]
+        assert 120_000 <= track.duration_ms <= 360_000
+        assert row["isrc"] == track.isrc
+        states[row["enrich_state"]] += 1
+        # A search may store it while its /tracks/{id} is on the wire: then it stays that.
+        first[row["first_source"]] += 1
+        cells = json.loads(row["planning_cells"] or "[]")
+        right_cell += bool(cells) and cells[0][0] in truth["umbrellas"] \
+            and cells[0][1] == truth["decade"]
+    assert right_cell >= 0.9 * confirmed
+    # Features for every one (ReccoBeats lists what it knows); a few recordings were stored
+    # meanwhile under another track ID (duplicate_isrc), no more.
+    assert states["miss"] == 0 and states["done"] >= 0.95 * confirmed
+    assert first["lead"] >= 0.95 * confirmed
+
+
+@deferred_f_from_coro_f
+async def test_while_tracks_are_parked_nothing_is_sent_to_them(simulator_factory, monkeypatch,
+                                                              tmp_path):
+    sim = simulator_factory(size=SIZE, profile="development", quota={"tracks": 5},
+                            quota_window=DAY)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, **SEARCH_ONLY)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    before, refusal, after = after_park(sim, "tracks")
+    assert [e.status for e in before if e.bucket == "tracks"] == [200] * 5
+    late = [e for e in after if e.bucket == "tracks"]
+    assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
+    assert len([e for e in after if e.bucket == "search"]) > 20
+    assert stats["quota/resume_after"] == stats["quota/parked_until/tracks"]

@@ -31,15 +31,18 @@ NOTES = (
     "Spotify API as of 2026 (Development Mode) versus the brief: search pages hold at most 10 "
     "results, batch lookups (/tracks?ids=, /artists?ids=) answer 403, and playlist items are "
     "readable only for the owner's playlists. Discovery therefore uses the full track objects "
-    "that search and playlist items carry and never looks a track up again; the Extended "
-    "Quota profile uses 50-result pages, other users' playlists and /artists?ids=.",
+    "that search and playlist items carry and never looks a found track up again; the "
+    "Extended Quota profile uses 50-result pages, other users' playlists and /artists?ids=.",
     "Discovery spends each Spotify quota bucket (counted apart, over a rolling ~24 h): "
     "search (cell-targeted genre:/year: queries), albums (/albums/{id}: every track of an "
     "album whose artist the cell queries named, as the sole artist of their hits) and artists "
     "(/artists/{id}/albums?include_groups=album,single for those artists). Album tracks come "
     "simplified, without ISRC: their ISRC is the one ReccoBeats' audio-features row gives "
-    "(_ingestSource 'album'). No artist holds more than CATALOG_MAX_ARTIST_SHARE of a cell "
-    "(balance.maxArtistShare), except where a cell would stay below its minimum.",
+    "(_ingestSource 'album'). The tracks bucket confirms ReccoBeats leads one by one "
+    "(/tracks/{id}): tracks that ReccoBeats lists for those artists (/v1/artist/{id}/track, "
+    "Spotify IDs in href) and the store lacks (_ingestSource 'lead'). No artist holds more "
+    "than CATALOG_MAX_ARTIST_SHARE of a cell (balance.maxArtistShare), except where a cell "
+    "would stay below its minimum.",
     "Popularity: Spotify removed track and artist popularity in Development Mode, so "
     "popularity_snapshot, popularity_bucket and CachedTrack.popularity are null there; "
     "CachedArtist.popularity is filled only where artist lookups returned it (extended). "

@@ -71,8 +71,9 @@ class Leads:
                                                             row["next_page"])
         # umbrella -> artist -> open leads, in the order they were found.
         self.pool: dict[str, OrderedDict[str, deque[str]]] = {}
+        self.isrcs: dict[str, str] = {}                    # open lead -> its ISRC
         for row in store.open_leads():
-            self._pool_add(row["umbrella"], row["artist_id"], row["track_id"])
+            self._pool_add(row["umbrella"], row["artist_id"], row["track_id"], row["isrc"])
         yields = store.lead_yields()
         self.confirmed, self.counted = yields["confirmed"], yields["counted"]
 
@@ -122,10 +123,14 @@ class Leads:
         return None
 
     def _stale(self, track_id: str) -> bool:
-        """Stored meanwhile (an album read, a search): no call needed."""
-        if self.store.track_source(track_id) is None:
+        """Stored meanwhile, or its recording (an album read's track gets its ISRC from
+        ReccoBeats after the lead was kept): no call needed."""
+        isrc = self.isrcs.get(track_id)
+        if self.store.track_source(track_id) is None and \
+                not (isrc and self.store.isrc_stored(isrc)):
             return False
         self.store.end_lead(track_id, "known")
+        self.isrcs.pop(track_id, None)
         return True
 
     def worthy_waiting(self, umbrellas: list[str]) -> int:
@@ -177,8 +182,8 @@ class Leads:
             if lead is not None:
                 leads.append((lead[0], artist_id, artist.umbrella, lead[1], lead[2]))
         added = self.store.add_leads(leads, now)
-        for track_id, *_ in leads:
-            self._pool_add(artist.umbrella, artist_id, track_id)
+        for track_id, _, _, isrc, _ in leads:
+            self._pool_add(artist.umbrella, artist_id, track_id, isrc)
         more = total_pages is not None and page + 1 < total_pages and bool(rows)
         self.store.recco_listing_progress(artist_id, page + 1, now=None if more else now)
         if more:
@@ -217,6 +222,7 @@ class Leads:
         """A lead confirmed (``counted``: it counted toward a cell) or gone for good."""
         track_id = work.track_ids[0]
         self.store.end_lead(track_id, outcome)
+        self.isrcs.pop(track_id, None)
         self.confirmed += outcome == "confirmed"
         self.counted += counted
         for by_artist in self.pool.values():
@@ -237,7 +243,10 @@ class Leads:
                 return umbrella
         return None
 
-    def _pool_add(self, umbrella: str, artist_id: str, track_id: str) -> None:
+    def _pool_add(self, umbrella: str, artist_id: str, track_id: str, isrc: str | None
+                  ) -> None:
+        if isrc:
+            self.isrcs[track_id] = isrc
         self.pool.setdefault(umbrella, OrderedDict()).setdefault(artist_id, deque()) \
             .append(track_id)
 
