@@ -10,6 +10,7 @@ import requests
 
 from runclub_spiders.simulator import Simulator
 from runclub_spiders.simulator.catalog import RECCO_NAMESPACE, Track
+from tests.conftest import api_session
 
 UA = {"User-Agent": "runclub-spiders tests (+https://example.invalid)",
       "Accept": "application/json"}
@@ -458,6 +459,223 @@ def test_artist_routes_are_logged_blocked_and_limited(simulator_factory):
         ("/reccobeats/v1/artist", f"ids={artist.id}", 403, "cloudflare"),
         (f"/reccobeats/v1/artist/{artist_uuid(artist.id)}/track", "size=5", 200, ""),
         (f"/reccobeats/v1/artist/{artist_uuid(artist.id)}/track", "size=5", 403, "cloudflare")]
+    limited = simulator_factory(recco_429_rate=1.0)
+    for path in paths:
+        response = raw_get(limited, path)
+        assert response.status_code == 429
+        assert response.headers["Retry-After"]
+
+
+# ---------------------------------------------------------------- albums
+ALBUM_KEYS = {"id", "albumType", "artists", "totalTracks", "href", "name", "availableCountries",
+              "releaseDate", "releaseDateFormat", "isrc", "ean", "upc", "label", "popularity"}
+ALBUM_HREF = re.compile(r"^https://open\.spotify\.com/album/([0-9A-Za-z]{22})$")
+
+
+def album_uuid(spotify_album_id: str) -> str:
+    """The album's ReccoBeats UUID, derived independently of the answer under test."""
+    return str(uuid.uuid5(RECCO_NAMESPACE, f"album:{spotify_album_id}"))
+
+
+def album_known(sim: Simulator) -> dict[int, list[Track]]:
+    """Ground truth: album index -> its recco-known tracks in the album's order (albums with
+    none left out)."""
+    c = sim.catalog
+    out = {a.idx: [c.tracks[i] for i in a.track_idxs if c.tracks[i].recco_known]
+           for a in c.albums}
+    return {idx: tracks for idx, tracks in out.items() if tracks}
+
+
+def album_spotify_id(row: dict) -> str:
+    match = ALBUM_HREF.match(row["href"])
+    assert match, row["href"]
+    return match.group(1)
+
+
+def test_albums_by_spotify_id_and_uuid(sim):
+    c = sim.catalog
+    truth = album_known(sim)
+    # both kinds of album credit: named artists and Various Artists
+    various = [c.albums[i] for i in sorted(truth) if not c.albums[i].artist_idxs][:2]
+    named = [c.albums[i] for i in sorted(truth) if c.albums[i].artist_idxs][:8]
+    assert len(various) == 2
+    wanted = named + various
+    ids = [a.id for a in wanted[::2]] + [album_uuid(a.id) for a in wanted[1::2]]
+    response = raw_get(sim, f"/album?ids={','.join(ids)}")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"content"}
+    assert sorted(album_spotify_id(r) for r in body["content"]) == sorted(a.id for a in wanted)
+    for row in body["content"]:
+        assert set(row) == ALBUM_KEYS
+        album = c.album_by_id[album_spotify_id(row)]
+        assert row["id"] == album_uuid(album.id) == str(uuid.UUID(row["id"]))
+        assert album.id not in row["id"]
+        assert row["name"] == album.name
+        assert row["albumType"] == album.album_type in ("album", "single", "compilation")
+        assert row["totalTracks"] == len(album.track_idxs)
+        assert row["releaseDate"] == album.release_date
+        assert row["releaseDateFormat"] == album.precision in ("day", "month", "year")
+        assert (row["isrc"], row["ean"], row["label"]) == (None, None, None)
+        assert row["upc"] == album.upc
+        assert row["popularity"] == album.popularity
+        countries = row["availableCountries"].split(",")
+        assert countries == sorted(set(countries))
+        assert set(countries) == {m for i in album.track_idxs for m in c.tracks[i].markets}
+        names = [a["name"] for a in row["artists"]]
+        if album.artist_idxs:
+            assert names == [c.artists[i].name for i in album.artist_idxs]
+            # the same artist UUIDs as the artist batch and the track rows use
+            assert [a["id"] for a in row["artists"]] == \
+                [artist_uuid(c.artists[i].id) for i in album.artist_idxs]
+        else:
+            assert names == ["Various Artists"]
+        for artist in row["artists"]:
+            assert set(artist) == {"id", "name", "href"}
+            assert artist["id"] == artist_uuid(ARTIST_HREF.match(artist["href"]).group(1))
+    # one row per album, whichever ID kinds asked for it and however often
+    a = named[0]
+    twice = get(sim, "/album", [("ids", a.id), ("ids", album_uuid(a.id)), ("ids", a.id)])
+    assert [r["id"] for r in twice.json()["content"]] == [album_uuid(a.id)]
+
+
+def test_albums_unknown_omitted_and_41_is_400(simulator_factory):
+    # low coverage leaves albums none of whose tracks ReccoBeats knows
+    sim = simulator_factory(fresh_catalog=True, recco_coverage=0.1, recco_shuffle=False)
+    c = sim.catalog
+    truth = album_known(sim)
+    good = [c.albums[i] for i in sorted(truth)][:3]
+    nobody = [a for a in c.albums if a.idx not in truth][:20]
+    assert nobody
+    ids = ([a.id for a in good] + [a.id for a in nobody[:5]]
+           + [album_uuid(a.id) for a in nobody[:5]]
+           + ["0000000000000000000000", str(uuid.uuid4()), known(sim, 1)[0].id,
+              artist_uuid(c.artists[0].id)])
+    response = get(sim, "/album", {"ids": ",".join(ids)})
+    assert response.status_code == 200
+    assert [r["id"] for r in response.json()["content"]] == [album_uuid(a.id) for a in good]
+    both = [a.id for a in nobody] + [album_uuid(a.id) for a in nobody]
+    assert get(sim, "/album", {"ids": ",".join(both)}).json() == {"content": []}
+    assert get(sim, f"/album/{album_uuid(nobody[0].id)}/track").status_code == 404
+    forty_one = [a.id for a in c.albums][:41]
+    for query in ("", "?ids=", "?ids=,,", f"?ids={','.join(forty_one)}",
+                  "?" + "&".join(f"ids={i}" for i in forty_one)):
+        response = raw_get(sim, f"/album{query}")
+        assert response.status_code == 400, query
+        assert response.json() == size_error("getAlbums"), query
+
+
+def test_album_batch_shuffles_and_adds_strays(sim, simulator_factory):
+    c = sim.catalog
+    wanted = [c.albums[i].id for i in sorted(album_known(sim))][:40]
+    rows = get(sim, "/album", {"ids": ",".join(wanted)}).json()["content"]
+    got = [album_spotify_id(r) for r in rows]
+    assert sorted(got) == sorted(wanted) and got != wanted
+    stray_sim = simulator_factory(recco_stray_rows=True, recco_shuffle=False)
+    rows = get(stray_sim, "/album", {"ids": ",".join(wanted[:10])}).json()["content"]
+    got = [album_spotify_id(r) for r in rows]
+    assert got[:10] == wanted[:10] and len(got) == 11
+    assert stray_sim.catalog.album_by_id[got[10]].idx in album_known(stray_sim)
+
+
+def test_album_tracks_pages_are_the_known_tracks_in_album_order(ordered):
+    sim = ordered
+    c = sim.catalog
+    truth = album_known(sim)
+    # the album with the most known tracks, some of its tracks unknown, so that paging
+    # splits it and the unknown ones are visibly left out
+    idx = max((i for i in truth if len(truth[i]) < len(c.albums[i].track_idxs)),
+              key=lambda i: (len(truth[i]), -i))
+    album, want = c.albums[idx], truth[idx]
+    assert len(want) > 3
+    uuid_ = album_uuid(album.id)
+    size = 3
+    rows = []
+    for page in range(0, 1000):
+        response = get(sim, f"/album/{uuid_}/track", {"page": page, "size": size})
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"content", "page", "size", "totalElements", "totalPages"}
+        assert (body["page"], body["size"]) == (page, size)
+        assert body["totalElements"] == len(want)
+        assert body["totalPages"] == -(-len(want) // size)
+        if not body["content"]:
+            assert page == body["totalPages"]
+            break
+        assert len(body["content"]) == min(size, len(want) - page * size)
+        rows += body["content"]
+    assert [spotify_id(r) for r in rows] == [t.id for t in want]
+    for row in rows:
+        assert set(row) == TRACK_KEYS
+        track = c.track_by_id[spotify_id(row)]
+        assert HREF.match(row["href"])
+        assert track.album_idx == idx
+        assert row["id"] == c.recco_id(track)
+        assert row["isrc"] == track.isrc and row["isrc"]
+    first = get(sim, f"/album/{uuid_}/track").json()
+    assert (first["page"], first["size"]) == (0, 25)
+    assert [spotify_id(r) for r in first["content"]] == [t.id for t in want[:25]]
+
+
+def test_album_agrees_with_spotify_albums_endpoint(sim):
+    c = sim.catalog
+    truth = album_known(sim)
+    session = api_session(sim)
+    picks = [c.albums[i] for i in sorted(truth)]
+    picks = picks[:3] + [a for a in picks if not a.artist_idxs][:1] \
+        + [max(picks, key=lambda a: len(a.track_idxs))]
+    rows = get(sim, "/album", {"ids": ",".join(a.id for a in picks)}).json()["content"]
+    assert len(rows) == len(picks)
+    for row in rows:
+        album_id = album_spotify_id(row)
+        spotify = session.get(f"{sim.spotify_api_base_url}/albums/{album_id}", timeout=10)
+        assert spotify.status_code == 200
+        body = spotify.json()
+        assert row["totalTracks"] == body["total_tracks"] == body["tracks"]["total"]
+        assert row["releaseDate"] == body["release_date"]
+        assert row["releaseDateFormat"] == body["release_date_precision"]
+        assert row["albumType"] == body["album_type"]
+        assert row["name"] == body["name"]
+        assert row["upc"] == body["external_ids"]["upc"]
+        assert [ARTIST_HREF.match(a["href"]).group(1) for a in row["artists"]] == \
+            [a["id"] for a in body["artists"]]
+        assert [a["name"] for a in row["artists"]] == [a["name"] for a in body["artists"]]
+
+
+def test_album_tracks_bad_paging_and_unknown_ids(sim):
+    c = sim.catalog
+    album = next(c.albums[i] for i in sorted(album_known(sim)) if c.albums[i].artist_idxs)
+    path = f"/album/{album_uuid(album.id)}/track"
+    for params, name in (({"size": 51}, "size"), ({"size": 0}, "size"),
+                         ({"size": "ten"}, "size"), ({"page": -1}, "page"),
+                         ({"page": 1001}, "page"), ({"page": "1.5"}, "page")):
+        response = get(sim, path, params)
+        assert response.status_code == 400, params
+        body = response.json()
+        assert body["status"] == 4004
+        assert body["errors"][0]["path"] == f"getAlbumTracks.{name}", params
+    assert get(sim, path, {"size": 50, "page": 1000}).json()["content"] == []
+    # an unknown UUID, a Spotify album ID in the path, another kind's UUID
+    for bad in (str(uuid.uuid4()), album.id, artist_uuid(c.artists[album.artist_idxs[0]].id)):
+        response = get(sim, f"/album/{bad}/track")
+        assert response.status_code == 404, bad
+        assert response.json()["status"] == 404
+
+
+def test_album_routes_are_logged_blocked_and_limited(simulator_factory):
+    sim = simulator_factory(recco_block_default_ua=True)
+    album = sim.catalog.albums[min(album_known(sim))]
+    paths = (f"/album?ids={album.id}", f"/album/{album_uuid(album.id)}/track?size=5")
+    for path in paths:
+        assert raw_get(sim, path).status_code == 200
+        blocked = raw_get(sim, path, headers={"User-Agent": "Python-urllib/3.11"})
+        assert (blocked.status_code, blocked.text) == (403, "error code: 1010")
+    logged = [(e.path, e.query, e.status, e.fault) for e in sim.requests(service="reccobeats")]
+    assert logged == [
+        ("/reccobeats/v1/album", f"ids={album.id}", 200, ""),
+        ("/reccobeats/v1/album", f"ids={album.id}", 403, "cloudflare"),
+        (f"/reccobeats/v1/album/{album_uuid(album.id)}/track", "size=5", 200, ""),
+        (f"/reccobeats/v1/album/{album_uuid(album.id)}/track", "size=5", 403, "cloudflare")]
     limited = simulator_factory(recco_429_rate=1.0)
     for path in paths:
         response = raw_get(limited, path)
