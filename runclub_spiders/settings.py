@@ -155,10 +155,6 @@ DISCOVERY_MIN_YIELD = 1.0
 # cell is at least DISCOVERY_LEAD_MIN_WORTH (one call brings at most one track).
 DISCOVERY_RECCO_LEADS = True
 DISCOVERY_LEAD_MIN_WORTH = 0.5
-# Album checks (frontier/expansion.py): before an albums call, ReccoBeats lists the album's
-# tracks it has features for (no Spotify quota), so the albums bucket reads the albums with
-# the most tracks the export can keep; albums with one or two hand them to the tracks bucket.
-DISCOVERY_ALBUM_CHECKS = True
 
 # --- Enrichment ----------------------------------------------------------------------------------
 ITEM_PIPELINES = {

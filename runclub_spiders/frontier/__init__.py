@@ -43,8 +43,6 @@ from runclub_spiders.frontier.work import (
     ARTISTS,
     BUCKETS,
     ME,
-    RECCO_ALBUM_TRACKS,
-    RECCO_ALBUMS,
     RECCO_ARTIST_TRACKS,
     RECCO_ARTISTS,
     SEARCH,
@@ -94,8 +92,7 @@ class Frontier:
         self.min_yield = s.getfloat("DISCOVERY_MIN_YIELD")
         self.expansion = Expansion(store, plan.rules, min_yield=self.min_yield,
                                    albums=albums and s.getbool("DISCOVERY_ALBUMS"),
-                                   listings=listings and s.getbool("DISCOVERY_ARTIST_ALBUMS"),
-                                   checks=leads and s.getbool("DISCOVERY_ALBUM_CHECKS"))
+                                   listings=listings and s.getbool("DISCOVERY_ARTIST_ALBUMS"))
         self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)
         self.leads = Leads(store, on=leads and s.getbool("DISCOVERY_RECCO_LEADS"),
                            min_worth=s.getfloat("DISCOVERY_LEAD_MIN_WORTH"),
@@ -177,8 +174,6 @@ class Frontier:
         if failure.check(HttpError) and failure.value.response.status in GONE:
             if work.kind in (ALBUM, ARTIST_ALBUMS):
                 self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
-            elif work.kind == RECCO_ALBUM_TRACKS:
-                self.expansion.gone(work, utc_iso(clock.now()))
             elif work.kind in (TRACK, RECCO_ARTIST_TRACKS):
                 self.leads.gone(work, utc_iso(clock.now()))
         if failure.check(SpiderClosing) or (work.kind == SEARCH and failure.check(IgnoreRequest)):
@@ -195,9 +190,8 @@ class Frontier:
         busy = set(self.outstanding)
         for kind, choose in ((SEARCH, self._next_search), (ALBUM, self._next_album),
                              (ARTIST_ALBUMS, self._next_listing), (TRACK, self._next_lead),
-                             (RECCO_ALBUMS, self._next_check),
                              (RECCO_ARTISTS, self._next_recco)):
-            while (self._drawing(BUCKETS[kind]) < self._capacity(kind)
+            while (self._drawing(BUCKETS[kind]) < self.concurrency
                    and self._in_flight() < self.max_in_flight):
                 work = choose(busy)
                 if work is None or self._parked(kind):
@@ -229,11 +223,6 @@ class Frontier:
         held = [works for works in self.held.values() if works]
         return sum(1 for key in self.outstanding if not any(key in works for works in held))
 
-    def _capacity(self, kind: str) -> int:
-        """Works in flight per bucket; ReccoBeats serves both album checks (about two per
-        album read) and artists' lists, so it gets twice a Spotify bucket's share."""
-        return self.concurrency * (2 if BUCKETS[kind] == "reccobeats" else 1)
-
     def _drawing(self, bucket: str) -> int:
         return sum(1 for w in self.outstanding.values() if w.bucket == bucket)
 
@@ -257,10 +246,6 @@ class Frontier:
 
     def _next_lead(self, busy: set[tuple]) -> Work | None:
         return None if self._full() else self.leads.next_lead(self.cells.umbrellas(), busy)
-
-    def _next_check(self, busy: set[tuple]) -> Work | None:
-        return None if self._full() else self.expansion.next_check(self.cells.neediest(),
-                                                                   busy)
 
     def _next_recco(self, busy: set[tuple]) -> Work | None:
         return None if self._full() else self.leads.next_recco(self.cells.umbrellas(), busy)
@@ -291,7 +276,7 @@ class Frontier:
         albums of the counted ones (``albums``: track ID -> its album) for expansion.
         Returns how many were counted."""
         placed = self.planner.place(records, umbrella, self.min_ms, self.max_ms, source)
-        self.expansion.stored(records)
+        self.expansion.stored([r.album_id for r in records])
         self.expansion.learnt.new[source] += len(records)
         self._reprice()
         solo = {r.id for r in records if len(r.artist_ids) == 1}

@@ -20,17 +20,6 @@ Choosing, in each bucket, with what the store knows and what the crawl learnt:
   expected to bring, per call (the listing and the album calls it leads to);
 * a cell stops drawing on either when it reaches its target (``cells.CellBook``).
 
-Album checks (``DISCOVERY_ALBUM_CHECKS``): ReccoBeats lists the tracks of an album it knows
-(``/v1/album?ids=`` for its UUID, then ``/v1/album/{uuid}/track``), only those it has
-features for, with their Spotify IDs, ISRCs, durations and markets: no Spotify quota. So
-before an album costs an albums call, the crawl knows exactly how many of its tracks the
-store lacks and the export could keep (``good``). With checks on, the albums bucket reads
-only checked albums, the richest first (an album's worth is its good tracks, no more than
-its artist's room or its cell's want, times ``CHECKED_SHARE``); checks run ahead of the
-reads (``CHECK_AHEAD`` rich albums waiting), the biggest unchecked albums first. An album
-whose good tracks are too few for an albums call (``LEAD_MAX_GOOD``) hands them to the
-tracks bucket as leads (``frontier.leads``).
-
 The state lives in the store (``albums``, ``artist_albums``): a restart neither reads an
 album nor lists an artist twice.
 """
@@ -38,7 +27,6 @@ album nor lists an artist twice.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Container
@@ -46,18 +34,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runclub_spiders.catalog.years import REISSUE_WORDS, AlbumAppearance, recording_year
-from runclub_spiders.frontier.work import (
-    ALBUM,
-    ARTIST_ALBUMS,
-    RECCO_ALBUM_TRACKS,
-    RECCO_ALBUMS,
-    Work,
-)
+from runclub_spiders.frontier.work import ALBUM, ARTIST_ALBUMS, Work
 from runclub_spiders.seeds import DECADES, GENRE_FILTER, SeedQuery
 
 if TYPE_CHECKING:
     from runclub_spiders.spotify_objects import AlbumRef
-    from runclub_spiders.store import Store, TrackRecord
+    from runclub_spiders.store import Store
     from runclub_spiders.umbrellas import UmbrellaRules
 
 Cell = tuple[str, str]
@@ -65,14 +47,6 @@ EXPANDED = ("album", "single")     # compilations and appears_on: other artists,
 MIN_VOTES = 1                      # specific-genre cell-query hits before an artist's albums
 UNKNOWN_SIZE = 10                  # tracks assumed on an album whose object gave no total
 ALBUM_PAGE = 50                    # /albums/{id} and /albums/{id}/tracks pages
-# Of a checked album's good tracks (ReccoBeats has features for them, their length and market
-# pass, the store lacks them), the share expected to count: a few lose their ISRC to a
-# sibling or find their artist's room taken (the leads' learnt share is about 0.9 too).
-CHECKED_SHARE = 0.9
-CHECK_AHEAD = 40                   # checked albums with GOOD_AHEAD good tracks kept waiting
-GOOD_AHEAD = 4
-LEAD_MAX_GOOD = 2                  # fewer good tracks than this + 1: leads, not an album call
-RECCO_IDS = 40                     # /v1/album?ids= batch (the API's maximum)
 
 
 @dataclass
@@ -129,7 +103,7 @@ class AlbumState:
 
 class Expansion:
     def __init__(self, store: Store, rules: UmbrellaRules, *, min_yield: float, albums: bool,
-                 listings: bool, checks: bool = False) -> None:
+                 listings: bool) -> None:
         self.store, self.min_yield = store, min_yield
         # How full an open cell is (0..1), None when it needs no more (``CellBook.fill``);
         # how many more tracks of an artist a cell counts (``Planner.artist_room``).
@@ -138,22 +112,10 @@ class Expansion:
         # how many more candidates a cell wants (``Planner.wanted``).
         self.wanted: Callable[[Cell], float] = lambda cell: math.inf
         self.albums_on, self.listings_on = albums, listings
-        self.checks_on = albums and checks
         self.learnt = Learnt()
         self.known = store.tracks_per_album()
         self.open: dict[str, AlbumState] = {}
-        self.heaps: dict[Cell, list[tuple[int, str]]] = {}      # unchecked, biggest first
-        self.ready: dict[Cell, list[tuple[int, str]]] = {}      # checked, richest first
-        # Checks: ReccoBeats' album UUIDs looked up ('' for an album it does not know), and
-        # each checked album's good tracks still missing from the store.
-        self.recco_ids: dict[str, str] = {}
-        self.good: dict[str, set[str]] = {}
-        for row in store.album_checks():
-            if row["recco_id"] is not None:
-                self.recco_ids[row["id"]] = row["recco_id"]
-            if row["good"] is not None:
-                self.good[row["id"]] = {t for t in json.loads(row["good"])
-                                        if store.track_source(t) is None}
+        self.heaps: dict[Cell, list[tuple[int, str]]] = {}
         # Umbrella votes per artist: the cell queries (genre filter) that returned a track of
         # theirs as its sole artist, counted only for a genre that names its umbrella alone
         # (``UmbrellaRules.specific``: "pop" also returns "latin pop" and "punjabi pop"
@@ -197,14 +159,11 @@ class Expansion:
             self.artists.setdefault(umbrella, []).append(ref.artist_id)
             self.listing[ref.artist_id] = (umbrella, 0)
 
-    def stored(self, records: list[TrackRecord]) -> None:
-        """New tracks were stored: their albums have fewer unknown (and good) tracks."""
-        for record in records:
-            if record.album_id is not None:
-                self.known[record.album_id] = self.known.get(record.album_id, 0) + 1
-                good = self.good.get(record.album_id)
-                if good is not None:
-                    good.discard(record.id)
+    def stored(self, album_ids: list[str | None]) -> None:
+        """New tracks were stored: their albums have fewer unknown tracks."""
+        for album_id in album_ids:
+            if album_id is not None:
+                self.known[album_id] = self.known.get(album_id, 0) + 1
 
     def _count_vote(self, artist_id: str, q: str, umbrella: str) -> bool:
         genre = GENRE_FILTER.search(q)
@@ -239,16 +198,7 @@ class Expansion:
     def _queue(self, album_id: str) -> None:
         state = self.open[album_id]
         cell = (state.umbrella, state.decade)
-        if album_id in self.good:
-            heapq.heappush(self.ready.setdefault(cell, []), (-self._size(album_id), album_id))
-        else:
-            heapq.heappush(self.heaps.setdefault(cell, []), (-self.unknown(album_id),
-                                                             album_id))
-
-    def _size(self, album_id: str) -> int:
-        """The heap key: good tracks of a checked album, else its unknown ones."""
-        good = self.good.get(album_id)
-        return len(good) if good is not None else self.unknown(album_id)
+        heapq.heappush(self.heaps.setdefault(cell, []), (-self.unknown(album_id), album_id))
 
     def unknown(self, album_id: str) -> int:
         state = self.open[album_id]
@@ -260,36 +210,26 @@ class Expansion:
         artist still has room for in the cell, nor than the cell still wants)."""
         state = self.open[album_id]
         cell = (state.umbrella, state.decade)
-        good = self.good.get(album_id)
-        if good is not None:
-            return min(len(good), ALBUM_PAGE, self.room(cell, state.artist),
-                       self.wanted(cell)) * CHECKED_SHARE
         unknown = min(self.unknown(album_id), ALBUM_PAGE, self.room(cell, state.artist),
                       self.wanted(cell))
         return unknown * self.learnt.share("album") * self.learnt.features_share
 
     # ---------------------------------------------------------------- choosing
-    def best_album(self, cell: Cell, busy: Container[tuple], *, checked: bool | None = None
-                   ) -> str | None:
+    def best_album(self, cell: Cell, busy: Container[tuple]) -> str | None:
         """The album of ``cell`` with the most expected new tracks, worth a call; None if
-        none is (lazy heap: entries whose count changed are put back with the new one).
-        With checks on, only checked albums are read (``checked`` None: as reading would;
-        False: the best unchecked one, for the next check)."""
-        if checked is None:
-            checked = self.checks_on
-        heap = (self.ready if checked else self.heaps).get(cell)
+        none is (lazy heap: entries whose count changed are put back with the new one)."""
+        heap = self.heaps.get(cell)
         skipped = []
         found = None
         while heap:
             negative, album_id = heap[0]
-            if album_id not in self.open or (not checked and album_id in self.good):
-                heapq.heappop(heap)             # read, or checked (now in ``ready``)
+            if album_id not in self.open:
+                heapq.heappop(heap)
                 continue
-            if -negative != self._size(album_id):
-                heapq.heapreplace(heap, (-self._size(album_id), album_id))
+            if -negative != self.unknown(album_id):
+                heapq.heapreplace(heap, (-self.unknown(album_id), album_id))
                 continue
-            if (ALBUM, album_id) in busy or (RECCO_ALBUM_TRACKS, album_id) in busy \
-                    or self.room(cell, self.open[album_id].artist) < 1:
+            if (ALBUM, album_id) in busy or self.room(cell, self.open[album_id].artist) < 1:
                 skipped.append(heapq.heappop(heap))        # in flight, or its artist is full
                 continue
             if self.worth(album_id) >= self.min_yield:
@@ -300,64 +240,8 @@ class Expansion:
         return found
 
     def album_worth(self, cell: Cell, busy: Container[tuple]) -> float:
-        """What the cell's best album is expected to bring: checked or, with checks on, an
-        unchecked one (it is read once checked)."""
-        worth = 0.0
-        for checked in (True, False) if self.checks_on else (False,):
-            album_id = self.best_album(cell, busy, checked=checked)
-            worth = max(worth, self.worth(album_id) if album_id else 0.0)
-        return worth
-
-    # ---------------------------------------------------------------- checks
-    def ahead(self, cells: list[Cell]) -> int:
-        """Checked albums waiting in open ``cells`` with at least GOOD_AHEAD good tracks."""
-        return sum(1 for cell in cells for negative, album_id in self.ready.get(cell, ())
-                   if -negative >= GOOD_AHEAD and album_id in self.open)
-
-    def next_check(self, cells: list[Cell], busy: Container[tuple]) -> Work | None:
-        """ReccoBeats work for the albums bucket's next reads, while fewer than CHECK_AHEAD
-        rich checked albums wait: the track list of the biggest unchecked album (worth a
-        call on its prior) whose UUID is known, else a batch of UUIDs to look up."""
-        if not self.checks_on or self.ahead(cells) >= CHECK_AHEAD:
-            return None
-        best, best_worth = None, 0.0
-        for cell in cells:
-            album_id = self.best_album(cell, busy, checked=False)
-            if album_id is not None and (worth := self.worth(album_id)) > best_worth:
-                best, best_worth = album_id, worth
-        if best is None:
-            return None
-        if self.recco_ids.get(best):
-            return Work(RECCO_ALBUM_TRACKS, album_id=best)
-        asking = {a for key in busy if key[0] == RECCO_ALBUMS for a in key[1]}
-        batch = [best] if best not in asking else []
-        for cell in cells:
-            heap = self.heaps.get(cell, ())
-            for _, album_id in heapq.nsmallest(RECCO_IDS, heap):
-                if len(batch) >= RECCO_IDS:
-                    break
-                if album_id in self.open and album_id not in self.good \
-                        and album_id not in self.recco_ids and album_id not in asking \
-                        and album_id not in batch:
-                    batch.append(album_id)
-        return Work(RECCO_ALBUMS, album_ids=tuple(sorted(batch))) if batch else None
-
-    def looked_up(self, asked: tuple[str, ...], found: dict[str, str], now: str) -> None:
-        """``/v1/album?ids=`` answered: ``found`` maps Spotify album ID -> UUID; an album
-        ReccoBeats does not know has no track it has features for: checked, nothing good."""
-        self.store.set_album_recco_ids(found, asked)
-        for album_id in asked:
-            self.recco_ids[album_id] = found.get(album_id, "")
-            if album_id not in found:
-                self.checked(album_id, [], now)
-
-    def checked(self, album_id: str, good: list[str], now: str) -> None:
-        """An album's good tracks (``Leads.keepable`` rows the store lacks)."""
-        self.store.set_album_good(album_id, good, now)
-        self.good[album_id] = set(good)
-        if album_id in self.open and self.named(self.open[album_id].artist,
-                                                self.open[album_id].umbrella):
-            self._queue(album_id)
+        album_id = self.best_album(cell, busy)
+        return self.worth(album_id) if album_id else 0.0
 
     def next_album(self, cells: list[Cell], busy: Container[tuple]) -> Work | None:
         """Read the album worth most among the best of each open cell (``cells``, neediest
@@ -411,20 +295,16 @@ class Expansion:
                 heapq.heappush(self.heaps[cell], (-self.unknown(album_id), album_id))
             else:
                 del self.open[album_id]
-                self.good.pop(album_id, None)
         return more
 
     def gone(self, work: Work, now: str) -> None:
-        """Spotify will not serve this album or artist, or ReccoBeats this album's tracks
-        (400, 403, 404): never asked again."""
+        """Spotify will not serve this album or artist (400, 403, 404): never asked again."""
         if work.kind == ALBUM and work.album_id is not None:
             self.store.album_progress(work.album_id, work.offset, now=now)
             self.open.pop(work.album_id, None)
         elif work.kind == ARTIST_ALBUMS and work.artist_id is not None:
             self.listing_read(work.artist_id, [], work.offset, None, now,
                               first=work.offset == 0)
-        elif work.kind == RECCO_ALBUM_TRACKS and work.album_id is not None:
-            self.checked(work.album_id, [], now)        # ReccoBeats lists none of it
 
     def listing_read(self, artist_id: str, refs: list[AlbumRef], next_offset: int,
                      total: int | None, now: str, *, first: bool) -> bool:

@@ -16,10 +16,7 @@ Choosing, with what the store knows:
   far (``Planner.by_artist``), the share that sit in cells of the umbrella still open with
   room for the artist, times the share of confirmed leads that counted (learnt, prior 0.8);
   a lead is asked when that is at least ``DISCOVERY_LEAD_MIN_WORTH``;
-* leads also come from album checks (``frontier.expansion``): an album with too few good
-  tracks for an albums call hands them over with their cell known, and such a lead's worth
-  is whether that cell is open with room for the artist;
-* artists' lists are read lazily: an artist's next page only when fewer than ``POOL_LOW`` worthy
+* ReccoBeats is read lazily: an artist's next page only when fewer than ``POOL_LOW`` worthy
   leads wait, and artists' UUIDs (``/v1/artist?ids=``, 40 a call) only when no looked-up
   artist is left to read. ReccoBeats has no published limit; the crawl keeps its calls per
   exported track low (BENCHMARKS.md).
@@ -72,13 +69,11 @@ class Leads:
         for row in store.recco_artists():
             self.artists[row["artist_id"]] = RecordedArtist(row["umbrella"], row["recco_id"],
                                                             row["next_page"])
-        # umbrella -> (artist, decade: a checked album's, else None) -> open leads, in the
-        # order they were found.
-        self.pool: dict[str, OrderedDict[tuple[str, str | None], deque[str]]] = {}
+        # umbrella -> artist -> open leads, in the order they were found.
+        self.pool: dict[str, OrderedDict[str, deque[str]]] = {}
         self.isrcs: dict[str, str] = {}                    # open lead -> its ISRC
         for row in store.open_leads():
-            self._pool_add(row["umbrella"], (row["artist_id"], row["decade"]),
-                           row["track_id"], row["isrc"])
+            self._pool_add(row["umbrella"], row["artist_id"], row["track_id"], row["isrc"])
         yields = store.lead_yields()
         self.confirmed, self.counted = yields["confirmed"], yields["counted"]
 
@@ -93,17 +88,13 @@ class Leads:
         """Of the confirmed leads, the share counted toward a cell (prior 0.8 over 20)."""
         return (self.counted + 0.8 * 20) / (self.confirmed + 20)
 
-    def worth(self, artist_id: str, umbrella: str, decade: str | None = None) -> float:
+    def worth(self, artist_id: str, umbrella: str) -> float:
         """The chance one more lead of this artist counts (the module doc)."""
         if not self.named(artist_id, umbrella):
             return 0.0
-        if decade is not None:
-            cell = (umbrella, decade)
-            return self.share() if self.need(cell) is not None and \
-                self.room(cell, artist_id) >= 1 else 0.0
         total = open_ = 0
-        for each in DECADES:
-            cell = (umbrella, each)
+        for decade in DECADES:
+            cell = (umbrella, decade)
             n = self.counted_in(cell, artist_id)
             total += n
             if n and self.need(cell) is not None and self.room(cell, artist_id) >= 1:
@@ -116,19 +107,19 @@ class Leads:
         if not self.on:
             return None
         for umbrella in umbrellas:
-            by_key = self.pool.get(umbrella)
-            for key in list(by_key or ()):
-                waiting = by_key[key]
+            by_artist = self.pool.get(umbrella)
+            for artist_id in list(by_artist or ()):
+                waiting = by_artist[artist_id]
                 while waiting and self._stale(waiting[0]):
                     waiting.popleft()
                 if not waiting:
-                    del by_key[key]
+                    del by_artist[artist_id]
                     continue
-                if self.worth(key[0], umbrella, key[1]) < self.min_worth:
+                if self.worth(artist_id, umbrella) < self.min_worth:
                     continue
                 for track_id in waiting:
                     if (TRACK, 0, (), (track_id,)) not in busy:
-                        return Work(TRACK, track_ids=(track_id,), artist_id=key[0])
+                        return Work(TRACK, track_ids=(track_id,), artist_id=artist_id)
         return None
 
     def _stale(self, track_id: str) -> bool:
@@ -144,8 +135,8 @@ class Leads:
 
     def worthy_waiting(self, umbrellas: list[str]) -> int:
         return sum(len(waiting) for umbrella in umbrellas
-                   for (artist_id, decade), waiting in self.pool.get(umbrella, {}).items()
-                   if self.worth(artist_id, umbrella, decade) >= self.min_worth)
+                   for artist_id, waiting in self.pool.get(umbrella, {}).items()
+                   if self.worth(artist_id, umbrella) >= self.min_worth)
 
     def next_recco(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
         """ReccoBeats work when the worthy leads run low: the next page of a looked-up
@@ -185,11 +176,14 @@ class Leads:
         artist = self.artists.get(artist_id)
         if artist is None:
             return 0
-        leads = [(track_id, artist_id, artist.umbrella, None, isrc, duration)
-                 for row in rows if (kept := self.keepable(row)) is not None
-                 for track_id, isrc, duration, lead_artist in [kept]
-                 if lead_artist == artist_id]
-        added = self._add(leads, now)
+        leads = []
+        for row in rows:
+            lead = self._lead(row, artist_id)
+            if lead is not None:
+                leads.append((lead[0], artist_id, artist.umbrella, lead[1], lead[2]))
+        added = self.store.add_leads(leads, now)
+        for track_id, _, _, isrc, _ in leads:
+            self._pool_add(artist.umbrella, artist_id, track_id, isrc)
         more = total_pages is not None and page + 1 < total_pages and bool(rows)
         self.store.recco_listing_progress(artist_id, page + 1, now=None if more else now)
         if more:
@@ -198,32 +192,16 @@ class Leads:
             del self.artists[artist_id]
         return added
 
-    def album_leads(self, artist_id: str, umbrella: str, decade: str,
-                    rows: list[tuple[str, str | None, int | None, str | None]], now: str
-                    ) -> int:
-        """A checked album's good tracks (``keepable`` answers) led by its artist, too few
-        for an albums call: leads with their cell known. How many were new."""
-        return self._add([(track_id, artist_id, umbrella, decade, isrc, duration)
-                          for track_id, isrc, duration, lead_artist in rows
-                          if lead_artist == artist_id], now)
-
-    def _add(self, leads: list[tuple[str, str, str, str | None, str | None, int | None]],
-             now: str) -> int:
-        added = self.store.add_leads(leads, now)
-        for track_id, artist_id, umbrella, decade, isrc, _ in leads:
-            self._pool_add(umbrella, (artist_id, decade), track_id, isrc)
-        return added
-
-    def keepable(self, row: dict[str, Any]
-                 ) -> tuple[str, str | None, int | None, str | None] | None:
-        """``(track ID, ISRC, duration, lead artist)`` of a ReccoBeats track row the export
-        could keep, else None: its length passes, it plays in the market, and the store has
-        neither the track nor its recording."""
+    def _lead(self, row: dict[str, Any], artist_id: str
+              ) -> tuple[str, str | None, int | None] | None:
+        """``(track ID, ISRC, duration)`` of a row worth confirming, else None: the artist
+        leads it, its length passes, it plays in the market, and the store has neither the
+        track nor its recording."""
         track_id = spotify_id(row.get("href"), "track")
         credits = row.get("artists")
         lead = credits[0] if isinstance(credits, list) and credits and \
             isinstance(credits[0], dict) else {}
-        if track_id is None:
+        if track_id is None or spotify_id(lead.get("href"), "artist") != artist_id:
             return None
         duration = row.get("durationMs")
         duration = duration if isinstance(duration, int) and not isinstance(duration, bool) \
@@ -238,7 +216,7 @@ class Leads:
         if self.store.track_source(track_id) is not None or \
                 (isrc is not None and self.store.isrc_stored(isrc)):
             return None
-        return track_id, isrc, duration, spotify_id(lead.get("href"), "artist")
+        return track_id, isrc, duration
 
     def ended(self, work: Work, outcome: str, *, counted: bool = False) -> None:
         """A lead confirmed (``counted``: it counted toward a cell) or gone for good."""
@@ -247,10 +225,10 @@ class Leads:
         self.isrcs.pop(track_id, None)
         self.confirmed += outcome == "confirmed"
         self.counted += counted
-        for by_key in self.pool.values():
-            for (artist_id, _), waiting in by_key.items():
-                if artist_id == work.artist_id and track_id in waiting:
-                    waiting.remove(track_id)
+        for by_artist in self.pool.values():
+            waiting = by_artist.get(work.artist_id or "")
+            if waiting is not None and track_id in waiting:
+                waiting.remove(track_id)
 
     def gone(self, work: Work, now: str) -> None:
         """ReccoBeats' 404 for an artist's list: never asked again."""
@@ -259,19 +237,17 @@ class Leads:
         elif work.kind == TRACK:
             self.ended(work, "gone")
 
-    def umbrella_of(self, work: Work) -> str | None:
-        """The umbrella of a lead's pool (what its artist's votes name)."""
-        for umbrella, by_key in self.pool.items():
-            if any(artist_id == work.artist_id and work.track_ids[0] in waiting
-                   for (artist_id, _), waiting in by_key.items()):
+    def umbrella_of(self, artist_id: str | None) -> str | None:
+        for umbrella, by_artist in self.pool.items():
+            if artist_id in by_artist:
                 return umbrella
         return None
 
-    def _pool_add(self, umbrella: str, key: tuple[str, str | None], track_id: str,
-                  isrc: str | None) -> None:
+    def _pool_add(self, umbrella: str, artist_id: str, track_id: str, isrc: str | None
+                  ) -> None:
         if isrc:
             self.isrcs[track_id] = isrc
-        self.pool.setdefault(umbrella, OrderedDict()).setdefault(key, deque()) \
+        self.pool.setdefault(umbrella, OrderedDict()).setdefault(artist_id, deque()) \
             .append(track_id)
 
 

@@ -20,13 +20,10 @@ ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS, TRACKS 
 # confirmed with /tracks/{id}. ReccoBeats has no Spotify bucket; "reccobeats" only paces
 # discovery's share of it like a bucket (DISCOVERY_CONCURRENCY at a time).
 RECCO_ARTISTS, RECCO_ARTIST_TRACKS, TRACK = "recco_artists", "recco_artist_tracks", "track"
-# Album checks (``frontier.expansion``): albums' UUIDs, then one album's track list.
-RECCO_ALBUMS, RECCO_ALBUM_TRACKS = "recco_albums", "recco_album_tracks"
 BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
            SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists",
            TRACKS: "tracks", TRACK: "tracks", RECCO_ARTISTS: "reccobeats",
-           RECCO_ARTIST_TRACKS: "reccobeats", RECCO_ALBUMS: "reccobeats",
-           RECCO_ALBUM_TRACKS: "reccobeats"}
+           RECCO_ARTIST_TRACKS: "reccobeats"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +35,9 @@ class Work:
     snapshot: str | None = None             # playlist_items: the snapshot being read
     owner: bool = False                     # part of the owner phase (read before any search)
     artist_ids: tuple[str, ...] = ()        # artists
-    album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks;
-                                            # recco_album_tracks: the album checked
+    album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks
     artist_id: str | None = None            # artist_albums, recco_artist_tracks, track's lead
     track_ids: tuple[str, ...] = ()         # tracks (extended): /tracks?ids=; track: one ID
-    album_ids: tuple[str, ...] = ()         # recco_albums: /v1/album?ids=
 
     @property
     def bucket(self) -> str:
@@ -67,8 +62,4 @@ class Work:
             return (ALBUM, self.album_id)
         if self.kind in (ARTIST_ALBUMS, RECCO_ARTIST_TRACKS):
             return (self.kind, self.artist_id)
-        if self.kind == RECCO_ALBUM_TRACKS:
-            return (self.kind, self.album_id)
-        if self.kind == RECCO_ALBUMS:
-            return (self.kind, self.album_ids)
         return (self.kind, self.offset, self.artist_ids, self.track_ids)

@@ -25,7 +25,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.frontier import Frontier
-from runclub_spiders.frontier.expansion import ALBUM_PAGE, LEAD_MAX_GOOD
+from runclub_spiders.frontier.expansion import ALBUM_PAGE
 from runclub_spiders.frontier.leads import RECCO_PAGE, spotify_id
 from runclub_spiders.frontier.playlists import PLAYLIST_PAGE, consider_playlist
 from runclub_spiders.frontier.work import (
@@ -34,8 +34,6 @@ from runclub_spiders.frontier.work import (
     ARTISTS,
     MY_PLAYLISTS,
     PLAYLIST_ITEMS,
-    RECCO_ALBUM_TRACKS,
-    RECCO_ALBUMS,
     RECCO_ARTIST_TRACKS,
     RECCO_ARTISTS,
     SEARCH,
@@ -145,8 +143,7 @@ class SpotifyCatalogSpider(Spider):
             params = {"market": self.market}
             url = f"{self.api}/tracks/{work.track_ids[0]}?{urlencode(params)}"
             callback = self.parse_lead
-        elif work.kind in (RECCO_ARTISTS, RECCO_ARTIST_TRACKS, RECCO_ALBUMS,
-                           RECCO_ALBUM_TRACKS):
+        elif work.kind in (RECCO_ARTISTS, RECCO_ARTIST_TRACKS):
             return self._recco_request(work)
         elif work.kind == MY_PLAYLISTS:
             url = f"{self.api}/me/playlists?limit={PLAYLIST_PAGE}&offset={work.offset}"
@@ -163,19 +160,10 @@ class SpotifyCatalogSpider(Spider):
                        priority=work.priority, meta={"work": work})
 
     def _recco_request(self, work: Work) -> Request:
-        """ReccoBeats for leads (``frontier.leads``: artists' UUIDs, then their tracks) and
-        album checks (``frontier.expansion``: albums' UUIDs, then an album's tracks)."""
+        """ReccoBeats for leads (``frontier.leads``): artists' UUIDs, then their tracks."""
         if work.kind == RECCO_ARTISTS:
             url = f"{self.recco}/artist?{urlencode({'ids': ','.join(work.artist_ids)})}"
             callback = self.parse_recco_artists
-        elif work.kind == RECCO_ALBUMS:
-            url = f"{self.recco}/album?{urlencode({'ids': ','.join(work.album_ids)})}"
-            callback = self.parse_recco_albums
-        elif work.kind == RECCO_ALBUM_TRACKS:
-            recco_id = self.frontier.expansion.recco_ids[work.album_id]
-            params = {"page": 0, "size": RECCO_PAGE}
-            url, callback = f"{self.recco}/album/{recco_id}/track?{urlencode(params)}", \
-                self.parse_recco_album_tracks
         else:
             recco_id = self.frontier.leads.artists[work.artist_id].recco_id
             params = {"page": work.offset, "size": RECCO_PAGE}
@@ -392,42 +380,6 @@ class SpotifyCatalogSpider(Spider):
         self.crawler.stats.inc_value("discovery/leads/artist_lookups")
         return self.frontier.answered(work)
 
-    def parse_recco_albums(self, response):
-        body, work = _json(response), response.meta["work"]
-        if body is None:
-            return self._retry_malformed(response)
-        content = body.get("content") if isinstance(body, dict) else None
-        found = {}
-        for row in content if isinstance(content, list) else []:
-            album_id = spotify_id(row.get("href"), "album") if isinstance(row, dict) else None
-            recco_id = row.get("id") if album_id else None
-            if album_id in work.album_ids and isinstance(recco_id, str) and recco_id:
-                found[album_id] = recco_id
-        with self.store.transaction():
-            self.frontier.expansion.looked_up(work.album_ids, found, utc_now())
-        self.crawler.stats.inc_value("discovery/album_checks/lookups")
-        return self.frontier.answered(work)
-
-    def parse_recco_album_tracks(self, response):
-        """A checked album: its good tracks decide whether it is worth an albums call; too
-        few, and they go to the tracks bucket as leads."""
-        body, work = _json(response), response.meta["work"]
-        if body is None:
-            return self._retry_malformed(response)
-        content = body.get("content") if isinstance(body, dict) else None
-        leads, expansion = self.frontier.leads, self.frontier.expansion
-        kept = [k for row in (content if isinstance(content, list) else [])
-                if isinstance(row, dict) and (k := leads.keepable(row)) is not None]
-        now, state = utc_now(), expansion.open.get(work.album_id)
-        with self.store.transaction():
-            expansion.checked(work.album_id, [k[0] for k in kept], now)
-            if state is not None and state.artist and len(kept) <= LEAD_MAX_GOOD:
-                leads.album_leads(state.artist, state.umbrella, state.decade, kept, now)
-        stats = self.crawler.stats
-        stats.inc_value("discovery/album_checks/albums")
-        stats.inc_value("discovery/album_checks/good", len(kept))
-        return self.frontier.answered(work)
-
     def parse_recco_artist_tracks(self, response):
         body, work = _json(response), response.meta["work"]
         if body is None:
@@ -462,7 +414,7 @@ class SpotifyCatalogSpider(Spider):
                 new_rows.append(record)
             ref = album_ref(body.get("album")) if new_rows else None
             counted = self.frontier.place(
-                new_rows, leads.umbrella_of(work), source="lead",
+                new_rows, leads.umbrella_of(work.artist_id), source="lead",
                 albums={record.id: ref} if ref is not None else None, now=now)
             leads.ended(work, "confirmed" if record is not None else "gone",
                         counted=counted > 0)

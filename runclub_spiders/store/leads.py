@@ -3,7 +3,6 @@ tracks on them still to confirm with Spotify's ``/tracks/{id}`` (the tracks buck
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 
@@ -35,15 +34,15 @@ class Leads(StoreBase):
         self.db.execute("UPDATE recco_artists SET next_page = MAX(next_page, ?), listed = ? "
                         "WHERE artist_id = ?", (next_page, now, artist_id))
 
-    def add_leads(self, rows: Iterable[tuple[str, str, str, str | None, str | None,
-                                             int | None]], now: str) -> int:
-        """``(track ID, artist ID, umbrella, decade, ISRC, duration)``; how many were new."""
+    def add_leads(self, rows: Iterable[tuple[str, str, str, str | None, int | None]],
+                  now: str) -> int:
+        """``(track ID, artist ID, umbrella, ISRC, duration)``; how many were new."""
         added = 0
-        for track_id, artist_id, umbrella, decade, isrc, duration_ms in rows:
+        for track_id, artist_id, umbrella, isrc, duration_ms in rows:
             added += self.db.execute(
-                "INSERT OR IGNORE INTO leads (track_id, artist_id, umbrella, decade, isrc, "
-                "duration_ms, found_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (track_id, artist_id, umbrella, decade, isrc, duration_ms, now)).rowcount
+                "INSERT OR IGNORE INTO leads (track_id, artist_id, umbrella, isrc, "
+                "duration_ms, found_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (track_id, artist_id, umbrella, isrc, duration_ms, now)).rowcount
         return added
 
     def open_leads(self) -> list[sqlite3.Row]:
@@ -66,21 +65,3 @@ class Leads(StoreBase):
                                  ).fetchone()[0],
                 "counted": one("SELECT COUNT(*) FROM tracks WHERE first_source = 'lead' AND "
                                "planning_cells IS NOT NULL").fetchone()[0]}
-
-    # ---------------------------------------------------------------- album checks
-    def album_checks(self) -> list[sqlite3.Row]:
-        """``id``, ``recco_id``, ``good`` of every album not yet read to the end."""
-        return self.db.execute("SELECT a.id, c.recco_id, c.good FROM albums a JOIN "
-                               "album_checks c ON c.album_id = a.id WHERE a.expanded IS NULL "
-                               "ORDER BY a.id").fetchall()
-
-    def set_album_recco_ids(self, found: dict[str, str], asked: Iterable[str]) -> None:
-        for album_id in asked:
-            self.db.execute("INSERT INTO album_checks (album_id, recco_id) VALUES (?, ?) "
-                            "ON CONFLICT (album_id) DO UPDATE SET recco_id = excluded.recco_id",
-                            (album_id, found.get(album_id, "")))
-
-    def set_album_good(self, album_id: str, good: list[str], now: str) -> None:
-        self.db.execute("INSERT INTO album_checks (album_id, good, checked_at) VALUES (?, ?, ?) "
-                        "ON CONFLICT (album_id) DO UPDATE SET good = excluded.good, "
-                        "checked_at = excluded.checked_at", (album_id, json.dumps(good), now))

@@ -212,20 +212,10 @@ CREATE TABLE IF NOT EXISTS recco_artists (
     next_page INTEGER NOT NULL DEFAULT 0,
     listed TEXT                          -- NULL: not yet (or part way); else when, or 'unknown'
 );
--- Album checks (frontier.expansion): ReccoBeats' UUID of an album ('' when it does not know
--- it) and the album's good tracks when checked (JSON list of Spotify track IDs: listed by
--- ReccoBeats, of a kept length, playable, not stored at the time), before an albums call.
-CREATE TABLE IF NOT EXISTS album_checks (
-    album_id TEXT PRIMARY KEY,
-    recco_id TEXT,
-    good TEXT,                           -- NULL: not checked yet
-    checked_at TEXT
-);
 CREATE TABLE IF NOT EXISTS leads (
     track_id TEXT PRIMARY KEY,           -- Spotify track ID (from ReccoBeats' href)
     artist_id TEXT NOT NULL,
     umbrella TEXT NOT NULL,
-    decade TEXT,                         -- the checked album's, else NULL (an artist's list)
     isrc TEXT,
     duration_ms INTEGER,
     found_at TEXT NOT NULL,
