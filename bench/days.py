@@ -21,8 +21,8 @@ Scenarios: ``15k`` (the 100,000-track catalog of ``bench/crawl.py`` section 1, t
 15,000 with ``cell_settings``), ``40k`` (200,000 tracks, ``scale_cell_settings(40_000)``),
 each at bucket sizes 600, 300 and 2,000; ``small`` (3,000 tracks, the project's default
 cell settings, so no cell reaches its target: one crawl without quota, limited only by what
-exists). ``--baseline`` turns album and artist-album discovery off (search-only discovery,
-as before issue 14).
+exists). ``--baseline`` turns album and artist-album discovery and ReccoBeats leads off
+(search-only discovery, as before issue 14).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from runclub_spiders.simulator import Catalog, Simulator
 DAY = 86_400
 BUCKETS = ("search", "tracks", "artists", "albums", "playlists", "user")
 BASELINE = {"DISCOVERY_ALBUMS": False, "DISCOVERY_ARTIST_ALBUMS": False,
+            "DISCOVERY_RECCO_LEADS": False,
             "DISCOVERY_MIN_YIELD": 0}
 SHARE_MIN_TRACKS = 20          # the largest artist share counts cells of at least this many
 

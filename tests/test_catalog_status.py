@@ -136,13 +136,15 @@ def test_projection_of_a_known_store(tmp_path):
     # Open cells below 100: Pop 80s 90 + Pop 90s 96 + Pop 00s 100 + Rock 90s 98; Rock 80s
     # and Rock 00s are stopped. Room under the cap: 1000 - 36.
     assert p.wanted == 384
-    assert (p.candidates, p.requests_made) == (33, 55)
-    assert p.requests_needed == 640                      # ceil(384 / (33 / 55))
+    # Discovery's buckets: search, albums, artists and tracks (the leads); not playlists.
+    assert (p.candidates, p.requests_made) == (33, 155)
+    assert p.requests_needed == 1804                     # ceil(384 / (33 / 155))
     assert p.sizes == (BucketSize("search", 30, "learned"),
                        BucketSize("albums", 5, "SPOTIFY_DAILY_BUDGET"),
-                       BucketSize("artists", DEFAULT_BUCKET_SIZE, "default"))
-    assert p.per_day == 635
-    assert p.days_needed == pytest.approx(640 / 635)
+                       BucketSize("artists", DEFAULT_BUCKET_SIZE, "default"),
+                       BucketSize("tracks", DEFAULT_BUCKET_SIZE, "default"))
+    assert p.per_day == 1235
+    assert p.days_needed == pytest.approx(1804 / 1235)
     assert p.finish == date(2026, 12, 7)
 
 
@@ -203,13 +205,14 @@ Pending enrichment: 16 tracks
 
 Projection (yield over the whole history: an earliest date; see catalog/projection.py):
   tracks still wanted:   384 candidates in open cells
-  yield:                 0.60 new candidates per request (33 / 55 requests)
-  requests still needed: 640
-  requests a day:        635, the sizes of the buckets discovery draws on:
+  yield:                 0.21 new candidates per request (33 / 155 requests)
+  requests still needed: 1,804
+  requests a day:        1,235, the sizes of the buckets discovery draws on:
     search               30 (learned)
     albums               5 (SPOTIFY_DAILY_BUDGET)
     artists              600 (not learned, no budget: the default)
-  days needed:           1.0
+    tracks               600 (not learned, no budget: the default)
+  days needed:           1.5
   projected finish:      2026-12-07 (UTC)
 """
 
@@ -260,6 +263,6 @@ def test_progress_shows_the_projected_finish_and_sets_its_stats(tmp_path, caplog
         progress = Progress(crawler, store, StubPlanner(store))
         with caplog.at_level("INFO", logger="runclub_spiders.frontier.progress"):
             progress.close()
-    assert "projected finish: 2026-12-07 (640 requests to go)" in caplog.text
+    assert "projected finish: 2026-12-07 (1,804 requests to go)" in caplog.text
     assert crawler.stats.get_value("discovery/projected_finish") == "2026-12-07"
-    assert crawler.stats.get_value("discovery/requests_needed") == 640
+    assert crawler.stats.get_value("discovery/requests_needed") == 1804

@@ -13,13 +13,13 @@ an estimate of:
 * **Yield**: new candidates per discovery request over the store's whole history: the
   candidates discovery's own requests found (those of the owner's playlists left out) over
   every request the quota ledger counted in the buckets discovery draws on (``search``,
-  ``albums``, ``artists``; ``quota_days``, every day). Whole history, not the last 24 h:
-  both sides are then complete since the store began, and no wall-clock timestamp
+  ``albums``, ``artists``, ``tracks``; ``quota_days``, every day). Whole history, not the
+  last 24 h: both sides are then complete since the store began, and no wall-clock timestamp
   (``tracks.first_seen_at``) is compared with the quota clock (``runclub_spiders.clock``,
   which ``RUNCLUB_CLOCK_OFFSET`` shifts). Yield falls as cells fill, so the whole history
   is optimistic: the projection is a lower bound on requests, and its date an earliest one.
 * **Requests still needed**: tracks wanted / yield, rounded up.
-* **Days needed**: requests needed / the summed daily size of those three buckets. A bucket's
+* **Days needed**: requests needed / the summed daily size of those four buckets. A bucket's
   size is the one Spotify taught (``quota_learned``, the latest), else its
   ``SPOTIFY_DAILY_BUDGET``, else :data:`DEFAULT_BUCKET_SIZE` (600, the cut-off one report
   saw); each size says which it is. Summing assumes discovery can spend every bucket in
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from runclub_spiders.store import Store
 
 #: The buckets discovery's requests draw on.
-DISCOVERY_BUCKETS = ("search", "albums", "artists")
+DISCOVERY_BUCKETS = ("search", "albums", "artists", "tracks")
 #: A bucket's daily size when neither Spotify nor SPOTIFY_DAILY_BUDGET says otherwise.
 DEFAULT_BUCKET_SIZE = 600
 

@@ -2,10 +2,11 @@
 (no later call to it), exports what it has, and closes with ``quota_parked``; the same
 command after the park time continues and ends with the clean run's export, byte for byte.
 
-Search-only discovery here: with albums and artists on, those buckets go on working while
-search is parked (tests/test_multi_bucket.py), so the parked run reads albums in an order the
-clean run never did, and the two catalogs differ as any two crawl orders may; every page is
-still asked once (``repeated_pages``), which is what this scenario is about.
+Search-only discovery here: with albums, artists and leads on, those buckets go on working
+while search is parked (tests/test_multi_bucket.py), so the parked run reads albums and
+confirms leads in an order the clean run never did, and the two catalogs differ as any two
+crawl orders may; every page is still asked once (``repeated_pages``), which is what this
+scenario is about.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tests.conftest import cached_catalog, use_credentials
 from tests.reliability.scenario import EPOCH, SIZE, crawl, export_hashes, repeated_pages
 
 LOCK_SECONDS = 4
-SEARCH_ONLY = {"DISCOVERY_ALBUMS": False, "DISCOVERY_ARTIST_ALBUMS": False}
+SEARCH_ONLY = {"DISCOVERY_ALBUMS": False, "DISCOVERY_ARTIST_ALBUMS": False,
+               "DISCOVERY_RECCO_LEADS": False}
 
 
 @pytest.mark.slow

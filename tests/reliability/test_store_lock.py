@@ -5,6 +5,7 @@ that dies (SIGKILL) leaves no lock behind."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -27,11 +28,28 @@ def start(sim, folder: Path, *spider_args: str) -> subprocess.Popen:
 
 def wait_until_opened(folder: Path, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    # Opened, and done writing what it writes at opening (the JOBDIR's version record).
+    # Opened, done writing what it writes at opening (the JOBDIR's version record), and
+    # waiting for its first token (20 s): the quota ledger has counted the request that
+    # needs it (the quota middleware runs before the auth one), so nothing more is written
+    # until the token comes. Under load that count could land after the first snapshot.
     while not (any("Spider opened" in p.read_text() for p in folder.glob("crawl-*.log"))
-               and (folder / "job" / "runclub_versions.json").exists()):
+               and (folder / "job" / "runclub_versions.json").exists()
+               and counted(folder / "store.sqlite")):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def counted(store: Path) -> bool:
+    """Has the crawl's quota ledger counted a request yet? (A read: the store is unchanged.)"""
+    if not store.exists():
+        return False
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM quota_days").fetchone()[0] > 0
+    except sqlite3.OperationalError:        # not created yet
+        return False
+    finally:
+        db.close()
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int] | None]:
