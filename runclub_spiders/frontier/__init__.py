@@ -103,6 +103,7 @@ class Frontier:
         self.leads.need = self.cells.fill
         self.leads.room = self.planner.artist_room
         self.leads.counted_in = lambda cell, artist: self.planner.by_artist[(cell, artist)]
+        self.leads.albums_pending = self.expansion.to_read
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
         self.expansion.wanted = self.planner.wanted

@@ -115,6 +115,7 @@ class Expansion:
         self.learnt = Learnt()
         self.known = store.tracks_per_album()
         self.open: dict[str, AlbumState] = {}
+        self.by_artist: dict[str, set[str]] = {}        # artist -> their open albums
         self.heaps: dict[Cell, list[tuple[int, str]]] = {}
         # Umbrella votes per artist: the cell queries (genre filter) that returned a track of
         # theirs as its sole artist, counted only for a genre that names its umbrella alone
@@ -190,6 +191,8 @@ class Expansion:
 
     def _add(self, album_id: str, state: AlbumState) -> None:
         self.open[album_id] = state
+        if state.artist is not None:
+            self.by_artist.setdefault(state.artist, set()).add(album_id)
         if self.named(state.artist, state.umbrella):
             self._queue(album_id)
         elif state.artist is not None:
@@ -294,14 +297,14 @@ class Expansion:
                 cell = (state.umbrella, state.decade)
                 heapq.heappush(self.heaps[cell], (-self.unknown(album_id), album_id))
             else:
-                del self.open[album_id]
+                self._close(album_id)
         return more
 
     def gone(self, work: Work, now: str) -> None:
         """Spotify will not serve this album or artist (400, 403, 404): never asked again."""
         if work.kind == ALBUM and work.album_id is not None:
             self.store.album_progress(work.album_id, work.offset, now=now)
-            self.open.pop(work.album_id, None)
+            self._close(work.album_id)
         elif work.kind == ARTIST_ALBUMS and work.artist_id is not None:
             self.listing_read(work.artist_id, [], work.offset, None, now,
                               first=work.offset == 0)
@@ -332,6 +335,24 @@ class Expansion:
                 self.artists[umbrella].remove(artist_id)
             self.listing.pop(artist_id, None)
         return more
+
+    def _close(self, album_id: str) -> None:
+        state = self.open.pop(album_id, None)
+        if state is not None and state.artist is not None:
+            self.by_artist.get(state.artist, set()).discard(album_id)
+
+    def to_read(self, artist_id: str) -> bool:
+        """Has the artist an album still to be read for an open cell (its votes name the
+        umbrella, the artist has room there, it is worth a call)? Its tracks will come by
+        that read."""
+        for album_id in self.by_artist.get(artist_id, ()):
+            state = self.open[album_id]
+            cell = (state.umbrella, state.decade)
+            if self.albums_on and self.named(artist_id, state.umbrella) \
+                    and self.need(cell) is not None and self.room(cell, artist_id) >= 1 \
+                    and self.worth(album_id) >= self.min_yield:
+                return True
+        return False
 
     def album_umbrella(self, album_id: str) -> str | None:
         state = self.open.get(album_id)

@@ -65,6 +65,8 @@ class Leads:
         self.need: Callable[[Cell], float | None] = lambda cell: 0.0
         self.room: Callable[[Cell, str | None], float] = lambda cell, artist: math.inf
         self.counted_in: Callable[[Cell, str], int] = lambda cell, artist: 0
+        # Has the artist an album still to be read for an open cell (``Expansion.to_read``)?
+        self.albums_pending: Callable[[str], bool] = lambda artist: False
         self.artists: OrderedDict[str, RecordedArtist] = OrderedDict()
         for row in store.recco_artists():
             self.artists[row["artist_id"]] = RecordedArtist(row["umbrella"], row["recco_id"],
@@ -89,8 +91,10 @@ class Leads:
         return (self.counted + 0.8 * 20) / (self.confirmed + 20)
 
     def worth(self, artist_id: str, umbrella: str) -> float:
-        """The chance one more lead of this artist counts (the module doc)."""
-        if not self.named(artist_id, umbrella):
+        """The chance one more lead of this artist counts (the module doc); none while an
+        album of the artist is still to be read: that read brings its tracks, most of the
+        artist's leads among them, for one call (a lead it does not bring waits for it)."""
+        if not self.named(artist_id, umbrella) or self.albums_pending(artist_id):
             return 0.0
         total = open_ = 0
         for decade in DECADES:
