@@ -89,13 +89,20 @@ async def test_while_albums_are_parked_search_keeps_working(simulator_factory, m
 @deferred_f_from_coro_f
 async def test_reccobeats_leads_spend_the_tracks_bucket(simulator_factory, monkeypatch,
                                                        tmp_path):
-    sim = simulator_factory(size=SIZE, profile="development")
+    # Leads wait while search has work (its pages find most of their tracks, several a
+    # call): here search is parked after 80 calls, and the tracks bucket goes on.
+    sim = simulator_factory(size=SIZE, profile="development", quota={"search": 80},
+                            quota_window=DAY)
     use_credentials(monkeypatch, sim)
     _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, **SEARCH_ONLY)
-    assert stats["finish_reason"] == "finished"
+    assert stats["finish_reason"] == "quota_parked"
     assert stats.get("log_count/ERROR", 0) == 0
+    # No lead before search was parked.
+    log = sim.requests(service="spotify")
+    park = next(e.t for e in log if e.bucket == "search" and e.fault == "quota")
+    assert all(e.t >= park for e in log if e.bucket == "tracks")
     # The tracks bucket: one /tracks/{id}?market= per lead, each asked once, all answered.
-    lookups = [e for e in sim.requests(service="spotify") if e.bucket == "tracks"]
+    lookups = [e for e in log if e.bucket == "tracks"]
     confirmed = stats["discovery/leads/confirmed"]
     assert confirmed >= 20 and len(lookups) == confirmed
     assert len({e.path for e in lookups}) == confirmed and {e.status for e in lookups} == {200}
@@ -145,15 +152,17 @@ async def test_reccobeats_leads_spend_the_tracks_bucket(simulator_factory, monke
 @deferred_f_from_coro_f
 async def test_while_tracks_are_parked_nothing_is_sent_to_them(simulator_factory, monkeypatch,
                                                               tmp_path):
-    sim = simulator_factory(size=SIZE, profile="development", quota={"tracks": 5},
-                            quota_window=DAY)
+    # Search parked first (leads wait for that), then the tracks bucket after 5 leads.
+    sim = simulator_factory(size=SIZE, profile="development",
+                            quota={"search": 80, "tracks": 5}, quota_window=DAY)
     use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, **SEARCH_ONLY)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
     assert stats["finish_reason"] == "quota_parked"
     assert stats.get("log_count/ERROR", 0) == 0
     before, refusal, after = after_park(sim, "tracks")
     assert [e.status for e in before if e.bucket == "tracks"] == [200] * 5
     late = [e for e in after if e.bucket == "tracks"]
     assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
-    assert len([e for e in after if e.bucket == "search"]) > 20
+    assert stats["quota/set_aside/tracks"] >= 1
+    # What the tracks bucket still owes is told, for the next run (its park ends last).
     assert stats["quota/resume_after"] == stats["quota/parked_until/tracks"]
