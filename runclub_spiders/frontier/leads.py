@@ -16,10 +16,14 @@ Choosing, with what the store knows:
   far (``Planner.by_artist``), the share that sit in cells of the umbrella still open with
   room for the artist, times the share of confirmed leads that counted (learnt, prior 0.8);
   a lead is asked when that is at least ``DISCOVERY_LEAD_MIN_WORTH``;
+* leads wait while search has work, and while their artist has an album still to be read
+  (``Frontier._next_lead``, ``Expansion.to_read``): those find most of a lead's tracks,
+  several a call;
 * ReccoBeats is read lazily: an artist's next page only when fewer than ``POOL_LOW`` worthy
-  leads wait, and artists' UUIDs (``/v1/artist?ids=``, 40 a call) only when no looked-up
-  artist is left to read. ReccoBeats has no published limit; the crawl keeps its calls per
-  exported track low (BENCHMARKS.md).
+  leads wait, and while a page gives at least ``MIN_LEADS_PER_PAGE`` new leads (learnt);
+  artists' UUIDs (``/v1/artist?ids=``, 40 a call) only when no looked-up artist is left to
+  read. ReccoBeats has no published limit; the crawl keeps its calls per exported track low
+  (BENCHMARKS.md).
 
 State lives in the store (``recco_artists``, ``leads``): a restart neither reads a page
 nor confirms a lead twice.
@@ -43,6 +47,7 @@ Cell = tuple[str, str]
 RECCO_PAGE = 50          # /v1/artist/{uuid}/track page size (the API's maximum)
 RECCO_IDS = 40           # /v1/artist?ids= batch (the API's maximum)
 POOL_LOW = 20            # worthy leads waiting below which the next page is read
+MIN_LEADS_PER_PAGE = 1.0  # ReccoBeats pages are read while they give at least this (learnt)
 
 
 @dataclass
@@ -78,6 +83,7 @@ class Leads:
             self._pool_add(row["umbrella"], row["artist_id"], row["track_id"], row["isrc"])
         yields = store.lead_yields()
         self.confirmed, self.counted = yields["confirmed"], yields["counted"]
+        self.pages, self.found = yields["pages"], yields["found"]
 
     # ---------------------------------------------------------------- learning
     def see(self, artist_id: str, umbrella: str) -> None:
@@ -85,6 +91,12 @@ class Leads:
         leads off too, so that turning them on later finds every artist."""
         if self.store.see_recco_artist(artist_id, umbrella):
             self.artists[artist_id] = RecordedArtist(umbrella, None, 0)
+
+    def per_page(self) -> float:
+        """New leads a ReccoBeats page gives (prior: 5 pages of 3 each, until there is
+        evidence). Late in a crawl, or on a small catalog, search and album reads have found
+        most of an artist's tracks already, and a page is a call for nothing."""
+        return (self.found + 3 * 5) / (self.pages + 5)
 
     def share(self) -> float:
         """Of the confirmed leads, the share counted toward a cell (prior 0.8 over 20)."""
@@ -145,7 +157,8 @@ class Leads:
     def next_recco(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
         """ReccoBeats work when the worthy leads run low: the next page of a looked-up
         artist of the neediest umbrella, else a batch of artists to look up."""
-        if not self.on or self.worthy_waiting(umbrellas) >= POOL_LOW:
+        if not self.on or self.worthy_waiting(umbrellas) >= POOL_LOW \
+                or self.per_page() < MIN_LEADS_PER_PAGE:
             return None
         rank = {u: i for i, u in enumerate(umbrellas)}
         candidates = sorted(((rank[a.umbrella], i, artist_id, a)
@@ -186,6 +199,8 @@ class Leads:
             if lead is not None:
                 leads.append((lead[0], artist_id, artist.umbrella, lead[1], lead[2]))
         added = self.store.add_leads(leads, now)
+        self.pages += 1
+        self.found += added
         for track_id, _, _, isrc, _ in leads:
             self._pool_add(artist.umbrella, artist_id, track_id, isrc)
         more = total_pages is not None and page + 1 < total_pages and bool(rows)

@@ -59,9 +59,13 @@ class Leads(StoreBase):
                                ).fetchone() is not None
 
     def lead_yields(self) -> dict[str, int]:
-        """Leads confirmed, and of their tracks those counted toward a cell."""
+        """ReccoBeats pages read and the leads they gave; leads confirmed, and of their
+        tracks those counted toward a cell."""
         one = self.db.execute
-        return {"confirmed": one("SELECT COUNT(*) FROM leads WHERE ended = 'confirmed'"
+        return {"pages": one("SELECT COALESCE(SUM(next_page), 0) FROM recco_artists"
+                             ).fetchone()[0],
+                "found": one("SELECT COUNT(*) FROM leads").fetchone()[0],
+                "confirmed": one("SELECT COUNT(*) FROM leads WHERE ended = 'confirmed'"
                                  ).fetchone()[0],
                 "counted": one("SELECT COUNT(*) FROM tracks WHERE first_source = 'lead' AND "
                                "planning_cells IS NOT NULL").fetchone()[0]}
