@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 Cell = tuple[str, str]
 RECCO_PAGE = 50          # /v1/artist/{uuid}/track page size (the API's maximum)
 RECCO_IDS = 40           # /v1/artist?ids= batch (the API's maximum)
-POOL_LOW = 20            # worthy leads waiting below which the next page is read
+POOL_LOW = 8             # worthy leads waiting below which the next page is read
 MIN_LEADS_PER_PAGE = 1.0  # ReccoBeats pages are read while they give at least this (learnt)
 
 
