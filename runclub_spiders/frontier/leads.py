@@ -51,7 +51,9 @@ MIN_LEADS_PER_PAGE = 1.0  # ReccoBeats pages are read while they give at least t
 
 
 @dataclass
-class RecordedArtist:
+class ArtistList:
+    """Where reading one artist's ReccoBeats track list stands."""
+
     umbrella: str
     recco_id: str | None       # None: not looked up yet
     next_page: int
@@ -72,9 +74,9 @@ class Leads:
         self.counted_in: Callable[[Cell, str], int] = lambda cell, artist: 0
         # Has the artist an album still to be read for an open cell (``Expansion.to_read``)?
         self.albums_pending: Callable[[str], bool] = lambda artist: False
-        self.artists: OrderedDict[str, RecordedArtist] = OrderedDict()
+        self.artists: OrderedDict[str, ArtistList] = OrderedDict()
         for row in store.recco_artists():
-            self.artists[row["artist_id"]] = RecordedArtist(row["umbrella"], row["recco_id"],
+            self.artists[row["artist_id"]] = ArtistList(row["umbrella"], row["recco_id"],
                                                             row["next_page"])
         # umbrella -> artist -> open leads, in the order they were found.
         self.pool: dict[str, OrderedDict[str, deque[str]]] = {}
@@ -90,7 +92,7 @@ class Leads:
         """An artist a cell query named for ``umbrella`` (``Frontier.place``); kept with
         leads off too, so that turning them on later finds every artist."""
         if self.store.see_recco_artist(artist_id, umbrella):
-            self.artists[artist_id] = RecordedArtist(umbrella, None, 0)
+            self.artists[artist_id] = ArtistList(umbrella, None, 0)
 
     def per_page(self) -> float:
         """New leads a ReccoBeats page gives (prior: 5 pages of 3 each, until there is
@@ -134,8 +136,9 @@ class Leads:
                 if self.worth(artist_id, umbrella) < self.min_worth:
                     continue
                 for track_id in waiting:
-                    if (TRACK, 0, (), (track_id,)) not in busy:
-                        return Work(TRACK, track_ids=(track_id,), artist_id=artist_id)
+                    work = Work(TRACK, track_ids=(track_id,), artist_id=artist_id)
+                    if work.key not in busy:
+                        return work
         return None
 
     def _stale(self, track_id: str) -> bool:

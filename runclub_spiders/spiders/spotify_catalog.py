@@ -409,8 +409,9 @@ class SpotifyCatalogSpider(Spider):
         leads, now, stats = self.frontier.leads, utc_now(), self.crawler.stats
         new_rows = []
         with self.store.transaction():
-            if record is not None and record.id == work.track_ids[0] and \
-                    self.store.upsert_track(record, source="lead", now=now):
+            # With market=, Spotify may answer with the market's relinked copy (another ID,
+            # linked_from naming the one asked): that copy is the one that plays here.
+            if record is not None and self.store.upsert_track(record, source="lead", now=now):
                 new_rows.append(record)
             ref = album_ref(body.get("album")) if new_rows else None
             counted = self.frontier.place(
