@@ -1,16 +1,23 @@
 """Which ReccoBeats track rows become leads (``frontier.leads``), on the row shape
 ReccoBeats documents (its own example, ``docs/simulator.md``, "ReccoBeats": the Spotify IDs
 only inside ``href``, ``availableCountries`` one comma-separated string, ``ean``/``upc``
-null), and that a lead never asks for what the store already holds."""
+null), that a lead never asks for what the store already holds, and which lead or page is
+asked next, after a failure too, in this run and the next."""
 
 from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
+from scrapy.utils.test import get_crawler
 
+from runclub_spiders import settings as project
 from runclub_spiders.frontier.leads import Leads, spotify_id
+from runclub_spiders.frontier.work import RECCO_ARTIST_TRACKS, Work
+from runclub_spiders.frontier.work import TRACK as LEAD
+from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.store import Store, TrackRecord
 
 ARTIST = "1Xyo4u8uXC1ZmMpatF05PJ"
@@ -29,11 +36,17 @@ def row(**changes) -> dict:
     return {**base, **changes}
 
 
+def counted_in(cell: tuple[str, str], artist: str) -> int:
+    """The artist has counted tracks in one open cell: a lead of theirs is worth asking."""
+    return 3 if cell == ("R&B & Soul", "10s") and artist == ARTIST else 0
+
+
 @pytest.fixture
 def leads(tmp_path):
     with closing(Store.open(tmp_path / "store.sqlite")) as store:
         leads = Leads(store, on=True, min_worth=0.5, min_ms=120_000, max_ms=360_000,
                       market="US")
+        leads.counted_in = counted_in
         leads.see(ARTIST, "R&B & Soul")
         leads.looked_up((ARTIST,), {ARTIST: "9451b6b2-8746-4d43-abd7-c355ed1e3048"})
         yield leads
@@ -95,3 +108,83 @@ def test_spotify_ids_come_only_from_open_spotify_links():
     assert spotify_id(f"https://open.spotify.com/artist/{ARTIST}", "track") is None
     assert spotify_id("https://open.spotify.com/track/short", "track") is None
     assert spotify_id(42, "track") is None
+
+
+# ---------------------------------------------------------------------------- choosing
+def lead_row(n: int, isrc: str | None = None) -> dict:
+    """A kept row for ``ARTIST``: track ``n`` (a distinct Spotify ID), its own ISRC."""
+    return row(href=f"https://open.spotify.com/track/{str(n).rjust(22, 'T')}",
+               isrc=isrc or f"USXX{n:08d}")
+
+
+def test_one_lead_per_recording_on_a_page(leads):
+    # A single and its album hold the same recording: one call is enough.
+    assert leads.listed(ARTIST, 0, [lead_row(1, "SAME"), lead_row(2, "SAME")], 1, NOW) == 1
+
+
+def test_next_lead_skips_what_is_busy_failed_or_stored_and_ended_leads_leave(leads):
+    leads.listed(ARTIST, 0, [lead_row(n) for n in range(1, 5)], 1, NOW)
+    ids = [str(n).rjust(22, "T") for n in range(1, 5)]
+    umbrellas = ["R&B & Soul"]
+    first = leads.next_lead(umbrellas, busy=set())
+    assert first.track_ids == (ids[0],) and first.artist_id == ARTIST
+    second = leads.next_lead(umbrellas, busy={first.key})          # the first is in flight
+    assert second.track_ids == (ids[1],)
+    leads.failed(second, 503, now=NOW)                              # not again this run
+    stored = TrackRecord(
+        id=ids[2], name="x", isrc=None, duration_ms=200_000, explicit=False, album_id=None,
+        album_name="x", album_type=None, release_date=None, release_precision=None,
+        album_image_url=None, artist_ids=(ARTIST,), artist_names=("x",), is_playable=True,
+        available_markets=None, popularity=None, preview_url=None, track_number=None,
+        disc_number=None)
+    leads.store.upsert_track(stored, source="album", now=NOW)       # found by an album read
+    third = leads.next_lead(umbrellas, busy={first.key})
+    assert third.track_ids == (ids[3],)
+    states = {r["track_id"]: r["ended"] for r in
+              leads.store.db.execute("SELECT track_id, ended FROM leads")}
+    assert states == {ids[0]: None, ids[1]: None, ids[2]: "known", ids[3]: None}
+    leads.ended(first, "confirmed")
+    leads.ended(third, "gone")
+    assert leads.next_lead(umbrellas, busy=set()) is None          # only the failed one left
+    # The next run asks the failed one again: the store kept it open.
+    again = Leads(leads.store, on=True, min_worth=0.5, min_ms=120_000, max_ms=360_000,
+                  market="US")
+    again.counted_in = counted_in
+    assert again.next_lead(umbrellas, busy=set()).track_ids == (ids[1],)
+
+
+def test_failures_of_leads_work(leads):
+    track = Work(LEAD, track_ids=(TRACK,), artist_id=ARTIST)
+    leads.listed(ARTIST, 0, [row()], 2, NOW)
+    leads.failed(track, 404, now=NOW)                 # Spotify will not serve it: gone
+    assert leads.store.open_leads() == []
+    page = Work(RECCO_ARTIST_TRACKS, offset=1, artist_id=ARTIST, recco_id="u")
+    leads.failed(page, 503, now=NOW)                  # after the retries: next run
+    assert leads.next_recco(["R&B & Soul"], busy=set()) is None
+    assert leads.on and ARTIST in leads.artists
+    leads.failed(page, 403, now=NOW)                  # Cloudflare's block: no more this run
+    assert not leads.on and leads.store.recco_artists()[0]["listed"] is None
+    leads.on = True
+    leads.failed_keys.clear()
+    leads.failed(page, 404, now=NOW)                  # ReccoBeats does not know the artist
+    assert leads.store.recco_artists() == [] and ARTIST not in leads.artists
+
+
+def test_pages_stop_when_they_stop_giving_leads(leads):
+    assert leads.next_recco(["R&B & Soul"], busy=set()).kind == RECCO_ARTIST_TRACKS
+    leads.pages, leads.found = 40, 10               # (10 + 15) / 45 < 1 lead a page
+    assert leads.next_recco(["R&B & Soul"], busy=set()) is None
+
+
+def test_reccobeats_discovery_requests_carry_the_key_but_are_never_cached(monkeypatch):
+    monkeypatch.setenv("RECCOBEATS_API_KEY", "rb-key")
+    crawler = get_crawler(SpotifyCatalogSpider, {
+        k: getattr(project, k) for k in dir(project) if k.isupper()})
+    spider = SpotifyCatalogSpider.from_crawler(crawler)
+    spider.frontier = SimpleNamespace(failed=lambda failure: [])
+    page = spider.request_for(Work(RECCO_ARTIST_TRACKS, offset=2, artist_id=ARTIST,
+                                   recco_id="9451b6b2"))
+    assert page.url.endswith("/artist/9451b6b2/track?page=2&size=50")
+    assert page.headers[b"x-api-key"] == b"rb-key"
+    # An HTTP cache would write the request's headers to disk with the response.
+    assert page.meta["dont_cache"] is True

@@ -1,9 +1,10 @@
 """The frontier: the only owner of outstanding discovery work, backed by the store.
 
-It decides what to ask next (the owner's playlists first, then the search ``Planner``, then
-artist lookups), knows what is outstanding (sent, or held for a parked quota bucket), and where
-a refused or failed request goes back to. Nothing else keeps requests aside: a request carries
-its ``Work`` (``meta["work"]``), and its answer or failure ends at the frontier.
+It decides what to ask next (the owner's playlists first, then the search ``Planner``, album
+expansion and ReccoBeats leads, then artist lookups), knows what is outstanding (sent, or
+held for a parked quota bucket), and where a refused or failed request goes back to.
+Nothing else keeps requests aside: a request carries its ``Work`` (``meta["work"]``), and
+its answer or failure ends at the frontier.
 
 * The spider asks for requests when a page is answered (``answered``), when one fails
   (``failed``, its errback) and when the engine idles (``spider_idle``).
@@ -34,7 +35,7 @@ from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.frontier.cells import CellBook
 from runclub_spiders.frontier.expansion import Expansion
-from runclub_spiders.frontier.leads import Leads
+from runclub_spiders.frontier.leads import LEAD_KINDS, Leads
 from runclub_spiders.frontier.planner import Planner
 from runclub_spiders.frontier.progress import Progress
 from runclub_spiders.frontier.work import (
@@ -43,7 +44,6 @@ from runclub_spiders.frontier.work import (
     ARTISTS,
     BUCKETS,
     ME,
-    RECCO_ARTIST_TRACKS,
     RECCO_ARTISTS,
     SEARCH,
     TRACK,
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOST_AFTER = 60.0      # seconds idle with a request sent and no answer before it counts as lost
-GONE = (400, 403, 404)  # an album or artist Spotify will not serve: not asked again
+GONE = (400, 403, 404)  # an album, artist or track Spotify will not serve: not asked again
 
 
 class Frontier:
@@ -103,6 +103,7 @@ class Frontier:
         self.leads.need = self.cells.fill
         self.leads.room = self.planner.artist_room
         self.leads.counted_in = lambda cell, artist: self.planner.by_artist[(cell, artist)]
+        self.leads.counted = lambda: self.planner.counted["lead"]     # one count: the planner's
         self.leads.albums_pending = self.expansion.to_read
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
@@ -172,19 +173,22 @@ class Frontier:
             self._hold(work, failure.value.bucket, failure.value.until)
             return []
         self._end(work)                            # dropped: the next run plans it again
-        if failure.check(HttpError) and failure.value.response.status in GONE:
-            if work.kind in (ALBUM, ARTIST_ALBUMS):
-                self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
-            elif work.kind in (TRACK, RECCO_ARTIST_TRACKS):
-                self.leads.gone(work, utc_iso(clock.now()))
+        status = failure.value.response.status if failure.check(HttpError) else None
+        if work.kind in (ALBUM, ARTIST_ALBUMS) and status in GONE:
+            self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
+        elif work.kind in LEAD_KINDS:
+            # ReccoBeats' 403 is Cloudflare's block, not "unknown": leads stop for this run.
+            # Any other failure (after the retries): this work waits for the next run.
+            self.leads.failed(work, status, now=utc_iso(clock.now()))
         if failure.check(SpiderClosing) or (work.kind == SEARCH and failure.check(IgnoreRequest)):
             return []                              # closing, or refused (no token): not now
         return self.take()
 
     def take(self, *, idle: bool = False) -> list[Request]:
         """New work up to capacity in every bucket once the owner phase is over: searches,
-        albums, artist listings, each bucket ``DISCOVERY_CONCURRENCY`` at a time and parked
-        on its own; artist lookups when the engine idles with nothing else outstanding."""
+        albums, artist listings, leads (and their ReccoBeats pages), each bucket
+        ``DISCOVERY_CONCURRENCY`` at a time and parked on its own; artist lookups when the
+        engine idles with nothing else outstanding."""
         if self.owner_phase:
             return []
         works: list[Work] = []

@@ -48,6 +48,7 @@ RECCO_PAGE = 50          # /v1/artist/{uuid}/track page size (the API's maximum)
 RECCO_IDS = 40           # /v1/artist?ids= batch (the API's maximum)
 POOL_LOW = 8             # worthy leads waiting below which the next page is read
 MIN_LEADS_PER_PAGE = 1.0  # ReccoBeats pages are read while they give at least this (learnt)
+LEAD_KINDS = (TRACK, RECCO_ARTISTS, RECCO_ARTIST_TRACKS)
 
 
 @dataclass
@@ -74,6 +75,12 @@ class Leads:
         self.counted_in: Callable[[Cell, str], int] = lambda cell, artist: 0
         # Has the artist an album still to be read for an open cell (``Expansion.to_read``)?
         self.albums_pending: Callable[[str], bool] = lambda artist: False
+        # Lead tracks counted toward a cell (``Planner.counted["lead"]``: a track displaced
+        # by its ISRC's winner is uncounted there, as a restart counts it).
+        self.counted: Callable[[], int] = lambda: 0
+        # Work that failed this run (after the retries): not planned again before the next
+        # run, or the crawl would ask it again at once, and again.
+        self.failed_keys: set[tuple] = set()
         self.artists: OrderedDict[str, ArtistList] = OrderedDict()
         for row in store.recco_artists():
             self.artists[row["artist_id"]] = ArtistList(row["umbrella"], row["recco_id"],
@@ -81,10 +88,11 @@ class Leads:
         # umbrella -> artist -> open leads, in the order they were found.
         self.pool: dict[str, OrderedDict[str, deque[str]]] = {}
         self.isrcs: dict[str, str] = {}                    # open lead -> its ISRC
+        self.open_isrcs: set[str] = set()                  # ISRCs of open leads
         for row in store.open_leads():
             self._pool_add(row["umbrella"], row["artist_id"], row["track_id"], row["isrc"])
         yields = store.lead_yields()
-        self.confirmed, self.counted = yields["confirmed"], yields["counted"]
+        self.confirmed = yields["confirmed"]
         self.pages, self.found = yields["pages"], yields["found"]
 
     # ---------------------------------------------------------------- learning
@@ -102,7 +110,7 @@ class Leads:
 
     def share(self) -> float:
         """Of the confirmed leads, the share counted toward a cell (prior 0.8 over 20)."""
-        return (self.counted + 0.8 * 20) / (self.confirmed + 20)
+        return (self.counted() + 0.8 * 20) / (self.confirmed + 20)
 
     def worth(self, artist_id: str, umbrella: str) -> float:
         """The chance one more lead of this artist counts (the module doc); none while an
@@ -127,57 +135,70 @@ class Leads:
         for umbrella in umbrellas:
             by_artist = self.pool.get(umbrella)
             for artist_id in list(by_artist or ()):
-                waiting = by_artist[artist_id]
-                while waiting and self._stale(waiting[0]):
-                    waiting.popleft()
+                waiting = by_artist.get(artist_id)
                 if not waiting:
-                    del by_artist[artist_id]
+                    by_artist.pop(artist_id, None)
                     continue
                 if self.worth(artist_id, umbrella) < self.min_worth:
                     continue
-                for track_id in waiting:
+                for track_id in list(waiting):
                     work = Work(TRACK, track_ids=(track_id,), artist_id=artist_id)
-                    if work.key not in busy:
-                        return work
+                    if work.key in busy or work.key in self.failed_keys:
+                        continue
+                    if self._stale(track_id):
+                        self._drop(artist_id, track_id)
+                        continue
+                    return work
         return None
 
     def _stale(self, track_id: str) -> bool:
         """Stored meanwhile, or its recording (an album read's track gets its ISRC from
-        ReccoBeats after the lead was kept): no call needed."""
+        ReccoBeats after the lead was kept): no call needed (ended ``known``)."""
         isrc = self.isrcs.get(track_id)
         if self.store.track_source(track_id) is None and \
                 not (isrc and self.store.isrc_stored(isrc)):
             return False
         self.store.end_lead(track_id, "known")
-        self.isrcs.pop(track_id, None)
         return True
 
-    def worthy_waiting(self, umbrellas: list[str]) -> int:
-        return sum(len(waiting) for umbrella in umbrellas
-                   for artist_id, waiting in self.pool.get(umbrella, {}).items()
-                   if self.worth(artist_id, umbrella) >= self.min_worth)
+    def worthy_waiting(self, umbrellas: list[str], enough: int) -> int:
+        """Worthy leads waiting, counted up to ``enough``."""
+        count = 0
+        for umbrella in umbrellas:
+            for artist_id, waiting in self.pool.get(umbrella, {}).items():
+                if waiting and self.worth(artist_id, umbrella) >= self.min_worth:
+                    count += len(waiting)
+                    if count >= enough:
+                        return count
+        return count
 
     def next_recco(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
         """ReccoBeats work when the worthy leads run low: the next page of a looked-up
         artist of the neediest umbrella, else a batch of artists to look up."""
-        if not self.on or self.worthy_waiting(umbrellas) >= POOL_LOW \
-                or self.per_page() < MIN_LEADS_PER_PAGE:
+        if not self.on or self.per_page() < MIN_LEADS_PER_PAGE \
+                or self.worthy_waiting(umbrellas, POOL_LOW) >= POOL_LOW:
             return None
         rank = {u: i for i, u in enumerate(umbrellas)}
         candidates = sorted(((rank[a.umbrella], i, artist_id, a)
                              for i, (artist_id, a) in enumerate(self.artists.items())
                              if a.umbrella in rank), key=lambda c: c[:2])
-        unknown = []
+        unknown: list[str] = []
+        asking = {a for key in busy if key[0] == RECCO_ARTISTS for a in key[2]}
         for _, _, artist_id, artist in candidates:
+            if len(unknown) >= RECCO_IDS and artist.recco_id is None:
+                continue
             if self.worth(artist_id, artist.umbrella) < self.min_worth:
                 continue
             if artist.recco_id is None:
-                unknown.append(artist_id)
-            elif (RECCO_ARTIST_TRACKS, artist_id) not in busy:
-                return Work(RECCO_ARTIST_TRACKS, offset=artist.next_page, artist_id=artist_id)
-        asking = {a for key in busy if key[0] == RECCO_ARTISTS for a in key[2]}
-        batch = tuple(a for a in unknown if a not in asking)[:RECCO_IDS]
-        return Work(RECCO_ARTISTS, artist_ids=batch) if batch else None
+                if artist_id not in asking:
+                    unknown.append(artist_id)
+                continue
+            work = Work(RECCO_ARTIST_TRACKS, offset=artist.next_page, artist_id=artist_id,
+                        recco_id=artist.recco_id)
+            if work.key not in busy and work.key not in self.failed_keys:
+                return work
+        work = Work(RECCO_ARTISTS, artist_ids=tuple(unknown))
+        return work if unknown and work.key not in self.failed_keys else None
 
     # ---------------------------------------------------------------- answers
     def looked_up(self, asked: tuple[str, ...], found: dict[str, str]) -> None:
@@ -196,23 +217,26 @@ class Leads:
         artist = self.artists.get(artist_id)
         if artist is None:
             return 0
-        leads = []
+        leads, seen = [], set()
         for row in rows:
             lead = self._lead(row, artist_id)
-            if lead is not None:
+            # One lead per recording: a single and its album often hold the same ISRC.
+            if lead is not None and (lead[1] is None or lead[1] not in seen):
                 leads.append((lead[0], artist_id, artist.umbrella, lead[1], lead[2]))
-        added = self.store.add_leads(leads, now)
+                seen.add(lead[1])
+        inserted = self.store.add_leads(leads, now)
         self.pages += 1
-        self.found += added
+        self.found += len(inserted)
         for track_id, _, _, isrc, _ in leads:
-            self._pool_add(artist.umbrella, artist_id, track_id, isrc)
+            if track_id in inserted:
+                self._pool_add(artist.umbrella, artist_id, track_id, isrc)
         more = total_pages is not None and page + 1 < total_pages and bool(rows)
         self.store.recco_listing_progress(artist_id, page + 1, now=None if more else now)
         if more:
             artist.next_page = page + 1
         else:
             del self.artists[artist_id]
-        return added
+        return len(inserted)
 
     def _lead(self, row: dict[str, Any], artist_id: str
               ) -> tuple[str, str | None, int | None] | None:
@@ -236,28 +260,43 @@ class Leads:
             return None
         isrc = row.get("isrc") if isinstance(row.get("isrc"), str) and row["isrc"] else None
         if self.store.track_source(track_id) is not None or \
-                (isrc is not None and self.store.isrc_stored(isrc)):
-            return None
+                (isrc is not None and (isrc in self.open_isrcs or self.store.isrc_stored(isrc))):
+            return None                 # stored, or another version of an open lead's recording
         return track_id, isrc, duration
 
-    def ended(self, work: Work, outcome: str, *, counted: bool = False) -> None:
-        """A lead confirmed (``counted``: it counted toward a cell) or gone for good."""
+    def ended(self, work: Work, outcome: str) -> None:
+        """A lead confirmed (Spotify answered) or gone for good."""
         track_id = work.track_ids[0]
         self.store.end_lead(track_id, outcome)
-        self.isrcs.pop(track_id, None)
         self.confirmed += outcome == "confirmed"
-        self.counted += counted
+        self._drop(work.artist_id or "", track_id)
+
+    def _drop(self, artist_id: str, track_id: str) -> None:
+        """A lead leaves the pool; an artist with none left leaves it too, so that a later
+        page of theirs queues as a restart would order it (by the lead found first)."""
+        isrc = self.isrcs.pop(track_id, None)
+        self.open_isrcs.discard(isrc or "")
         for by_artist in self.pool.values():
-            waiting = by_artist.get(work.artist_id or "")
+            waiting = by_artist.get(artist_id)
             if waiting is not None and track_id in waiting:
                 waiting.remove(track_id)
+                if not waiting:
+                    del by_artist[artist_id]
 
-    def gone(self, work: Work, now: str) -> None:
-        """ReccoBeats' 404 for an artist's list: never asked again."""
-        if work.kind == RECCO_ARTIST_TRACKS and work.artist_id in self.artists:
-            self.listed(work.artist_id, work.offset, [], None, now)
-        elif work.kind == TRACK:
+    def failed(self, work: Work, status: int | None, *, now: str) -> None:
+        """A lead's work failed. Spotify's 400/403/404 for a track, or ReccoBeats' 404 for
+        an artist's list: never asked again. ReccoBeats' 403 is Cloudflare's block: no more
+        ReccoBeats work this run. Anything else (5xx, timeouts after the retries): not
+        again this run; the next run asks it (the store still has it open)."""
+        if work.kind == TRACK and status in (400, 403, 404):
             self.ended(work, "gone")
+        elif work.kind == RECCO_ARTIST_TRACKS and status == 404 \
+                and work.artist_id in self.artists:
+            self.listed(work.artist_id, work.offset, [], None, now)
+        elif work.kind != TRACK and status == 403:
+            self.on = False
+        else:
+            self.failed_keys.add(work.key)
 
     def umbrella_of(self, artist_id: str | None) -> str | None:
         for umbrella, by_artist in self.pool.items():
@@ -269,6 +308,7 @@ class Leads:
                   ) -> None:
         if isrc:
             self.isrcs[track_id] = isrc
+            self.open_isrcs.add(isrc)
         self.pool.setdefault(umbrella, OrderedDict()).setdefault(artist_id, deque()) \
             .append(track_id)
 

@@ -17,8 +17,9 @@ ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS, TRACKS 
     "me", "my_playlists", "playlist_items", "search", "artists", "album", "artist_albums",
     "tracks")
 # ReccoBeats leads (``frontier.leads``): artists' UUIDs, their track lists, and one lead
-# confirmed with /tracks/{id}. ReccoBeats has no Spotify bucket; "reccobeats" only paces
-# discovery's share of it like a bucket (DISCOVERY_CONCURRENCY at a time).
+# confirmed with /tracks/{id}. ReccoBeats has no Spotify quota; "reccobeats" is the bucket
+# the quota middleware counts (and parks on a long Retry-After) and the frontier paces
+# discovery's share of (DISCOVERY_CONCURRENCY at a time).
 RECCO_ARTISTS, RECCO_ARTIST_TRACKS, TRACK = "recco_artists", "recco_artist_tracks", "track"
 BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
            SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists",
@@ -38,6 +39,7 @@ class Work:
     album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks
     artist_id: str | None = None            # artist_albums, recco_artist_tracks, track's lead
     track_ids: tuple[str, ...] = ()         # tracks (extended): /tracks?ids=; track: one ID
+    recco_id: str | None = None             # recco_artist_tracks: the artist's UUID
 
     @property
     def bucket(self) -> str:

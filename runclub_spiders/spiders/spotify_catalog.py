@@ -26,7 +26,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.frontier import Frontier
 from runclub_spiders.frontier.expansion import ALBUM_PAGE
-from runclub_spiders.frontier.leads import RECCO_PAGE, spotify_id
+from runclub_spiders.frontier.leads import LEAD_KINDS, RECCO_PAGE, spotify_id
 from runclub_spiders.frontier.playlists import PLAYLIST_PAGE, consider_playlist
 from runclub_spiders.frontier.work import (
     ALBUM,
@@ -165,16 +165,17 @@ class SpotifyCatalogSpider(Spider):
             url = f"{self.recco}/artist?{urlencode({'ids': ','.join(work.artist_ids)})}"
             callback = self.parse_recco_artists
         else:
-            recco_id = self.frontier.leads.artists[work.artist_id].recco_id
             params = {"page": work.offset, "size": RECCO_PAGE}
-            url, callback = f"{self.recco}/artist/{recco_id}/track?{urlencode(params)}", \
+            url, callback = f"{self.recco}/artist/{work.recco_id}/track?{urlencode(params)}", \
                 self.parse_recco_artist_tracks
         headers = {"Accept": "application/json"}
         key = os.environ.get("RECCOBEATS_API_KEY", "").strip()
         if key:
             headers["x-api-key"] = key
+        # dont_cache: an HTTP cache would store the API key header with the request.
         return Request(url, callback=callback, errback=self.frontier.failed, dont_filter=True,
-                       headers=headers, meta={"work": work})
+                       headers=headers, meta={"work": work, "dont_cache": True,
+                                              "dont_obey_robotstxt": True})
 
     def _album_url(self, work: Work) -> str:
         """The album object (its first 50 tracks) first, then its track pages."""
@@ -365,11 +366,12 @@ class SpotifyCatalogSpider(Spider):
 
     def parse_recco_artists(self, response):
         body, work = _json(response), response.meta["work"]
-        if body is None:
-            return self._retry_malformed(response)
         content = body.get("content") if isinstance(body, dict) else None
+        if not isinstance(content, list):
+            # Not ReccoBeats' {"content": [...]}: a fault, not "none of them is known".
+            return self._retry_malformed(response)
         found = {}
-        for row in content if isinstance(content, list) else []:
+        for row in content:
             artist_id = spotify_id(row.get("href"), "artist") if isinstance(row, dict) \
                 else None
             recco_id = row.get("id") if artist_id else None
@@ -382,17 +384,18 @@ class SpotifyCatalogSpider(Spider):
 
     def parse_recco_artist_tracks(self, response):
         body, work = _json(response), response.meta["work"]
-        if body is None:
-            return self._retry_malformed(response)
         content = body.get("content") if isinstance(body, dict) else None
-        rows = [row for row in content if isinstance(row, dict)] \
-            if isinstance(content, list) else []
         pages = body.get("totalPages") if isinstance(body, dict) else None
+        if isinstance(pages, float) and pages.is_integer():
+            pages = int(pages)
+        if not isinstance(content, list) or not isinstance(pages, int) \
+                or isinstance(pages, bool):
+            # Not a page of ReccoBeats' paged shape: a fault, not the end of the list.
+            return self._retry_malformed(response)
+        rows = [row for row in content if isinstance(row, dict)]
         with self.store.transaction():
-            added = self.frontier.leads.listed(
-                work.artist_id, work.offset, rows,
-                pages if isinstance(pages, int) and not isinstance(pages, bool) else None,
-                utc_now())
+            added = self.frontier.leads.listed(work.artist_id, work.offset, rows, pages,
+                                               utc_now())
         stats = self.crawler.stats
         stats.inc_value("discovery/leads/pages")
         stats.inc_value("discovery/leads/found", added)
@@ -417,9 +420,9 @@ class SpotifyCatalogSpider(Spider):
             counted = self.frontier.place(
                 new_rows, leads.umbrella_of(work.artist_id), source="lead",
                 albums={record.id: ref} if ref is not None else None, now=now)
-            leads.ended(work, "confirmed" if record is not None else "gone",
-                        counted=counted > 0)
-        stats.inc_value("discovery/leads/confirmed")
+            leads.ended(work, "confirmed" if record is not None else "gone")
+        stats.inc_value("discovery/leads/confirmed" if record is not None
+                        else "discovery/leads/unreadable")
         stats.inc_value("discovery/leads/counted", counted)
         for row in new_rows:
             yield CandidateItem.from_record(row, source="lead")
@@ -460,8 +463,12 @@ class SpotifyCatalogSpider(Spider):
         self.crawler.stats.inc_value("discovery/malformed_json")
         retry = get_retry_request(response.request, spider=self, reason="malformed_json")
         if retry is None:
-            # Out of retries: the work is dropped, to be planned again rather than marked empty.
-            return self.frontier.answered(response.meta["work"])
+            # Out of retries: the work is dropped, to be planned again rather than marked empty
+            # (a lead's work by the next run: planned again now, it would be asked at once).
+            work = response.meta["work"]
+            if work.kind in LEAD_KINDS:
+                self.frontier.leads.failed(work, None, now=utc_now())
+            return self.frontier.answered(work)
         for key in DOWNLOADER_META:      # they describe the failed attempt
             retry.meta.pop(key, None)
         return [retry]

@@ -35,15 +35,17 @@ class Leads(StoreBase):
                         "WHERE artist_id = ?", (next_page, now, artist_id))
 
     def add_leads(self, rows: Iterable[tuple[str, str, str, str | None, int | None]],
-                  now: str) -> int:
-        """``(track ID, artist ID, umbrella, ISRC, duration)``; how many were new."""
-        added = 0
+                  now: str) -> set[str]:
+        """``(track ID, artist ID, umbrella, ISRC, duration)``; the track IDs that were new
+        (a lead already kept, or already ended, is not a lead again)."""
+        inserted = set()
         for track_id, artist_id, umbrella, isrc, duration_ms in rows:
-            added += self.db.execute(
-                "INSERT OR IGNORE INTO leads (track_id, artist_id, umbrella, isrc, "
-                "duration_ms, found_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (track_id, artist_id, umbrella, isrc, duration_ms, now)).rowcount
-        return added
+            if self.db.execute(
+                    "INSERT OR IGNORE INTO leads (track_id, artist_id, umbrella, isrc, "
+                    "duration_ms, found_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (track_id, artist_id, umbrella, isrc, duration_ms, now)).rowcount:
+                inserted.add(track_id)
+        return inserted
 
     def open_leads(self) -> list[sqlite3.Row]:
         """Leads not yet confirmed or dropped, in the order they were found."""
@@ -52,7 +54,8 @@ class Leads(StoreBase):
 
     def end_lead(self, track_id: str, outcome: str) -> None:
         """``outcome``: confirmed (Spotify answered) | known (stored meanwhile) | gone."""
-        self.db.execute("UPDATE leads SET ended = ? WHERE track_id = ?", (outcome, track_id))
+        self.db.execute("UPDATE leads SET ended = ? WHERE track_id = ? AND ended IS NULL",
+                        (outcome, track_id))
 
     def isrc_stored(self, isrc: str) -> bool:
         return self.db.execute("SELECT 1 FROM tracks WHERE isrc = ? LIMIT 1", (isrc,)
