@@ -14,9 +14,10 @@ import pytest
 from scrapy.utils.test import get_crawler
 
 from runclub_spiders import settings as project
-from runclub_spiders.frontier.leads import Leads, spotify_id
+from runclub_spiders.frontier.leads import Leads
 from runclub_spiders.frontier.work import RECCO_ARTIST_TRACKS, Work
 from runclub_spiders.frontier.work import TRACK as LEAD
+from runclub_spiders.pipelines.reccobeats import spotify_id
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.store import Store, TrackRecord
 

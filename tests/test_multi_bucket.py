@@ -24,11 +24,17 @@ DAY = 86_400
 TOLERANCE = 0.5            # seconds: a request in flight when the park began may still land
 
 
-def after_park(sim, bucket: str):
-    """The simulator's log split at the first QUOTA_EXCEEDED of ``bucket``."""
+def after_park(sim, bucket: str, size: int):
+    """The simulator's log split at the first QUOTA_EXCEEDED of ``bucket``, checked: the
+    bucket's ``size`` calls answered before it, and nothing more reached the parked bucket
+    but what was already on the wire with the refused call. (The refusal, the log after.)"""
     log = sim.requests(service="spotify")
     first = next(i for i, e in enumerate(log) if e.bucket == bucket and e.fault == "quota")
-    return log[:first], log[first], log[first + 1:]
+    refusal, after = log[first], log[first + 1:]
+    assert [e.status for e in log[:first] if e.bucket == bucket] == [200] * size
+    late = [e for e in after if e.bucket == bucket]
+    assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
+    return refusal, after
 
 
 @deferred_f_from_coro_f
@@ -44,12 +50,8 @@ async def test_while_search_is_parked_albums_and_artists_keep_working(simulator_
                            DISCOVERY_ARTIST_ALBUMS=False, DISCOVERY_RECCO_LEADS=False)
     assert first["finish_reason"] == "quota_parked"
     assert first.get("log_count/ERROR", 0) == 0
-    before, refusal, after = after_park(sim, "search")
+    refusal, _ = after_park(sim, "search", 60)
     assert refusal.status == 429 and int(refusal.retry_after) > 3600
-    assert [e.status for e in before if e.bucket == "search"] == [200] * 60
-    # Nothing more reached the parked bucket but what was already on the wire with it.
-    late = [e for e in after if e.bucket == "search"]
-    assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
     assert first["quota/parks"] == 1 and first["quota/set_aside/search"] >= 1
 
     # The next run, the same day: search is still parked (the store says until when), so it
@@ -76,10 +78,7 @@ async def test_while_albums_are_parked_search_keeps_working(simulator_factory, m
     _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
     assert stats["finish_reason"] == "quota_parked"
     assert stats.get("log_count/ERROR", 0) == 0
-    before, refusal, after = after_park(sim, "albums")
-    assert [e.status for e in before if e.bucket == "albums"] == [200] * 8
-    late = [e for e in after if e.bucket == "albums"]
-    assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
+    _, after = after_park(sim, "albums", 8)
     searched = [e for e in after if e.bucket == "search"]
     assert len(searched) > 50 and {e.status for e in searched} == {200}
     # What the albums bucket still owes is told, for the next run.
@@ -159,10 +158,7 @@ async def test_while_tracks_are_parked_nothing_is_sent_to_them(simulator_factory
     _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
     assert stats["finish_reason"] == "quota_parked"
     assert stats.get("log_count/ERROR", 0) == 0
-    before, refusal, after = after_park(sim, "tracks")
-    assert [e.status for e in before if e.bucket == "tracks"] == [200] * 5
-    late = [e for e in after if e.bucket == "tracks"]
-    assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
+    after_park(sim, "tracks", 5)
     assert stats["quota/set_aside/tracks"] >= 1
     # What the tracks bucket still owes is told, for the next run (its park ends last).
     assert stats["quota/resume_after"] == stats["quota/parked_until/tracks"]

@@ -430,6 +430,13 @@ def test_artist_tracks_bad_paging_and_unknown_ids(sim):
     idx = min(credited(sim))
     artist = c.artists[idx]
     path = f"/artist/{artist_uuid(artist.id)}/track"
+    check_bad_paging(sim, path, "getArtistTracks")
+    assert get(sim, path, {"size": 50, "page": 1000}).status_code == 200
+    check_not_found(sim, "artist", (str(uuid.uuid4()), artist.id))  # unknown; a Spotify ID
+
+
+def check_bad_paging(sim, path: str, method: str) -> None:
+    """Out-of-range or non-integer paging: 400 naming the parameter, as ReccoBeats does."""
     for params, name in (({"size": 51}, "size"), ({"size": 0}, "size"),
                          ({"size": "ten"}, "size"), ({"page": -1}, "page"),
                          ({"page": 1001}, "page"), ({"page": "1.5"}, "page")):
@@ -437,33 +444,46 @@ def test_artist_tracks_bad_paging_and_unknown_ids(sim):
         assert response.status_code == 400, params
         body = response.json()
         assert body["status"] == 4004
-        assert body["errors"][0]["path"] == f"getArtistTracks.{name}", params
-    assert get(sim, path, {"size": 50, "page": 1000}).status_code == 200
-    for bad in (str(uuid.uuid4()), artist.id):       # unknown UUID; a Spotify ID in the path
-        response = get(sim, f"/artist/{bad}/track")
+        assert body["errors"][0]["path"] == f"{method}.{name}", params
+
+
+def check_not_found(sim, kind: str, ids) -> None:
+    """``/{kind}/{id}/track`` for IDs that are not a known UUID of that kind: 404."""
+    for bad in ids:
+        response = get(sim, f"/{kind}/{bad}/track")
         assert response.status_code == 404, bad
         assert response.json()["status"] == 404
 
 
-def test_artist_routes_are_logged_blocked_and_limited(simulator_factory):
+def check_logged_blocked_limited(simulator_factory, kind: str, pick) -> None:
+    """``/{kind}?ids=`` and ``/{kind}/{uuid}/track`` for the entity ``pick(sim)`` names
+    (its Spotify ID and UUID): in the request log, behind the Cloudflare block of default
+    User-Agents, and rate limited, like every ReccoBeats route."""
     sim = simulator_factory(recco_block_default_ua=True)
-    artist = sim.catalog.artists[min(credited(sim))]
-    paths = (f"/artist?ids={artist.id}", f"/artist/{artist_uuid(artist.id)}/track?size=5")
+    spotify_id, recco_id = pick(sim)
+    paths = (f"/{kind}?ids={spotify_id}", f"/{kind}/{recco_id}/track?size=5")
     for path in paths:
         assert raw_get(sim, path).status_code == 200
         blocked = raw_get(sim, path, headers={"User-Agent": "Python-urllib/3.11"})
         assert (blocked.status_code, blocked.text) == (403, "error code: 1010")
     logged = [(e.path, e.query, e.status, e.fault) for e in sim.requests(service="reccobeats")]
     assert logged == [
-        ("/reccobeats/v1/artist", f"ids={artist.id}", 200, ""),
-        ("/reccobeats/v1/artist", f"ids={artist.id}", 403, "cloudflare"),
-        (f"/reccobeats/v1/artist/{artist_uuid(artist.id)}/track", "size=5", 200, ""),
-        (f"/reccobeats/v1/artist/{artist_uuid(artist.id)}/track", "size=5", 403, "cloudflare")]
+        (f"/reccobeats/v1/{kind}", f"ids={spotify_id}", 200, ""),
+        (f"/reccobeats/v1/{kind}", f"ids={spotify_id}", 403, "cloudflare"),
+        (f"/reccobeats/v1/{kind}/{recco_id}/track", "size=5", 200, ""),
+        (f"/reccobeats/v1/{kind}/{recco_id}/track", "size=5", 403, "cloudflare")]
     limited = simulator_factory(recco_429_rate=1.0)
     for path in paths:
         response = raw_get(limited, path)
         assert response.status_code == 429
         assert response.headers["Retry-After"]
+
+
+def test_artist_routes_are_logged_blocked_and_limited(simulator_factory):
+    def pick(sim):
+        artist = sim.catalog.artists[min(credited(sim))]
+        return artist.id, artist_uuid(artist.id)
+    check_logged_blocked_limited(simulator_factory, "artist", pick)
 
 
 # ---------------------------------------------------------------- albums
@@ -646,38 +666,15 @@ def test_album_tracks_bad_paging_and_unknown_ids(sim):
     c = sim.catalog
     album = next(c.albums[i] for i in sorted(album_known(sim)) if c.albums[i].artist_idxs)
     path = f"/album/{album_uuid(album.id)}/track"
-    for params, name in (({"size": 51}, "size"), ({"size": 0}, "size"),
-                         ({"size": "ten"}, "size"), ({"page": -1}, "page"),
-                         ({"page": 1001}, "page"), ({"page": "1.5"}, "page")):
-        response = get(sim, path, params)
-        assert response.status_code == 400, params
-        body = response.json()
-        assert body["status"] == 4004
-        assert body["errors"][0]["path"] == f"getAlbumTracks.{name}", params
+    check_bad_paging(sim, path, "getAlbumTracks")
     assert get(sim, path, {"size": 50, "page": 1000}).json()["content"] == []
     # an unknown UUID, a Spotify album ID in the path, another kind's UUID
-    for bad in (str(uuid.uuid4()), album.id, artist_uuid(c.artists[album.artist_idxs[0]].id)):
-        response = get(sim, f"/album/{bad}/track")
-        assert response.status_code == 404, bad
-        assert response.json()["status"] == 404
+    check_not_found(sim, "album", (str(uuid.uuid4()), album.id,
+                                   artist_uuid(c.artists[album.artist_idxs[0]].id)))
 
 
 def test_album_routes_are_logged_blocked_and_limited(simulator_factory):
-    sim = simulator_factory(recco_block_default_ua=True)
-    album = sim.catalog.albums[min(album_known(sim))]
-    paths = (f"/album?ids={album.id}", f"/album/{album_uuid(album.id)}/track?size=5")
-    for path in paths:
-        assert raw_get(sim, path).status_code == 200
-        blocked = raw_get(sim, path, headers={"User-Agent": "Python-urllib/3.11"})
-        assert (blocked.status_code, blocked.text) == (403, "error code: 1010")
-    logged = [(e.path, e.query, e.status, e.fault) for e in sim.requests(service="reccobeats")]
-    assert logged == [
-        ("/reccobeats/v1/album", f"ids={album.id}", 200, ""),
-        ("/reccobeats/v1/album", f"ids={album.id}", 403, "cloudflare"),
-        (f"/reccobeats/v1/album/{album_uuid(album.id)}/track", "size=5", 200, ""),
-        (f"/reccobeats/v1/album/{album_uuid(album.id)}/track", "size=5", 403, "cloudflare")]
-    limited = simulator_factory(recco_429_rate=1.0)
-    for path in paths:
-        response = raw_get(limited, path)
-        assert response.status_code == 429
-        assert response.headers["Retry-After"]
+    def pick(sim):
+        album = sim.catalog.albums[min(album_known(sim))]
+        return album.id, album_uuid(album.id)
+    check_logged_blocked_limited(simulator_factory, "album", pick)

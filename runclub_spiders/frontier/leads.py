@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runclub_spiders.frontier.work import RECCO_ARTIST_TRACKS, RECCO_ARTISTS, TRACK, Work
+from runclub_spiders.pipelines.reccobeats import spotify_id
 from runclub_spiders.seeds import DECADES
 
 if TYPE_CHECKING:
@@ -298,11 +299,9 @@ class Leads:
         else:
             self.failed_keys.add(work.key)
 
-    def umbrella_of(self, artist_id: str | None) -> str | None:
-        for umbrella, by_artist in self.pool.items():
-            if artist_id in by_artist:
-                return umbrella
-        return None
+    def umbrella_of(self, work: Work) -> str | None:
+        """The umbrella the lead was kept for (what its artist's votes name)."""
+        return self.store.lead_umbrella(work.track_ids[0])
 
     def _pool_add(self, umbrella: str, artist_id: str, track_id: str, isrc: str | None
                   ) -> None:
@@ -312,14 +311,3 @@ class Leads:
         self.pool.setdefault(umbrella, OrderedDict()).setdefault(artist_id, deque()) \
             .append(track_id)
 
-
-def spotify_id(href: Any, kind: str) -> str | None:
-    """The Spotify ID in an ``open.spotify.com/{kind}/{id}`` link (ReccoBeats' only join)."""
-    if not isinstance(href, str):
-        return None
-    marker = f"open.spotify.com/{kind}/"
-    at = href.find(marker)
-    if at < 0:
-        return None
-    value = href[at + len(marker):].split("?")[0].split("/")[0]
-    return value if value.isalnum() and len(value) == 22 else None

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -64,6 +63,7 @@ from runclub_spiders.pipelines import StorePipeline, utc_now
 from runclub_spiders.pipelines.reccobeats import (
     ERROR,
     FEATURES,
+    REQUEST_META,
     TRACKS,
     Fetched,
     Outcome,
@@ -72,6 +72,7 @@ from runclub_spiders.pipelines.reccobeats import (
     is_size_error,
     join_rows,
     read_batch,
+    request_headers,
     stored_countries,
 )
 from runclub_spiders.quota import utc_iso
@@ -196,7 +197,7 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
             raise ValueError(f"RECCOBEATS_BATCH_WAIT must not be negative, not {self.wait}")
         self.miss_ttl = settings.getfloat("RECCOBEATS_MISS_TTL_DAYS") * 86_400
         self.market = (settings.get("SPOTIFY_MARKET") or "US").upper()
-        self.api_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
+        self.headers = request_headers()
         self.batches = _Batches(self.batch_size, self.wait, self.stats, self._send)
         self.watch = CloseWatch(crawler, on_close=self._close_started)
 
@@ -267,13 +268,8 @@ class ReccoBeatsEnrichmentPipeline(StorePipeline):
             return {}
 
     def request(self, endpoint: str, ids: list[str]) -> Request:
-        headers = {"Accept": "application/json"}
-        if self.api_key:
-            headers["x-api-key"] = self.api_key
-        return Request(f"{self.base}/{endpoint}?ids={','.join(ids)}", headers=headers,
-                       callback=NO_CALLBACK, dont_filter=True,
-                       meta={"dont_obey_robotstxt": True,
-                             "dont_cache": True})  # never store the API key header
+        return Request(f"{self.base}/{endpoint}?ids={','.join(ids)}", headers=self.headers,
+                       callback=NO_CALLBACK, dont_filter=True, meta=dict(REQUEST_META))
 
     async def _fetch(self, endpoint: str, ids: list[str]) -> Fetched:
         """(rows joined by Spotify ID, IDs whose request failed) for one batch."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,11 @@ from runclub_spiders.store import FEATURE_FIELDS
 if TYPE_CHECKING:
     from scrapy.http import Response
 
-SPOTIFY_HREF = re.compile(r"open\.spotify\.com/track/([A-Za-z0-9]{22})(?![A-Za-z0-9])")
+SPOTIFY_HREF = re.compile(r"open\.spotify\.com/(track|artist|album)/([A-Za-z0-9]{22})"
+                          r"(?![A-Za-z0-9])")
+# Every request to ReccoBeats: robots.txt is not ReccoBeats' API contract, and an HTTP cache
+# would write the API key header to disk with the request.
+REQUEST_META = {"dont_obey_robotstxt": True, "dont_cache": True}
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 SIZE_ERROR = "size must be between"
 FEATURES, TRACKS = "audio-features", "track"
@@ -49,11 +54,25 @@ class BatchAnswer:
     outcomes: dict[str, Outcome]                # every ID asked, in the order asked
 
 
+def spotify_id(href: Any, kind: str = "track") -> str | None:
+    """The Spotify ID in an ``open.spotify.com/{kind}/{id}`` link (ReccoBeats' only join
+    to Spotify, for tracks, artists and albums alike), or None."""
+    match = SPOTIFY_HREF.search(href) if isinstance(href, str) else None
+    return match.group(2) if match and match.group(1) == kind else None
+
+
 def spotify_id_of(row: Any) -> str | None:
     """The Spotify track ID inside a ReccoBeats row's ``href``, or None."""
-    href = row.get("href") if isinstance(row, dict) else None
-    match = SPOTIFY_HREF.search(href) if isinstance(href, str) else None
-    return match.group(1) if match else None
+    return spotify_id(row.get("href") if isinstance(row, dict) else None)
+
+
+def request_headers() -> dict[str, str]:
+    """JSON, and ``RECCOBEATS_API_KEY`` when the owner has one (the key is optional)."""
+    headers = {"Accept": "application/json"}
+    key = os.environ.get("RECCOBEATS_API_KEY", "").strip()
+    if key:
+        headers["x-api-key"] = key
+    return headers
 
 
 def _number(value: Any) -> float | int | None:

@@ -16,7 +16,6 @@ after it when it ended with nothing left to do (``finished`` or ``quota_parked``
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +25,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.frontier import Frontier
 from runclub_spiders.frontier.expansion import ALBUM_PAGE
-from runclub_spiders.frontier.leads import LEAD_KINDS, RECCO_PAGE, spotify_id
+from runclub_spiders.frontier.leads import LEAD_KINDS, RECCO_PAGE
 from runclub_spiders.frontier.playlists import PLAYLIST_PAGE, consider_playlist
 from runclub_spiders.frontier.work import (
     ALBUM,
@@ -43,6 +42,7 @@ from runclub_spiders.frontier.work import (
 )
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import utc_now
+from runclub_spiders.pipelines.reccobeats import REQUEST_META, request_headers, spotify_id
 from runclub_spiders.probe import adapt, capabilities
 from runclub_spiders.seeds import CELL_FAMILY, GENRE_FILTER, load_plan
 from runclub_spiders.spotify_objects import (
@@ -79,6 +79,7 @@ class SpotifyCatalogSpider(Spider):
         s = crawler.settings
         spider.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
         spider.recco = s["RECCOBEATS_BASE_URL"].rstrip("/")
+        spider.recco_headers = request_headers()
         spider.market = s["SPOTIFY_MARKET"]
         spider.extended = s["SPOTIFY_API_PROFILE"] == "extended"
         spider.page_size = 50 if spider.extended else 10
@@ -168,14 +169,8 @@ class SpotifyCatalogSpider(Spider):
             params = {"page": work.offset, "size": RECCO_PAGE}
             url, callback = f"{self.recco}/artist/{work.recco_id}/track?{urlencode(params)}", \
                 self.parse_recco_artist_tracks
-        headers = {"Accept": "application/json"}
-        key = os.environ.get("RECCOBEATS_API_KEY", "").strip()
-        if key:
-            headers["x-api-key"] = key
-        # dont_cache: an HTTP cache would store the API key header with the request.
         return Request(url, callback=callback, errback=self.frontier.failed, dont_filter=True,
-                       headers=headers, meta={"work": work, "dont_cache": True,
-                                              "dont_obey_robotstxt": True})
+                       headers=self.recco_headers, meta={"work": work, **REQUEST_META})
 
     def _album_url(self, work: Work) -> str:
         """The album object (its first 50 tracks) first, then its track pages."""
@@ -418,7 +413,7 @@ class SpotifyCatalogSpider(Spider):
                 new_rows.append(record)
             ref = album_ref(body.get("album")) if new_rows else None
             counted = self.frontier.place(
-                new_rows, leads.umbrella_of(work.artist_id), source="lead",
+                new_rows, leads.umbrella_of(work), source="lead",
                 albums={record.id: ref} if ref is not None else None, now=now)
             leads.ended(work, "confirmed" if record is not None else "gone")
         stats.inc_value("discovery/leads/confirmed" if record is not None

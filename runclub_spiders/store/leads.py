@@ -57,6 +57,11 @@ class Leads(StoreBase):
         self.db.execute("UPDATE leads SET ended = ? WHERE track_id = ? AND ended IS NULL",
                         (outcome, track_id))
 
+    def lead_umbrella(self, track_id: str) -> str | None:
+        row = self.db.execute("SELECT umbrella FROM leads WHERE track_id = ?", (track_id,)
+                              ).fetchone()
+        return row[0] if row else None
+
     def isrc_stored(self, isrc: str) -> bool:
         return self.db.execute("SELECT 1 FROM tracks WHERE isrc = ? LIMIT 1", (isrc,)
                                ).fetchone() is not None
