@@ -4,6 +4,8 @@
 
 * ``discovery:N``: after the N-th search response arrives (before its callback runs);
 * ``enrichment:N``: after the N-th ReccoBeats response;
+* ``leads:N``: after the N-th ``/tracks/{id}`` response (a ReccoBeats lead confirmed);
+* ``lead_pages:N``: after the N-th page of an artist's ReccoBeats track list;
 * ``store:N``: inside the N-th search-page transaction, after its edges are written and
   before it commits;
 * ``export:N``: after N catalog rows reached the feeds (the staging files are half written);
@@ -23,6 +25,15 @@ from pathlib import Path
 
 from scrapy import signals
 
+# Which responses a kill point counts, by their URL.
+RESPONSES = {
+    "discovery": lambda url: "/search" in url,
+    "enrichment": lambda url: "/reccobeats/" in url,
+    "leads": lambda url: "/v1/tracks/" in url,
+    "lead_pages": lambda url: "/reccobeats/" in url and "/artist/" in url
+    and "/track?" in url,
+}
+
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
@@ -32,7 +43,7 @@ class KillSwitch:
     def __init__(self, crawler) -> None:
         point, _, n = crawler.settings["KILL_AT"].partition(":")
         self.point, self.limit, self.count = point, int(n or 1), 0
-        if point in ("discovery", "enrichment"):
+        if point in RESPONSES:
             crawler.signals.connect(self.response_received, signal=signals.response_received)
         elif point == "export":
             crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
@@ -53,8 +64,7 @@ class KillSwitch:
             die()
 
     def response_received(self, response, request, spider) -> None:
-        wanted = "/search" if self.point == "discovery" else "/reccobeats/"
-        if wanted in response.url and response.status == 200:
+        if RESPONSES[self.point](response.url) and response.status == 200:
             self._tick()
 
     def item_scraped(self, item, response, spider) -> None:

@@ -12,8 +12,10 @@ again must finish and publish files byte-identical to an uninterrupted run's, wi
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,74 @@ def test_restarts_with_the_same_environment_after_refresh_token_rotation(referen
     assert record["refresh_token"] != sim.config.refresh_token
     assert record["replaces"][0] == first and len(record["replaces"]) == 2
     figures("token rotation: kills + resume, token grants", grants)
+
+
+# ---------------------------------------------------------------------------- leads
+# ReccoBeats leads run only while search is parked (they wait while search has work), so this
+# scenario gives the search bucket SEARCHES calls a day: after them the crawl confirms leads
+# from the tracks bucket, then closes ``quota_parked`` (the park ends in hours) and exports.
+# Each run has its own simulator: a quota window is the simulator's state.
+SEARCHES = 120
+LEAD_KILLS = ["leads:10", "lead_pages:5"]
+
+
+def parked_search_sim():
+    from runclub_spiders.simulator import Simulator  # noqa: PLC0415
+    from tests.conftest import cached_catalog  # noqa: PLC0415
+
+    return Simulator(catalog=cached_catalog(SIZE), size=SIZE, profile="development",
+                     quota={"search": SEARCHES}, quota_window=86_400).start()
+
+
+def closed_parked(folder: Path) -> str:
+    """The resumed (or only) run's log, checked: discovery parked, export published."""
+    log = "".join(p.read_text() for p in sorted(folder.glob("crawl-full-*.log")))
+    assert "Traceback" not in log and " ERROR: " not in log
+    assert "'finish_reason': 'quota_parked'" in log
+    assert "'export/published': 1" in log
+    return log
+
+
+def confirmed(log: str) -> int:
+    return int(re.search(r"'discovery/leads/confirmed': (\d+)", log).group(1))
+
+
+@pytest.fixture(scope="module")
+def parked_reference(tmp_path_factory):
+    """The uninterrupted run of the parked-search day: its export hashes."""
+    folder = tmp_path_factory.mktemp("parked-uninterrupted")
+    sim = parked_search_sim()
+    try:
+        result = run_command(sim, folder)
+    finally:
+        sim.stop()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert confirmed(closed_parked(folder)) >= 20      # the day does confirm leads
+    return export_hashes(folder)
+
+
+@pytest.mark.parametrize("kill_at", LEAD_KILLS)
+def test_killed_while_confirming_leads_resumes_to_the_uninterrupted_export(
+        parked_reference, tmp_path, kill_at, figures):
+    """SIGKILLed while leads are confirmed (``/tracks/{id}``) or while an artist's ReccoBeats
+    track list is read, the same command run again goes on with the leads the store holds:
+    no lead and no list page asked twice (only the one on the wire at the kill), and the
+    export is the uninterrupted run's, byte for byte."""
+    sim = parked_search_sim()
+    try:
+        started = time.monotonic()
+        killed = run_command(sim, tmp_path, kill_at)
+        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-2000:])
+        resumed = run_command(sim, tmp_path)
+        seconds = time.monotonic() - started
+        log = sim.requests()
+    finally:
+        sim.stop()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert confirmed(closed_parked(tmp_path)) >= 1      # the resumed run confirmed leads too
+    assert export_hashes(tmp_path) == parked_reference
+    for is_lead in (lambda e: "/v1/tracks/" in e.path,
+                    lambda e: "/artist/" in e.path and e.path.endswith("/track")):
+        asked = Counter((e.path, e.query) for e in log if is_lead(e) and e.status == 200)
+        assert asked and sum(n - 1 for n in asked.values()) <= 1, asked.most_common(3)
+    figures(f"{kill_at} kill + resume (search parked), wall seconds", round(seconds, 1))
