@@ -162,3 +162,23 @@ async def test_while_tracks_are_parked_nothing_is_sent_to_them(simulator_factory
     assert stats["quota/set_aside/tracks"] >= 1
     # What the tracks bucket still owes is told, for the next run (its park ends last).
     assert stats["quota/resume_after"] == stats["quota/parked_until/tracks"]
+
+
+@deferred_f_from_coro_f
+async def test_while_albums_are_parked_leads_do_not_wait_for_album_reads(
+        simulator_factory, monkeypatch, tmp_path):
+    # A lead waits while its artist has an album still to read (that read brings its tracks
+    # for one call), but not for a parked albums bucket: that reads nothing before its park
+    # ends, and the tracks bucket's calls not spent now are lost. Here the albums bucket
+    # parks after 4 reads and search after 80: 173 leads confirmed, 10 when they waited.
+    sim = simulator_factory(size=SIZE, profile="development",
+                            quota={"search": 80, "albums": 4}, quota_window=DAY)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    _, after = after_park(sim, "albums", 4)
+    lookups = [e for e in after if e.bucket == "tracks"]
+    assert len(lookups) == stats["discovery/leads/confirmed"] >= 50
+    assert {e.status for e in lookups} == {200}
+    assert stats["quota/resume_after"] >= stats["quota/parked_until/albums"]

@@ -104,7 +104,12 @@ class Frontier:
         self.leads.room = self.planner.artist_room
         self.leads.counted_in = lambda cell, artist: self.planner.by_artist[(cell, artist)]
         self.leads.counted = lambda: self.planner.counted["lead"]     # one count: the planner's
-        self.leads.albums_pending = self.expansion.to_read
+        # A lead waits for its artist's album read only while the albums bucket can read it:
+        # a parked bucket reads nothing before its park ends, and the tracks bucket's calls
+        # not spent today are lost (a rolling window).
+        self.leads.albums_pending = lambda artist: (
+            self.parks.get(BUCKETS[ALBUM], 0.0) <= clock.now()
+            and self.expansion.to_read(artist))
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
         self.expansion.wanted = self.planner.wanted

@@ -17,8 +17,8 @@ Choosing, with what the store knows:
   room for the artist, times the share of confirmed leads that counted (learnt, prior 0.8);
   a lead is asked when that is at least ``DISCOVERY_LEAD_MIN_WORTH``;
 * leads wait while search has work, and while their artist has an album still to be read
-  (``Frontier._next_lead``, ``Expansion.to_read``): those find most of a lead's tracks,
-  several a call;
+  and the albums bucket is not parked (``Frontier._next_lead``, ``Expansion.to_read``):
+  those find most of a lead's tracks, several a call;
 * ReccoBeats is read lazily: an artist's next page only when fewer than ``POOL_LOW`` worthy
   leads wait, and while a page gives at least ``MIN_LEADS_PER_PAGE`` new leads (learnt);
   artists' UUIDs (``/v1/artist?ids=``, 40 a call) only when no looked-up artist is left to
@@ -74,7 +74,8 @@ class Leads:
         self.need: Callable[[Cell], float | None] = lambda cell: 0.0
         self.room: Callable[[Cell, str | None], float] = lambda cell, artist: math.inf
         self.counted_in: Callable[[Cell, str], int] = lambda cell, artist: 0
-        # Has the artist an album still to be read for an open cell (``Expansion.to_read``)?
+        # Has the artist an album still to be read for an open cell, by an albums bucket not
+        # parked (``Expansion.to_read``)?
         self.albums_pending: Callable[[str], bool] = lambda artist: False
         # Lead tracks counted toward a cell (``Planner.counted["lead"]``: a track displaced
         # by its ISRC's winner is uncounted there, as a restart counts it).
