@@ -84,6 +84,21 @@ class Capabilities:
         """May discovery build on ``genre:``? Unknown keeps the behaviour of before the probe."""
         return self.get("genre_filter") in ("honoured", UNKNOWN)
 
+    @property
+    def albums(self) -> bool:
+        """May discovery read albums (``/albums/{id}``)? Unknown: yes."""
+        return self.get("albums") != "forbidden"
+
+    @property
+    def artist_albums(self) -> bool:
+        """May discovery list artists' albums? Unknown: yes."""
+        return self.get("artist_albums") != "forbidden"
+
+    @property
+    def reccobeats(self) -> bool:
+        """Is ReccoBeats there for enrichment and leads? Unknown: yes."""
+        return self.get("reccobeats") in ("reachable", UNKNOWN)
+
     def lines(self) -> list[str]:
         """One ``name: value`` line per capability."""
         return [f"{name.replace('_', ' ')}: {self.get(name)}" for name in NAMES]
@@ -142,8 +157,7 @@ def adapt(caps: Capabilities, plan: SeedPlan, *, page_size: int) -> Adaptation:
     if limit in ("10", "50"):
         page_size = int(limit)
     lines.append(f"search pages: {page_size} results")
-    albums = caps.get("albums") != "forbidden"
-    listings = caps.get("artist_albums") != "forbidden"
+    albums, listings = caps.albums, caps.artist_albums
     lines.append("album reads: " + ("on" if albums else "off (refused)"))
     lines.append("artist album listings: " + ("on" if listings else "off (refused)"))
     if caps.get("playlist_items") == "forbidden":
@@ -151,7 +165,7 @@ def adapt(caps: Capabilities, plan: SeedPlan, *, page_size: int) -> Adaptation:
     if caps.get("track_isrc") == "absent":
         lines.append("dedupe: tracks carry no ISRC; ReccoBeats' ISRC, else name + artist + "
                      "duration")
-    leads = caps.get("reccobeats") in ("reachable", UNKNOWN)
+    leads = caps.reccobeats
     if not leads:
         lines.append("enrichment: ReccoBeats is unreachable now; tracks wait for a later run; "
                      "no ReccoBeats leads for the tracks bucket")

@@ -23,11 +23,13 @@ from runclub_spiders.catalog.projection import (
     BucketSize,
     bucket_sizes,
     cell_counts,
+    discovery_buckets,
     project_store,
 )
 from runclub_spiders.catalog.projection import project as projection
 from runclub_spiders.clock import OFFSET_ENV
 from runclub_spiders.frontier.progress import Progress
+from runclub_spiders.probe import Capabilities
 from runclub_spiders.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,6 +150,27 @@ def test_projection_of_a_known_store(tmp_path):
     assert p.finish == date(2026, 12, 7)
 
 
+def test_a_bucket_discovery_does_not_draw_on_adds_no_day():
+    def buckets(caps=None, **overrides):
+        settings = Settings()
+        settings.setmodule(project)
+        settings.update(overrides)
+        return discovery_buckets(settings, Capabilities(caps or {}, {}, None))
+
+    assert buckets() == ("search", "albums", "artists", "tracks")
+    # Leads off, by the setting or because ReccoBeats was unreachable: no tracks bucket in
+    # Development Mode; in Extended Quota the album reads' full objects still draw on it.
+    assert buckets(DISCOVERY_RECCO_LEADS=False) == ("search", "albums", "artists")
+    assert buckets({"reccobeats": "unreachable"}) == ("search", "albums", "artists")
+    assert buckets(DISCOVERY_RECCO_LEADS=False, SPOTIFY_API_PROFILE="extended") \
+        == ("search", "albums", "artists", "tracks")
+    # Album reads and listings off, or refused by Spotify (the probe).
+    assert buckets({"albums": "forbidden", "artist_albums": "forbidden"},
+                   DISCOVERY_RECCO_LEADS=False, SPOTIFY_API_PROFILE="extended") == ("search",)
+    assert buckets(DISCOVERY_ALBUMS=False, DISCOVERY_ARTIST_ALBUMS=False) \
+        == ("search", "tracks")
+
+
 def test_the_cap_bounds_what_is_wanted_and_nothing_wanted_is_done_today():
     sizes = bucket_sizes({}, {})
     common = {"stopped": (), "cell_target": 10, "candidates": 10, "requests_made": 20,
@@ -257,7 +280,9 @@ def test_progress_shows_the_projected_finish_and_sets_its_stats(tmp_path, caplog
                                                                 monkeypatch):
     build_store(tmp_path / "store.sqlite")
     monkeypatch.setattr(clock, "now", lambda: NOW)
-    crawler = get_crawler(settings_dict={**SETTINGS, "DISCOVERY_PROGRESS_INTERVAL": 0})
+    defaults = {name: getattr(project, name) for name in dir(project) if name.isupper()}
+    crawler = get_crawler(settings_dict={**defaults, **SETTINGS,
+                                         "DISCOVERY_PROGRESS_INTERVAL": 0})
     crawler.stats.open_spider()
     with closing(Store.open(tmp_path / "store.sqlite")) as store:
         progress = Progress(crawler, store, StubPlanner(store))

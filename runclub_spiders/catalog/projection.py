@@ -19,7 +19,11 @@ an estimate of:
   which ``RUNCLUB_CLOCK_OFFSET`` shifts). Yield falls as cells fill, so the whole history
   is optimistic: the projection is a lower bound on requests, and its date an earliest one.
 * **Requests still needed**: tracks wanted / yield, rounded up.
-* **Days needed**: requests needed / the summed daily size of those four buckets. A bucket's
+* **Days needed**: requests needed / the summed daily size of the buckets discovery draws on
+  under the settings and what the probe found (``discovery_buckets``: search always; albums
+  and artists while album reads and artist listings are on and not refused; tracks while
+  ReccoBeats leads are on and ReccoBeats reachable, or album tracks' full objects are asked
+  in Extended Quota). A bucket's
   size is the one Spotify taught (``quota_learned``, the latest), else its
   ``SPOTIFY_DAILY_BUDGET``, else :data:`DEFAULT_BUCKET_SIZE` (600, the cut-off one report
   saw); each size says which it is. Summing assumes discovery can spend every bucket in
@@ -36,12 +40,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from runclub_spiders.probe import Capabilities
+
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
     from runclub_spiders.store import Store
 
-#: The buckets discovery's requests draw on.
+#: The buckets discovery's requests may draw on.
 DISCOVERY_BUCKETS = ("search", "albums", "artists", "tracks")
 #: A bucket's daily size when neither Spotify nor SPOTIFY_DAILY_BUDGET says otherwise.
 DEFAULT_BUCKET_SIZE = 600
@@ -102,10 +108,23 @@ def stopped_cells(store: Store) -> dict[Cell, str]:
             if row["stopped"]}
 
 
+def discovery_buckets(settings: BaseSettings, caps: Capabilities) -> tuple[str, ...]:
+    """The buckets discovery draws on under ``settings`` and what the probe found (the
+    switches of ``probe.adapt`` and ``Frontier``): a bucket nothing asks adds no day."""
+    extended = settings.get("SPOTIFY_API_PROFILE") == "extended"
+    albums = settings.getbool("DISCOVERY_ALBUMS") and caps.albums
+    listings = settings.getbool("DISCOVERY_ARTIST_ALBUMS") and caps.artist_albums
+    leads = settings.getbool("DISCOVERY_RECCO_LEADS") and caps.reccobeats
+    used = {"search": True, "albums": albums, "artists": listings,
+            "tracks": leads or (extended and albums)}
+    return tuple(b for b in DISCOVERY_BUCKETS if used[b])
+
+
 def bucket_sizes(learned: Mapping[str, tuple[int, float | None, float]],
-                 budgets: Mapping[str, int]) -> tuple[BucketSize, ...]:
+                 budgets: Mapping[str, int],
+                 buckets: Iterable[str] = DISCOVERY_BUCKETS) -> tuple[BucketSize, ...]:
     sizes = []
-    for bucket in DISCOVERY_BUCKETS:
+    for bucket in buckets:
         if bucket in learned:
             sizes.append(BucketSize(bucket, int(learned[bucket][0]), "learned"))
         elif bucket in budgets:
@@ -156,4 +175,5 @@ def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], n
                    max_candidates=max_candidates,
                    candidates=store.discovered_candidates(),
                    requests_made=sum(requests.get(b, 0) for b in DISCOVERY_BUCKETS),
-                   sizes=bucket_sizes(store.learned_quota(), budgets), now=now)
+                   sizes=bucket_sizes(store.learned_quota(), budgets, discovery_buckets(
+                       settings, Capabilities.from_store(store))), now=now)
