@@ -144,14 +144,36 @@ def test_next_lead_skips_what_is_busy_failed_or_stored_and_ended_leads_leave(lea
     states = {r["track_id"]: r["ended"] for r in
               leads.store.db.execute("SELECT track_id, ended FROM leads")}
     assert states == {ids[0]: None, ids[1]: None, ids[2]: "known", ids[3]: None}
-    leads.ended(first, "confirmed")
-    leads.ended(third, "gone")
+    leads.ended(*leads.pairs(first)[0], "confirmed")
+    leads.ended(*leads.pairs(third)[0], "gone")
     assert leads.next_lead(umbrellas, busy=set()) is None          # only the failed one left
     # The next run asks the failed one again: the store kept it open.
     again = Leads(leads.store, on=True, min_worth=0.5, min_ms=120_000, max_ms=360_000,
                   market="US")
     again.counted_in = counted_in
     assert again.next_lead(umbrellas, busy=set()).track_ids == (ids[1],)
+
+
+def test_extended_quota_confirms_leads_in_batches(leads):
+    # Extended Quota's /tracks?ids= takes 50: one call for many leads, each with its artist,
+    # none held by a batch in flight or failed this run.
+    leads.batch = 3
+    leads.listed(ARTIST, 0, [lead_row(n) for n in range(1, 9)], 1, NOW)
+    ids = [str(n).rjust(22, "T") for n in range(1, 9)]
+    umbrellas = ["R&B & Soul"]
+    first = leads.next_lead(umbrellas, busy=set())
+    assert first.track_ids == tuple(ids[:3]) and first.artist_ids == (ARTIST,) * 3
+    assert leads.pairs(first) == [(t, ARTIST) for t in ids[:3]]
+    second = leads.next_lead(umbrellas, busy={first.key})
+    assert second.track_ids == tuple(ids[3:6])
+    leads.failed(second, 404, now=NOW)   # which of them was refused is not said: next run
+    assert len(leads.store.open_leads()) == 8
+    rest = leads.next_lead(umbrellas, busy={first.key})
+    assert rest.track_ids == tuple(ids[6:])                       # what is left, fewer
+    for pair in leads.pairs(first) + leads.pairs(rest):
+        leads.ended(*pair, "confirmed")
+    assert leads.next_lead(umbrellas, busy=set()) is None
+    assert [r["track_id"] for r in leads.store.open_leads()] == ids[3:6]
 
 
 def test_failures_of_leads_work(leads):

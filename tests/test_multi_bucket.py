@@ -182,3 +182,30 @@ async def test_while_albums_are_parked_leads_do_not_wait_for_album_reads(
     assert len(lookups) == stats["discovery/leads/confirmed"] >= 50
     assert {e.status for e in lookups} == {200}
     assert stats["quota/resume_after"] >= stats["quota/parked_until/albums"]
+
+
+@deferred_f_from_coro_f
+async def test_extended_quota_confirms_leads_up_to_fifty_a_call(simulator_factory, monkeypatch,
+                                                                tmp_path):
+    # Extended Quota serves /tracks?ids= (50 IDs): leads go in batches, not one a call.
+    sim = simulator_factory(size=SIZE, profile="extended", quota={"search": 40},
+                            quota_window=DAY)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, CATALOG_CELL_TARGET=200)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        leads = {r[0] for r in store.db.execute(
+            "SELECT track_id FROM leads WHERE ended = 'confirmed'")}
+    finally:
+        store.close()
+    log = sim.requests(service="spotify")
+    assert not [e for e in log if "/v1/tracks/" in e.path]       # no call for one track
+    batches = [parse_qs(e.query)["ids"][0].split(",") for e in log
+               if e.path.endswith("/v1/tracks")]
+    # Album tracks' full objects are asked the same way; a lead batch asks leads only.
+    asked = [ids for ids in batches if set(ids) <= leads]
+    assert len(leads) == stats["discovery/leads/confirmed"] >= 10
+    assert sorted(i for ids in asked for i in ids) == sorted(leads)   # each once
+    assert len(asked) < len(leads) / 2 and all(len(ids) <= 50 for ids in asked)

@@ -98,7 +98,7 @@ class Frontier:
                            min_worth=s.getfloat("DISCOVERY_LEAD_MIN_WORTH"),
                            min_ms=s.getint("CATALOG_MIN_DURATION_MS"),
                            max_ms=s.getint("CATALOG_MAX_DURATION_MS"),
-                           market=s["SPOTIFY_MARKET"])
+                           market=s["SPOTIFY_MARKET"], batch=50 if extended else 1)
         self.leads.named = self.expansion.named
         self.leads.need = self.cells.fill
         self.leads.room = self.planner.artist_room

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +63,11 @@ class ArtistList:
 
 class Leads:
     def __init__(self, store: Store, *, on: bool, min_worth: float, min_ms: int,
-                 max_ms: int, market: str) -> None:
-        self.store, self.on, self.min_worth = store, on, min_worth
+                 max_ms: int, market: str, batch: int = 1) -> None:
+        """``batch``: leads one call confirms, 1 in Development Mode (``/tracks/{id}``), 50
+        in Extended Quota (``/tracks?ids=``)."""
+        self.store, self.on, self.min_worth, self.batch = store, on, min_worth, batch
+        self.pool_low = max(POOL_LOW, batch)        # a batch's worth waiting, at least
         self.min_ms, self.max_ms, self.market = min_ms, max_ms, market
         # Set by the frontier: do an artist's votes name the umbrella (``Expansion.named``);
         # how full an open cell is, None when it needs no more (``CellBook.fill``); how many
@@ -130,10 +133,14 @@ class Leads:
         return open_ / total * self.share() if total else 0.0
 
     # ---------------------------------------------------------------- choosing
-    def next_lead(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
-        """The first worthy lead of the neediest umbrellas (``umbrellas``, neediest first)."""
+    def next_lead(self, umbrellas: list[str], busy: Iterable[tuple]) -> Work | None:
+        """The first worthy leads of the neediest umbrellas (``umbrellas``, neediest first),
+        ``batch`` at most; none that a work in flight (``busy``) or one failed this run holds."""
         if not self.on:
             return None
+        skip = {track_id for key in (*busy, *self.failed_keys) if key[0] == TRACK
+                for track_id in key[3]}
+        chosen: list[tuple[str, str]] = []
         for umbrella in umbrellas:
             by_artist = self.pool.get(umbrella)
             for artist_id in list(by_artist or ()):
@@ -144,14 +151,29 @@ class Leads:
                 if self.worth(artist_id, umbrella) < self.min_worth:
                     continue
                 for track_id in list(waiting):
-                    work = Work(TRACK, track_ids=(track_id,), artist_id=artist_id)
-                    if work.key in busy or work.key in self.failed_keys:
+                    if track_id in skip:
                         continue
                     if self._stale(track_id):
                         self._drop(artist_id, track_id)
                         continue
-                    return work
-        return None
+                    chosen.append((track_id, artist_id))
+                    skip.add(track_id)
+                    if len(chosen) >= self.batch:
+                        return self._work(chosen)
+        return self._work(chosen) if chosen else None
+
+    def _work(self, chosen: list[tuple[str, str]]) -> Work:
+        if len(chosen) == 1 and self.batch == 1:
+            (track_id, artist_id), = chosen
+            return Work(TRACK, track_ids=(track_id,), artist_id=artist_id)
+        return Work(TRACK, track_ids=tuple(t for t, _ in chosen),
+                    artist_ids=tuple(a for _, a in chosen))
+
+    @staticmethod
+    def pairs(work: Work) -> list[tuple[str, str]]:
+        """``(track ID, artist ID)`` of each lead a TRACK work asks, in the order asked."""
+        return list(zip(work.track_ids, work.artist_ids or (work.artist_id or "",),
+                        strict=True))
 
     def _stale(self, track_id: str) -> bool:
         """Stored meanwhile, or its recording (an album read's track gets its ISRC from
@@ -178,7 +200,7 @@ class Leads:
         """ReccoBeats work when the worthy leads run low: the next page of a looked-up
         artist of the neediest umbrella, else a batch of artists to look up."""
         if not self.on or self.per_page() < MIN_LEADS_PER_PAGE \
-                or self.worthy_waiting(umbrellas, POOL_LOW) >= POOL_LOW:
+                or self.worthy_waiting(umbrellas, self.pool_low) >= self.pool_low:
             return None
         rank = {u: i for i, u in enumerate(umbrellas)}
         candidates = sorted(((rank[a.umbrella], i, artist_id, a)
@@ -266,12 +288,11 @@ class Leads:
             return None                 # stored, or another version of an open lead's recording
         return track_id, isrc, duration
 
-    def ended(self, work: Work, outcome: str) -> None:
+    def ended(self, track_id: str, artist_id: str, outcome: str) -> None:
         """A lead confirmed (Spotify answered) or gone for good."""
-        track_id = work.track_ids[0]
         self.store.end_lead(track_id, outcome)
         self.confirmed += outcome == "confirmed"
-        self._drop(work.artist_id or "", track_id)
+        self._drop(artist_id, track_id)
 
     def _drop(self, artist_id: str, track_id: str) -> None:
         """A lead leaves the pool; an artist with none left leaves it too, so that a later
@@ -288,10 +309,11 @@ class Leads:
     def failed(self, work: Work, status: int | None, *, now: str) -> None:
         """A lead's work failed. Spotify's 400/403/404 for a track, or ReccoBeats' 404 for
         an artist's list: never asked again. ReccoBeats' 403 is Cloudflare's block: no more
-        ReccoBeats work this run. Anything else (5xx, timeouts after the retries): not
-        again this run; the next run asks it (the store still has it open)."""
-        if work.kind == TRACK and status in (400, 403, 404):
-            self.ended(work, "gone")
+        ReccoBeats work this run. Anything else (5xx, timeouts after the retries), and any
+        failure of a batch (which of its IDs was refused is not said): not again this run;
+        the next run asks it (the store still has it open)."""
+        if work.kind == TRACK and status in (400, 403, 404) and len(work.track_ids) == 1:
+            self.ended(*self.pairs(work)[0], "gone")
         elif work.kind == RECCO_ARTIST_TRACKS and status == 404 \
                 and work.artist_id in self.artists:
             self.listed(work.artist_id, work.offset, [], None, now)
@@ -300,9 +322,9 @@ class Leads:
         else:
             self.failed_keys.add(work.key)
 
-    def umbrella_of(self, work: Work) -> str | None:
+    def umbrella_of(self, track_id: str) -> str | None:
         """The umbrella the lead was kept for (what its artist's votes name)."""
-        return self.store.lead_umbrella(work.track_ids[0])
+        return self.store.lead_umbrella(track_id)
 
     def _pool_add(self, umbrella: str, artist_id: str, track_id: str, isrc: str | None
                   ) -> None:

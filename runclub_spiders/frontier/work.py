@@ -35,10 +35,10 @@ class Work:
     playlist_id: str | None = None          # playlist_items
     snapshot: str | None = None             # playlist_items: the snapshot being read
     owner: bool = False                     # part of the owner phase (read before any search)
-    artist_ids: tuple[str, ...] = ()        # artists
+    artist_ids: tuple[str, ...] = ()        # artists; track (a batch): each lead's artist
     album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks
     artist_id: str | None = None            # artist_albums, recco_artist_tracks, track's lead
-    track_ids: tuple[str, ...] = ()         # tracks (extended): /tracks?ids=; track: one ID
+    track_ids: tuple[str, ...] = ()         # tracks, track (extended: /tracks?ids=)
     recco_id: str | None = None             # recco_artist_tracks: the artist's UUID
 
     @property

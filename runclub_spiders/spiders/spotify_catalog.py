@@ -141,8 +141,11 @@ class SpotifyCatalogSpider(Spider):
             params = {"ids": ",".join(work.track_ids), "market": self.market}
             url, callback = f"{self.api}/tracks?{urlencode(params)}", self.parse_tracks
         elif work.kind == TRACK:
-            params = {"market": self.market}
-            url = f"{self.api}/tracks/{work.track_ids[0]}?{urlencode(params)}"
+            if self.extended:        # leads in batches of 50
+                params = {"ids": ",".join(work.track_ids), "market": self.market}
+                url = f"{self.api}/tracks?{urlencode(params)}"
+            else:
+                url = f"{self.api}/tracks/{work.track_ids[0]}?market={self.market}"
             callback = self.parse_lead
         elif work.kind in (RECCO_ARTISTS, RECCO_ARTIST_TRACKS):
             return self._recco_request(work)
@@ -397,27 +400,33 @@ class SpotifyCatalogSpider(Spider):
         return self.frontier.answered(work)
 
     def parse_lead(self, response):
-        """A lead's full track object (``/tracks/{id}``): stored like a searched track, its
-        umbrella the one its artist's votes name."""
+        """Leads' full track objects: one (``/tracks/{id}``) or, in Extended Quota, a batch
+        (``/tracks?ids=``: ``{"tracks": [...]}`` in the order asked, null for an ID Spotify
+        does not serve). Each is stored like a searched track, its umbrella the one its
+        artist's votes name."""
         body, work = _json(response), response.meta["work"]
-        if body is None:
+        objects = body.get("tracks") if self.extended and isinstance(body, dict) else [body]
+        if body is None or not isinstance(objects, list) \
+                or len(objects) != len(work.track_ids):
             yield from self._retry_malformed(response)
             return
-        record, _ = parse_track(body)
         leads, now, stats = self.frontier.leads, utc_now(), self.crawler.stats
-        new_rows = []
+        new_rows, counted = [], 0
         with self.store.transaction():
-            # With market=, Spotify may answer with the market's relinked copy (another ID,
-            # linked_from naming the one asked): that copy is the one that plays here.
-            if record is not None and self.store.upsert_track(record, source="lead", now=now):
-                new_rows.append(record)
-            ref = album_ref(body.get("album")) if new_rows else None
-            counted = self.frontier.place(
-                new_rows, leads.umbrella_of(work), source="lead",
-                albums={record.id: ref} if ref is not None else None, now=now)
-            leads.ended(work, "confirmed" if record is not None else "gone")
-        stats.inc_value("discovery/leads/confirmed" if record is not None
-                        else "discovery/leads/unreadable")
+            for (track_id, artist_id), obj in zip(leads.pairs(work), objects, strict=True):
+                record, _ = parse_track(obj)
+                # With market=, Spotify may answer with the market's relinked copy (another
+                # ID, linked_from naming the one asked): that copy is the one that plays here.
+                if record is not None and self.store.upsert_track(record, source="lead",
+                                                                  now=now):
+                    new_rows.append(record)
+                    ref = album_ref(obj.get("album"))
+                    counted += self.frontier.place(
+                        [record], leads.umbrella_of(track_id), source="lead",
+                        albums={record.id: ref} if ref is not None else None, now=now)
+                leads.ended(track_id, artist_id, "confirmed" if record is not None else "gone")
+                stats.inc_value("discovery/leads/confirmed" if record is not None
+                                else "discovery/leads/unreadable")
         stats.inc_value("discovery/leads/counted", counted)
         for row in new_rows:
             yield CandidateItem.from_record(row, source="lead")
