@@ -14,6 +14,7 @@ import pytest
 from scrapy.utils.test import get_crawler
 
 from runclub_spiders import settings as project
+from runclub_spiders.frontier.cells import CellBook
 from runclub_spiders.frontier.leads import Leads
 from runclub_spiders.frontier.work import RECCO_ARTIST_TRACKS, Work
 from runclub_spiders.frontier.work import TRACK as LEAD
@@ -174,6 +175,27 @@ def test_extended_quota_confirms_leads_in_batches(leads):
         leads.ended(*pair, "confirmed")
     assert leads.next_lead(umbrellas, busy=set()) is None
     assert [r["track_id"] for r in leads.store.open_leads()] == ids[3:6]
+
+
+def test_a_cell_is_not_stopped_while_its_leads_still_work(leads):
+    cell, other = ("R&B & Soul", "10s"), ("R&B & Soul", "90s")
+    assert leads.open_for(cell)                      # the artist's track list, still to read
+    assert not leads.open_for(other)                 # the artist has no track counted there
+    leads.listed(ARTIST, 0, [row()], 1, NOW)         # the whole list read: one lead waits
+    assert leads.open_for(cell)
+    leads.ended(TRACK, ARTIST, "confirmed")
+    assert not leads.open_for(cell)
+    # The cell's verdict: low yield for search and albums, but not while leads still work.
+    planner = SimpleNamespace(counts={cell: 1}, cell_target=10, full=lambda: False,
+                              cell_worth=lambda *c: 0.0, cell_exhausted=lambda *c: False)
+    learnt = SimpleNamespace(share=lambda source: 1.0, features_share=0.6,
+                             listing_worth=lambda: 0.0)
+    expansion = SimpleNamespace(learnt=learnt, album_worth=lambda cell, busy: 0.0,
+                                listing_open=lambda umbrella, busy: False)
+    book = CellBook(planner, expansion, leads.store, min_yield=1.0)
+    assert book.review() == {cell: "low_yield"}
+    book.leads_open = lambda c: c == cell
+    assert book.review() == {}
 
 
 def test_failures_of_leads_work(leads):

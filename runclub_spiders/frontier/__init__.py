@@ -100,6 +100,7 @@ class Frontier:
                            max_ms=s.getint("CATALOG_MAX_DURATION_MS"),
                            market=s["SPOTIFY_MARKET"], batch=50 if extended else 1)
         self.leads.named = self.expansion.named
+        self.cells.leads_open = self.leads.open_for
         self.leads.need = self.cells.fill
         self.leads.room = self.planner.artist_room
         self.leads.counted_in = lambda cell, artist: self.planner.by_artist[(cell, artist)]

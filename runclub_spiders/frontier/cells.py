@@ -7,9 +7,11 @@ many tracks it can reach at all.
   at least ``DISCOVERY_MIN_YIELD`` new exportable tracks there: a search page (its query's
   last page, else its family's mean), an album (its unknown tracks), an artist listing (what
   listings brought so far). Expected tracks are made exportable by what the crawl learnt:
-  the share of new tracks that pass the cheap filters and the share ReccoBeats knows. A cell
-  where nothing is worth a request has stopped: ``exhausted`` when its searches reached
-  their end and no album is left, else ``low_yield``; ``target`` when it is full;
+  the share of new tracks that pass the cheap filters and the share ReccoBeats knows; or
+  while ReccoBeats leads still work for it (``Leads.open_for``: one track a call, priced by
+  ``DISCOVERY_LEAD_MIN_WORTH``). A cell where nothing is worth a request has stopped:
+  ``exhausted`` when its searches reached their end and no album is left, else
+  ``low_yield``; ``target`` when it is full;
   ``max_tracks`` when the catalog as a whole has enough (``Planner.full``).
 * **Reachable**: capture-recapture over the cell's searches. Independent queries of a cell
   sample the same population; the share of the latest query's hits that were already known
@@ -23,6 +25,7 @@ the coverage report and ``scrapy catalog-status`` read what ``save`` writes to t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,6 +43,8 @@ class CellBook:
         self.planner, self.expansion, self.store = planner, expansion, store
         self.min_yield = min_yield
         self.stopped: dict[Cell, str] = {}
+        # Do ReccoBeats leads still work for the cell (``Leads.open_for``)?
+        self.leads_open: Callable[[Cell], bool] = lambda cell: False
 
     # ---------------------------------------------------------------- need
     def fill(self, cell: Cell) -> float | None:
@@ -100,7 +105,7 @@ class CellBook:
                 stopped[cell] = "target"
             elif full:
                 stopped[cell] = "max_tracks"        # the whole catalog has enough candidates
-            elif self.worth(cell) < self.min_yield:
+            elif self.worth(cell) < self.min_yield and not self.leads_open(cell):
                 exhausted = (self.planner.cell_exhausted(*cell)
                              and self.expansion.album_worth(cell, ()) == 0.0)
                 stopped[cell] = "exhausted" if exhausted else "low_yield"

@@ -224,6 +224,22 @@ class Leads:
         work = Work(RECCO_ARTISTS, artist_ids=tuple(unknown))
         return work if unknown and work.key not in self.failed_keys else None
 
+    def open_for(self, cell: Cell) -> bool:
+        """Do leads still work for ``cell``: a worthy lead waiting, or a track list still
+        to read, of an artist with tracks counted there (where their tracks mostly land)?"""
+        if not self.on:
+            return False
+        umbrella = cell[0]
+        for artist_id, waiting in self.pool.get(umbrella, {}).items():
+            if waiting and self.counted_in(cell, artist_id) \
+                    and self.worth(artist_id, umbrella) >= self.min_worth:
+                return True
+        if self.per_page() < MIN_LEADS_PER_PAGE:
+            return False
+        return any(a.umbrella == umbrella and self.counted_in(cell, artist_id)
+                   and self.worth(artist_id, umbrella) >= self.min_worth
+                   for artist_id, a in self.artists.items())
+
     # ---------------------------------------------------------------- answers
     def looked_up(self, asked: tuple[str, ...], found: dict[str, str]) -> None:
         """``/v1/artist?ids=`` answered: ``found`` maps Spotify artist ID -> UUID."""
