@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,6 +44,7 @@ from urllib.parse import urlencode
 from scrapy import Request
 
 from runclub_spiders import clock
+from runclub_spiders.pipelines.reccobeats import request_headers
 from runclub_spiders.quota import utc_iso
 from runclub_spiders.utils.closing import CloseWatch, SpiderClosing
 
@@ -185,7 +185,6 @@ class Probe:
         self.api = s["SPOTIFY_API_BASE_URL"].rstrip("/")
         self.recco = (s.get("RECCOBEATS_BASE_URL") or "").rstrip("/")
         self.market = s["SPOTIFY_MARKET"]
-        self.recco_key = os.environ.get("RECCOBEATS_API_KEY", "").strip() or None
         self.watch = CloseWatch(crawler)
         self.years = YEARS[0]
         umbrellas = plan.rules.umbrellas
@@ -351,9 +350,9 @@ class Probe:
         if not self.recco or not ids:
             return
         url = f"{self.recco}/audio-features?{urlencode({'ids': ','.join(ids)})}"
-        key = {"x-api-key": self.recco_key} if self.recco_key else {}
+        headers = request_headers()      # the key, when the owner has one, as the crawl's
         try:
-            status, _ = await self._get(url, spotify=False, headers=key or None)
+            status, _ = await self._get(url, spotify=False, headers=headers)
         except ProbeError as exc:
             self.values["reccobeats"] = "unreachable"
             self.details["reccobeats"] = str(exc)
@@ -362,7 +361,7 @@ class Probe:
         self.details["reccobeats"] = f"HTTP {status}"
         try:
             status, _ = await self._get(url, spotify=False,
-                                        headers={**key, "User-Agent": DEFAULT_USER_AGENT})
+                                        headers={**headers, "User-Agent": DEFAULT_USER_AGENT})
         except ProbeError as exc:
             self.details["reccobeats_default_user_agent"] = str(exc)
             return
