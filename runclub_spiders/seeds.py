@@ -83,6 +83,14 @@ class SeedQuery:
     umbrella: str | None  # the umbrella the seed targets, if any
     decade: str | None    # the decade the seed targets, if any
 
+    @property
+    def search_types(self) -> str:
+        """The search's ``type``: a cell query asks artists too, for the same one call
+        (Spotify serves up to ``limit`` of each type): the artists its genre filter names
+        are listed by the artists bucket (``frontier.expansion``)."""
+        return "track,artist" if self.family == CELL_FAMILY and self.kind == "track" \
+            else self.kind
+
 
 @dataclass(frozen=True)
 class SeedPlan:

@@ -120,6 +120,13 @@ def _spotify_id(value: Any) -> str | None:
     return value if isinstance(value, str) and SPOTIFY_ID.fullmatch(value) else None
 
 
+def artist_ids(items: list[Any]) -> list[tuple[str, int]]:
+    """``(artist ID, position)`` of a page of artist objects (a search's ``artists``),
+    skipping nulls and objects without a valid ID."""
+    return [(artist_id, position) for position, obj in enumerate(items)
+            if isinstance(obj, dict) and (artist_id := _spotify_id(obj.get("id")))]
+
+
 def _url(value: Any) -> str | None:
     return value if isinstance(value, str) and URL.fullmatch(value) else None
 

@@ -114,6 +114,7 @@ class Frontier:
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
         self.expansion.wanted = self.planner.wanted
+        self.expansion.quota_bound = lambda: self.quota_bound
         self.expansion.learnt.counted = self.planner.counted      # one count, the planner's
         self.expansion.learnt.read(store)
         self._reprice()
@@ -133,6 +134,12 @@ class Frontier:
         self.parks: dict[str, float] = {b: until for b, (until, _) in
                                         store.quota_parks().items() if until > clock.now()}
         self.wanted: set[str] = set()                 # parked buckets that have work to do
+        # Has Spotify refused a bucket for quota, in this run or an earlier one (its size
+        # learned)? Then buckets' calls left unspent are lost (``Expansion.quota_bound``).
+        self.quota_bound = bool(self.parks) or bool(store.learned_quota())
+        if self.quota_bound:
+            with store.transaction():
+                self.expansion.list_hit_artists()
         self._idle_with_sent: dict[Work, float] = {}  # sent work seen at idle, and since when
         self.progress = Progress(crawler, store, self.planner)
         for handler, signal in ((self.spider_idle, signals.spider_idle),
@@ -342,6 +349,10 @@ class Frontier:
 
     def bucket_parked(self, bucket: str, until: float, reason: str = "") -> None:
         self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
+        if not self.quota_bound:
+            self.quota_bound = True
+            with self.store.transaction():
+                self.expansion.list_hit_artists()
 
     def bucket_released(self, bucket: str) -> None:
         self.parks.pop(bucket, None)

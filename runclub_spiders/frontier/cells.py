@@ -79,8 +79,11 @@ class CellBook:
         search = self.exportable(self.planner.cell_worth(*cell),
                                  self.expansion.learnt.share("search"))
         album = self.expansion.album_worth(cell, ())
-        listing = self.expansion.learnt.listing_worth() \
-            if self.expansion.listing_open(cell[0], ()) else 0.0
+        listing = 0.0
+        if self.expansion.listing_open(cell[0], ()):
+            listing = self.expansion.learnt.listing_worth()
+            if self.expansion.quota_bound():     # listed whatever listings brought so far
+                listing = max(listing, self.min_yield)
         return max(search, album, listing)
 
     # ---------------------------------------------------------------- reachable

@@ -111,6 +111,11 @@ class Expansion:
         self.room: Callable[[Cell, str | None], float] = lambda cell, artist: math.inf
         # how many more candidates a cell wants (``Planner.wanted``).
         self.wanted: Callable[[Cell], float] = lambda cell: math.inf
+        # Has a quota bucket refused the crawl (``Frontier.quota_bound``)? Then the artists
+        # bucket's calls that listings leave unspent are lost, as it serves discovery
+        # nothing else: an artist is listed whatever listings have brought so far, and the
+        # albums it reveals are judged on their own, in the albums bucket.
+        self.quota_bound: Callable[[], bool] = lambda: False
         self.albums_on, self.listings_on = albums, listings
         self.learnt = Learnt()
         self.known = store.tracks_per_album()
@@ -182,6 +187,29 @@ class Expansion:
             for album_id in self.waiting.pop(artist_id, []):
                 if album_id in self.open:
                     self._queue(album_id)
+
+    def artist_hit(self, artist_id: str, query: SeedQuery) -> None:
+        """A cell query returned ``artist_id`` among its artists (its genre filter named the
+        artist): a vote, and, in a quota-bound crawl, the artist waits to be listed."""
+        self.vote(artist_id, query)
+        if query.umbrella is not None and self.quota_bound():
+            self._list_hit(artist_id, query.umbrella)
+
+    def list_hit_artists(self) -> None:
+        """The crawl is quota-bound (now, or since an earlier run): every artist the cell
+        queries' searches named waits to be listed, in the order they were found. Their
+        albums are new to the store more often than those of an artist found on a track,
+        and the artists bucket serves discovery nothing else, so its calls not spent on
+        them are lost. Without quota every call counts: on the small catalog, listing them
+        cost 104 calls for 14 more exported tracks."""
+        for artist_id, umbrella in self.store.artist_hits():
+            self._list_hit(artist_id, umbrella)
+
+    def _list_hit(self, artist_id: str, umbrella: str) -> None:
+        if self.named(artist_id, umbrella) and self.store.see_artist_listing(artist_id,
+                                                                             umbrella):
+            self.artists.setdefault(umbrella, []).append(artist_id)
+            self.listing[artist_id] = (umbrella, 0)
 
     def named(self, artist_id: str | None, umbrella: str | None) -> bool:
         """Do the artist's votes name ``umbrella`` (enough of them, none ahead)?"""
@@ -265,7 +293,8 @@ class Expansion:
         """An artist of ``umbrella`` to list, when listings are worth it: one whose votes
         name the umbrella, with room left in an open cell of it (the artist cap), not being
         listed."""
-        if not self.listings_on or self.learnt.listing_worth() < self.min_yield:
+        if not self.listings_on or (self.learnt.listing_worth() < self.min_yield
+                                    and not self.quota_bound()):
             return None
         open_cells = [(umbrella, d) for d in DECADES if self.need((umbrella, d)) is not None]
         return next((a for a in self.artists.get(umbrella, ())

@@ -50,6 +50,7 @@ from runclub_spiders.spotify_objects import (
     PageTracks,
     album_ref,
     artist_details,
+    artist_ids,
     paging,
     parse_track,
     timestamp,
@@ -121,7 +122,8 @@ class SpotifyCatalogSpider(Spider):
     def request_for(self, work: Work) -> Request:
         if work.kind == SEARCH:
             assert work.query is not None
-            params = {"q": work.query.q, "type": work.query.kind, "limit": self.page_size,
+            params = {"q": work.query.q, "type": work.query.search_types,
+                      "limit": self.page_size,
                       "offset": work.offset, "market": self.market}
             url, callback = f"{self.api}/search?{urlencode(params)}", self.parse_search
         elif work.kind == PLAYLIST_ITEMS:
@@ -223,6 +225,14 @@ class SpotifyCatalogSpider(Spider):
             else:
                 items, total, _ = paging(body, "tracks")
                 new_rows, known, albums, fresh = self._track_hits(items, query, offset, now)
+            if query.search_types != query.kind:        # a cell query: its artists too
+                artists, _, _ = paging(body, "artists")
+                hits = self.store.add_artist_hits(
+                    query.q, query.kind,
+                    [(a, offset + position) for a, position in artist_ids(artists)])
+                for artist_id in hits:
+                    self.frontier.expansion.artist_hit(artist_id, query)
+                stats.inc_value("discovery/artist_hits", len(hits))
             # The query is judged on what is new to search: a track an album read found
             # first still says the query reaches tracks other queries did not.
             self.frontier.planner.record_page(query, offset, total,

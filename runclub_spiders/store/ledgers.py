@@ -49,6 +49,22 @@ class Ledgers(StoreBase):
             "INSERT OR IGNORE INTO seed_tracks (q, kind, track_id, position) VALUES (?, ?, ?, ?)",
             [(q, kind, track_id, position) for track_id, position in track_ids])
 
+    def add_artist_hits(self, q: str, kind: str, artist_ids: Iterable[tuple[str, int]]
+                        ) -> list[str]:
+        """Artists a search returned, with their positions; the IDs new to this query."""
+        return [artist_id for artist_id, position in artist_ids if self.db.execute(
+            "INSERT OR IGNORE INTO seed_artists (q, kind, artist_id, position) "
+            "VALUES (?, ?, ?, ?)", (q, kind, artist_id, position)).rowcount]
+
+    def artist_hits(self) -> list[tuple[str, str]]:
+        """``(artist ID, umbrella)`` of the artists cell queries returned, not yet queued
+        to be listed, in the order they were first returned."""
+        return [(row[0], row[1]) for row in self.db.execute(
+            "SELECT sa.artist_id, s.umbrella FROM seed_artists sa JOIN seeds s ON s.q = sa.q "
+            "AND s.kind = sa.kind WHERE s.umbrella IS NOT NULL AND s.family = ? AND NOT "
+            "EXISTS (SELECT 1 FROM artist_albums aa WHERE aa.artist_id = sa.artist_id) "
+            "GROUP BY sa.artist_id ORDER BY MIN(sa.rowid)", (CELL_FAMILY,))]
+
     def edges(self, track_id: str) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT q, kind, position FROM seed_tracks WHERE "
                                     "track_id = ? ORDER BY q", (track_id,)))
@@ -182,7 +198,8 @@ class Ledgers(StoreBase):
 
     def solo_cell_votes(self) -> list[tuple[str, str, str]]:
         """``(artist ID, query, umbrella)`` for every cell-query hit (``seeds.CELL_FAMILY``)
-        on a track with one artist: the umbrella votes album expansion weighs."""
+        on a track with one artist, then for every artist a cell query returned: the
+        umbrella votes album expansion weighs."""
         rows = self.db.execute(
             "SELECT t.artist_ids, s.q, s.umbrella FROM seed_tracks st JOIN seeds s ON "
             "s.q = st.q AND s.kind = st.kind JOIN tracks t ON t.id = st.track_id WHERE "
@@ -193,6 +210,10 @@ class Ledgers(StoreBase):
             artists = json.loads(artist_ids)
             if len(artists) == 1:
                 votes.append((artists[0], q, umbrella))
+        votes += [tuple(row) for row in self.db.execute(
+            "SELECT sa.artist_id, s.q, s.umbrella FROM seed_artists sa JOIN seeds s ON "
+            "s.q = sa.q AND s.kind = sa.kind WHERE s.umbrella IS NOT NULL AND s.family = ? "
+            "ORDER BY sa.rowid", (CELL_FAMILY,))]
         return votes
 
     # ---------------------------------------------------------------- the capability probe

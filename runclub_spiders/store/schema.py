@@ -91,6 +91,14 @@ CREATE TABLE IF NOT EXISTS seed_tracks (
     PRIMARY KEY (q, kind, track_id)
 );
 CREATE INDEX IF NOT EXISTS seed_tracks_track ON seed_tracks (track_id);
+-- Artists a cell query's search returned (type=track,artist): its genre filter named them.
+CREATE TABLE IF NOT EXISTS seed_artists (
+    q TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    artist_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (q, kind, artist_id)
+);
 CREATE TABLE IF NOT EXISTS playlists (
     id TEXT PRIMARY KEY,
     owner TEXT,
