@@ -79,6 +79,9 @@ def check_development_requests(sim, log, stats) -> None:
         params = parse_qs(entry.query)
         assert params["market"] == ["US"] and params["limit"] == ["10"]
         assert entry.status == 200
+        # A cell query (genre:"..." year:A-B) asks artists too, in the same call.
+        cell = params["q"][0].startswith('genre:"') and " year:" in params["q"][0]
+        assert params["type"] == (["track,artist"] if cell else ["track"])
     # Development mode: no editorial list, no other user's items, no batch call, no artist
     # lookup; albums are read whole (/albums/{id}) and artists listed within the
     # Development Mode limit, albums and singles only; ReccoBeats leads confirmed one by one

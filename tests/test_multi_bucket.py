@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import closing
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from runclub_spiders.frontier.expansion import Expansion
+from runclub_spiders.seeds import load_plan
 from runclub_spiders.store import Store
 from tests.conftest import use_credentials
 from tests.test_discovery import SEARCH_ONLY, SIZE, crawl
 
 DAY = 86_400
+REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.5            # seconds: a request in flight when the park began may still land
 
 
@@ -209,3 +214,82 @@ async def test_extended_quota_confirms_leads_up_to_fifty_a_call(simulator_factor
     assert len(leads) == stats["discovery/leads/confirmed"] >= 10
     assert sorted(i for ids in asked for i in ids) == sorted(leads)   # each once
     assert len(asked) < len(leads) / 2 and all(len(ids) <= 50 for ids in asked)
+
+
+def listed_artists(sim) -> list[tuple[float, str]]:
+    """(time, artist ID) of every artist listing the simulator answered."""
+    return [(e.t, e.path.split("/")[-2]) for e in sim.requests(service="spotify")
+            if "/artists/" in e.path and e.path.endswith("/albums") and e.status == 200]
+
+
+def voters(folder) -> tuple[list[str], set[str]]:
+    """The artists cell queries named (their ``artists``, once per query), and the sole
+    artists of their track hits."""
+    store = Store.open(folder / "store.sqlite")
+    try:
+        named = [r[0] for r in store.db.execute("SELECT artist_id FROM seed_artists")]
+        solo = {json.loads(r[0])[0] for r in store.db.execute(
+            "SELECT t.artist_ids FROM seed_tracks st JOIN tracks t ON t.id = st.track_id "
+            "JOIN seeds s ON s.q = st.q AND s.kind = st.kind WHERE s.family = 'cell_genre'")
+            if len(json.loads(r[0])) == 1}
+    finally:
+        store.close()
+    return named, solo
+
+
+@deferred_f_from_coro_f
+async def test_once_quota_binds_the_artists_cell_queries_name_are_listed(
+        simulator_factory, monkeypatch, tmp_path):
+    # A cell query's search asks artists too (type=track,artist, one call). Those its genre
+    # filter names vote for its umbrella; listing them waits for a quota-bound crawl, where
+    # the artists bucket's calls not spent are lost. Search parks here after 80 calls.
+    sim = simulator_factory(size=SIZE, profile="development", quota={"search": 80},
+                            quota_window=DAY)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path / "bound", CATALOG_MAX_ARTIST_SHARE=0)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    hits, solo = voters(tmp_path / "bound")
+    named = set(hits)
+    assert len(hits) == stats["discovery/artist_hits"] and len(named) >= 50
+    park = next(e.t for e in sim.requests(service="spotify")
+                if e.bucket == "search" and e.fault == "quota")
+    # Artists only the searches' artists named (no track of theirs was a cell-query hit):
+    # listed, each once, and only once search was parked.
+    only_named = [(t, a) for t, a in listed_artists(sim) if a in named and a not in solo]
+    assert len(only_named) >= 20
+    assert len({a for _, a in only_named}) == len(only_named)
+    assert all(t >= park for t, _ in only_named)
+
+    # Without quota, every call counts: those artists are not listed.
+    free = simulator_factory(size=SIZE, profile="development")
+    use_credentials(monkeypatch, free)
+    _, stats = await crawl(free, tmp_path / "free", CATALOG_MAX_ARTIST_SHARE=0)
+    assert stats["finish_reason"] == "finished"
+    hits, solo = voters(tmp_path / "free")
+    assert hits and not [a for _, a in listed_artists(free) if a in set(hits) - solo]
+
+
+def test_a_restart_counts_the_named_artists_votes_and_queues_them_once_bound(tmp_path):
+    rules = load_plan(REPO / "seeds" / "plan.yaml", REPO / "seeds" / "umbrellas.yaml").rules
+    artist, q = "1Xyo4u8uXC1ZmMpatF05PJ", 'genre:"deep house" year:1990-1999'
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        store.record_page(q=q, kind="track", family="cell_genre", umbrella="House",
+                          decade="90s", next_offset=10, total=100, new=0, known=0,
+                          low_page=False, exhausted=None, now="2026-12-06T00:00:00Z")
+        assert store.add_artist_hits(q, "track", [(artist, 3)]) == [artist]
+        assert store.add_artist_hits(q, "track", [(artist, 3)]) == []      # once a query
+
+        def expansion():
+            return Expansion(store, rules, min_yield=1.0, albums=True, listings=True)
+
+        first = expansion()
+        assert first.named(artist, "House")          # the vote, read back from the store
+        first.list_hit_artists()                      # not quota-bound: nothing queued
+        assert first.artists == {}
+        first.quota_bound = lambda: True
+        first.list_hit_artists()
+        assert first.artists == {"House": [artist]}
+        again = expansion()                           # a restart: queued once, from the store
+        again.list_hit_artists()
+        assert again.artists == {"House": [artist]}
