@@ -35,11 +35,14 @@ NOTES = (
     "Extended Quota profile uses 50-result pages, other users' playlists and /artists?ids=.",
     "Discovery spends each Spotify quota bucket (counted apart, over a rolling ~24 h): "
     "search (cell-targeted genre:/year: queries), albums (/albums/{id}: every track of an "
-    "album whose artist the cell queries named, as the sole artist of their hits) and artists "
-    "(/artists/{id}/albums?include_groups=album,single for those artists). Album tracks come "
+    "album whose artist the cell queries named, as the sole artist of their hits or among the "
+    "artists the same search returned, type=track,artist) and artists "
+    "(/artists/{id}/albums?include_groups=album,single for those artists; for those only the "
+    "search's artists named, once a bucket has been parked). Album tracks come "
     "simplified, without ISRC: their ISRC is the one ReccoBeats' audio-features row gives "
     "(_ingestSource 'album'). The tracks bucket confirms ReccoBeats leads one by one "
-    "(/tracks/{id}): tracks that ReccoBeats lists for those artists (/v1/artist/{uuid}/track, "
+    "(/tracks/{id}; 50 a call with /tracks?ids= in Extended Quota): tracks that ReccoBeats "
+    "lists for those artists (/v1/artist/{uuid}/track, "
     "Spotify IDs in href) and the store lacks (_ingestSource 'lead'). No artist holds more "
     "than CATALOG_MAX_ARTIST_SHARE of a cell (balance.maxArtistShare), except where a cell "
     "would stay below its minimum.",
