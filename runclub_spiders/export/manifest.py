@@ -40,9 +40,9 @@ NOTES = (
     "(/artists/{id}/albums?include_groups=album,single for those artists; for those only the "
     "search's artists named, once a bucket has been parked). Album tracks come "
     "simplified, without ISRC: their ISRC is the one ReccoBeats' audio-features row gives "
-    "(_ingestSource 'album'). The tracks bucket confirms ReccoBeats leads one by one "
-    "(/tracks/{id}; 50 a call with /tracks?ids= in Extended Quota): tracks that ReccoBeats "
-    "lists for those artists (/v1/artist/{uuid}/track, "
+    "(_ingestSource 'album'). The tracks bucket confirms ReccoBeats leads (/tracks/{id}, "
+    "one a call; /tracks?ids=, 50 a call, in Extended Quota): tracks that ReccoBeats lists "
+    "for those artists (/v1/artist/{uuid}/track, "
     "Spotify IDs in href) and the store lacks (_ingestSource 'lead'). No artist holds more "
     "than CATALOG_MAX_ARTIST_SHARE of a cell (balance.maxArtistShare), except where a cell "
     "would stay below its minimum.",

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOST_AFTER = 60.0      # seconds idle with a request sent and no answer before it counts as lost
+QUOTA_BOUND = "discovery_quota_bound"   # store meta: a Spotify bucket has been parked
+RECCOBEATS = BUCKETS[RECCO_ARTISTS]     # not Spotify's quota
 GONE = (400, 403, 404)  # an album, artist or track Spotify will not serve: not asked again
 
 
@@ -109,8 +111,7 @@ class Frontier:
         # a parked bucket reads nothing before its park ends, and the tracks bucket's calls
         # not spent today are lost (a rolling window).
         self.leads.albums_pending = lambda artist: (
-            self.parks.get(BUCKETS[ALBUM], 0.0) <= clock.now()
-            and self.expansion.to_read(artist))
+            not self._park_active(BUCKETS[ALBUM]) and self.expansion.to_read(artist))
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
         self.expansion.wanted = self.planner.wanted
@@ -134,12 +135,14 @@ class Frontier:
         self.parks: dict[str, float] = {b: until for b, (until, _) in
                                         store.quota_parks().items() if until > clock.now()}
         self.wanted: set[str] = set()                 # parked buckets that have work to do
-        # Has Spotify refused a bucket for quota, in this run or an earlier one (its size
-        # learned)? Then buckets' calls left unspent are lost (``Expansion.quota_bound``).
-        self.quota_bound = bool(self.parks) or bool(store.learned_quota())
-        if self.quota_bound:
-            with store.transaction():
-                self.expansion.list_hit_artists()
+        # Has a Spotify bucket been parked (its quota, or SPOTIFY_DAILY_BUDGET), in this run
+        # or an earlier one? Then a bucket's calls left unspent are lost
+        # (``Expansion.quota_bound``). Kept in the store: a restart after the park ended
+        # decides as the run that waited it out.
+        self.quota_bound = False
+        if store.get_meta(QUOTA_BOUND, False) or store.learned_quota() or any(
+                bucket != RECCOBEATS for bucket in self.parks):
+            self._become_quota_bound()
         self._idle_with_sent: dict[Work, float] = {}  # sent work seen at idle, and since when
         self.progress = Progress(crawler, store, self.planner)
         for handler, signal in ((self.spider_idle, signals.spider_idle),
@@ -330,10 +333,13 @@ class Frontier:
             self.cells.save(utc_iso(clock.now()))
 
     # ---------------------------------------------------------------- parks
+    def _park_active(self, bucket: str) -> bool:
+        return self.parks.get(bucket, 0.0) > clock.now()
+
     def _parked(self, kind: str) -> bool:
         """Is the bucket of ``kind`` parked? Noted as wanted when it is."""
         bucket = BUCKETS[kind]
-        if self.parks.get(bucket, 0.0) > clock.now():
+        if self._park_active(bucket):
             self.wanted.add(bucket)
             return True
         return False
@@ -349,10 +355,18 @@ class Frontier:
 
     def bucket_parked(self, bucket: str, until: float, reason: str = "") -> None:
         self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
-        if not self.quota_bound:
-            self.quota_bound = True
-            with self.store.transaction():
-                self.expansion.list_hit_artists()
+        if bucket != RECCOBEATS:
+            self._become_quota_bound()
+
+    def _become_quota_bound(self) -> None:
+        """From now on (and in every later run) the artists the cell queries' searches
+        named are listed (``Expansion.list_hit_artists``)."""
+        if self.quota_bound:
+            return
+        self.quota_bound = True
+        with self.store.transaction():
+            self.store.set_meta(QUOTA_BOUND, True)
+            self.expansion.list_hit_artists()
 
     def bucket_released(self, bucket: str) -> None:
         self.parks.pop(bucket, None)

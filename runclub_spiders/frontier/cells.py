@@ -8,8 +8,10 @@ many tracks it can reach at all.
   last page, else its family's mean), an album (its unknown tracks), an artist listing (what
   listings brought so far). Expected tracks are made exportable by what the crawl learnt:
   the share of new tracks that pass the cheap filters and the share ReccoBeats knows; or
-  while ReccoBeats leads still work for it (``Leads.open_for``: one track a call, priced by
-  ``DISCOVERY_LEAD_MIN_WORTH``). A cell where nothing is worth a request has stopped:
+  while ReccoBeats leads still work for it (``Leads.open_for``: one track each, priced by
+  ``DISCOVERY_LEAD_MIN_WORTH``); or, in a quota-bound crawl, while an artist of its
+  umbrella is still to be listed (``Expansion.listing_worth``). A cell where nothing is
+  worth a request has stopped:
   ``exhausted`` when its searches reached their end and no album is left, else
   ``low_yield``; ``target`` when it is full;
   ``max_tracks`` when the catalog as a whole has enough (``Planner.full``).
@@ -79,11 +81,8 @@ class CellBook:
         search = self.exportable(self.planner.cell_worth(*cell),
                                  self.expansion.learnt.share("search"))
         album = self.expansion.album_worth(cell, ())
-        listing = 0.0
-        if self.expansion.listing_open(cell[0], ()):
-            listing = self.expansion.learnt.listing_worth()
-            if self.expansion.quota_bound():     # listed whatever listings brought so far
-                listing = max(listing, self.min_yield)
+        listing = self.expansion.listing_worth() \
+            if self.expansion.listing_open(cell[0], ()) else 0.0
         return max(search, album, listing)
 
     # ---------------------------------------------------------------- reachable

@@ -17,7 +17,10 @@ Choosing, in each bucket, with what the store knows and what the crawl learnt:
   the frontier asks the album worth most among the open cells' best, if it is worth at
   least ``DISCOVERY_MIN_YIELD``;
 * an artist listing's worth is learnt: the new exportable tracks the albums it revealed are
-  expected to bring, per call (the listing and the album calls it leads to);
+  expected to bring, per call (the listing and the album calls it leads to); once the crawl
+  is quota-bound (a Spotify bucket has been parked) it is at least the price, since the
+  artists bucket serves discovery nothing else, and the artists a cell query's search named
+  (``type=track,artist``) are listed too (``list_hit_artists``);
 * a cell stops drawing on either when it reaches its target (``cells.CellBook``).
 
 The state lives in the store (``albums``, ``artist_albums``): a restart neither reads an
@@ -123,12 +126,13 @@ class Expansion:
         self.by_artist: dict[str, set[str]] = {}        # artist -> their open albums
         self.heaps: dict[Cell, list[tuple[int, str]]] = {}
         # Umbrella votes per artist: the cell queries (genre filter) that returned a track of
-        # theirs as its sole artist, counted only for a genre that names its umbrella alone
-        # (``UmbrellaRules.specific``: "pop" also returns "latin pop" and "punjabi pop"
-        # artists). An album waits until its artist's votes name its umbrella (MIN_VOTES,
-        # and no other umbrella ahead): an album multiplies a mistake by its length. One
-        # such vote suffices: album tracks' umbrellas were 98% right against the simulator's
-        # truth (tests/test_export.py), and the 40k bench's albums bucket stayed spent.
+        # theirs as its sole artist, or them among the search's artists, counted only for a
+        # genre that names its umbrella alone (``UmbrellaRules.specific``: "pop" also
+        # returns "latin pop" and "punjabi pop" artists). An album waits until its artist's
+        # votes name its umbrella (MIN_VOTES, and no other umbrella ahead): an album
+        # multiplies a mistake by its length. One such vote suffices: album tracks'
+        # umbrellas were 98% right against the simulator's truth (tests/test_export.py),
+        # and the 40k bench's albums bucket stayed spent.
         self.rules = rules
         self.votes: dict[str, Counter[str]] = {}
         for artist_id, q, umbrella in store.solo_cell_votes():
@@ -179,7 +183,8 @@ class Expansion:
         return True
 
     def vote(self, artist_id: str, query: SeedQuery) -> None:
-        """A cell query returned a track whose sole artist is ``artist_id``."""
+        """A cell query returned ``artist_id``: as the sole artist of a track, or among its
+        artists (``artist_hit``)."""
         umbrella = query.umbrella
         if umbrella is None or not self._count_vote(artist_id, query.q, umbrella):
             return
@@ -190,14 +195,17 @@ class Expansion:
 
     def artist_hit(self, artist_id: str, query: SeedQuery) -> None:
         """A cell query returned ``artist_id`` among its artists (its genre filter named the
-        artist): a vote, and, in a quota-bound crawl, the artist waits to be listed."""
+        artist): a vote, and, in a quota-bound crawl, the artist waits to be listed
+        (``list_hit_artists``)."""
         self.vote(artist_id, query)
         if query.umbrella is not None and self.quota_bound():
             self._list_hit(artist_id, query.umbrella)
 
     def list_hit_artists(self) -> None:
         """The crawl is quota-bound (now, or since an earlier run): every artist the cell
-        queries' searches named waits to be listed, in the order they were found. Their
+        queries' searches named waits to be listed, for the umbrella of the query that
+        named it first, in the order they were found (``listing_open`` lists one only while
+        its votes name that umbrella). Their
         albums are new to the store more often than those of an artist found on a track,
         and the artists bucket serves discovery nothing else, so its calls not spent on
         them are lost. Without quota every call counts: on the small catalog, listing them
@@ -208,8 +216,9 @@ class Expansion:
             self._list_hit(artist_id, umbrella)
 
     def _list_hit(self, artist_id: str, umbrella: str) -> None:
-        if self.named(artist_id, umbrella) and self.store.see_artist_listing(artist_id,
-                                                                             umbrella):
+        # Not gated on the votes: they may name the umbrella only later, and a restart must
+        # queue what the interrupted run queued (``listing_open`` checks them when choosing).
+        if self.store.see_artist_listing(artist_id, umbrella):
             self.artists.setdefault(umbrella, []).append(artist_id)
             self.listing[artist_id] = (umbrella, 0)
 
@@ -291,12 +300,17 @@ class Expansion:
             return None
         return Work(ALBUM, offset=self.open[best].offset, album_id=best)
 
+    def listing_worth(self) -> float:
+        """What one more listing is worth (``Learnt.listing_worth``); in a quota-bound
+        crawl at least the price (``quota_bound``)."""
+        worth = self.learnt.listing_worth()
+        return max(worth, self.min_yield) if self.quota_bound() else worth
+
     def listing_open(self, umbrella: str, busy: Container[tuple]) -> str | None:
         """An artist of ``umbrella`` to list, when listings are worth it: one whose votes
         name the umbrella, with room left in an open cell of it (the artist cap), not being
         listed."""
-        if not self.listings_on or (self.learnt.listing_worth() < self.min_yield
-                                    and not self.quota_bound()):
+        if not self.listings_on or self.listing_worth() < self.min_yield:
             return None
         open_cells = [(umbrella, d) for d in DECADES if self.need((umbrella, d)) is not None]
         return next((a for a in self.artists.get(umbrella, ())

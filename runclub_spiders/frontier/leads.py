@@ -7,8 +7,8 @@ tracks (``/v1/artist/{uuid}/track``, 50 a page, no Spotify quota) with their Spo
 audio features for. So for an artist whose cell-query votes name an umbrella
 (``Expansion.named``), one ReccoBeats page gives up to 50 *leads*: tracks the store lacks,
 of the right length, by that artist as lead artist. Each lead costs one tracks-bucket call
-to confirm (the full track object: album, date, explicit flag, ISRC), then enters the crawl
-like a searched track.
+to confirm (the full track object: album, date, explicit flag, ISRC), or a fiftieth of one
+in Extended Quota (``/tracks?ids=``), then enters the crawl like a searched track.
 
 Choosing, with what the store knows:
 
@@ -20,10 +20,10 @@ Choosing, with what the store knows:
   and the albums bucket is not parked (``Frontier._next_lead``, ``Expansion.to_read``):
   those find most of a lead's tracks, several a call;
 * ReccoBeats is read lazily: an artist's next page only when fewer than ``POOL_LOW`` worthy
-  leads wait, and while a page gives at least ``MIN_LEADS_PER_PAGE`` new leads (learnt);
-  artists' UUIDs (``/v1/artist?ids=``, 40 a call) only when no looked-up artist is left to
-  read. ReccoBeats has no published limit; the crawl keeps its calls per exported track low
-  (BENCHMARKS.md).
+  leads wait (a batch's worth in Extended Quota), and while a page gives at least
+  ``MIN_LEADS_PER_PAGE`` new leads (learnt); artists' UUIDs (``/v1/artist?ids=``, 40 a
+  call) only when no looked-up artist is left to read. ReccoBeats has no published limit;
+  the crawl keeps its calls per exported track low (BENCHMARKS.md).
 
 State lives in the store (``recco_artists``, ``leads``): a restart neither reads a page
 nor confirms a lead twice.
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -133,9 +133,10 @@ class Leads:
         return open_ / total * self.share() if total else 0.0
 
     # ---------------------------------------------------------------- choosing
-    def next_lead(self, umbrellas: list[str], busy: Iterable[tuple]) -> Work | None:
+    def next_lead(self, umbrellas: list[str], busy: Collection[tuple]) -> Work | None:
         """The first worthy leads of the neediest umbrellas (``umbrellas``, neediest first),
-        ``batch`` at most; none that a work in flight (``busy``) or one failed this run holds."""
+        ``batch`` at most; none that a work in flight (``busy``) or one failed this run holds.
+        A batch of fewer waits while ReccoBeats has pages worth reading."""
         if not self.on:
             return None
         skip = {track_id for key in (*busy, *self.failed_keys) if key[0] == TRACK
@@ -160,7 +161,14 @@ class Leads:
                     skip.add(track_id)
                     if len(chosen) >= self.batch:
                         return self._work(chosen)
-        return self._work(chosen) if chosen else None
+        if not chosen or (len(chosen) < self.batch and self._more_coming(umbrellas, busy)):
+            return None         # a batch not full waits while ReccoBeats has more to give
+        return self._work(chosen)
+
+    def _more_coming(self, umbrellas: list[str], busy: Collection[tuple]) -> bool:
+        """Will ReccoBeats give more leads: a page of it on its way, or one worth reading?"""
+        return any(key[0] in (RECCO_ARTISTS, RECCO_ARTIST_TRACKS) for key in busy) \
+            or self.next_recco(umbrellas, busy) is not None
 
     def _work(self, chosen: list[tuple[str, str]]) -> Work:
         if len(chosen) == 1 and self.batch == 1:
@@ -196,7 +204,7 @@ class Leads:
                         return count
         return count
 
-    def next_recco(self, umbrellas: list[str], busy: Container[tuple]) -> Work | None:
+    def next_recco(self, umbrellas: list[str], busy: Collection[tuple]) -> Work | None:
         """ReccoBeats work when the worthy leads run low: the next page of a looked-up
         artist of the neediest umbrella, else a batch of artists to look up."""
         if not self.on or self.per_page() < MIN_LEADS_PER_PAGE \

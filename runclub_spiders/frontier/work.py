@@ -16,8 +16,9 @@ from runclub_spiders.seeds import SeedQuery
 ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS, TRACKS = (
     "me", "my_playlists", "playlist_items", "search", "artists", "album", "artist_albums",
     "tracks")
-# ReccoBeats leads (``frontier.leads``): artists' UUIDs, their track lists, and one lead
-# confirmed with /tracks/{id}. ReccoBeats has no Spotify quota; "reccobeats" is the bucket
+# ReccoBeats leads (``frontier.leads``): artists' UUIDs, their track lists, and leads
+# confirmed with /tracks/{id} (one) or, in Extended Quota, /tracks?ids= (up to 50).
+# ReccoBeats has no Spotify quota; "reccobeats" is the bucket
 # the quota middleware counts (and parks on a long Retry-After) and the frontier paces
 # discovery's share of (DISCOVERY_CONCURRENCY at a time).
 RECCO_ARTISTS, RECCO_ARTIST_TRACKS, TRACK = "recco_artists", "recco_artist_tracks", "track"

@@ -415,7 +415,10 @@ class SpotifyCatalogSpider(Spider):
         does not serve). Each is stored like a searched track, its umbrella the one its
         artist's votes name."""
         body, work = _json(response), response.meta["work"]
-        objects = body.get("tracks") if self.extended and isinstance(body, dict) else [body]
+        if self.extended:
+            objects = body.get("tracks") if isinstance(body, dict) else None
+        else:
+            objects = [body]
         if body is None or not isinstance(objects, list) \
                 or len(objects) != len(work.track_ids):
             yield from self._retry_malformed(response)

@@ -117,6 +117,7 @@ class Store(Tracks, Ledgers, Leads, QuotaLedger, ExportReads, OpenData):
         result = {}
         for table, key in (("tracks", "id"), ("artists", "id"), ("features", "track_id"),
                            ("seeds", "q, kind"), ("seed_tracks", "q, kind, track_id"),
+                           ("seed_artists", "q, kind, artist_id"),
                            ("playlists", "id"), ("playlist_tracks", "playlist_id, track_id")):
             rows = self.db.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
             result[table] = [tuple(v for k, v in zip(r.keys(), r, strict=True)

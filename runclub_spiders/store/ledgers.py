@@ -57,13 +57,14 @@ class Ledgers(StoreBase):
             "VALUES (?, ?, ?, ?)", (q, kind, artist_id, position)).rowcount]
 
     def artist_hits(self) -> list[tuple[str, str]]:
-        """``(artist ID, umbrella)`` of the artists cell queries returned, not yet queued
-        to be listed, in the order they were first returned."""
+        """``(artist ID, umbrella of the first query that returned it)`` of the artists
+        cell queries returned, not yet queued to be listed, in the order first returned."""
+        # SQLite takes a bare column (the umbrella) from the row MIN() picked: the first.
         return [(row[0], row[1]) for row in self.db.execute(
-            "SELECT sa.artist_id, s.umbrella FROM seed_artists sa JOIN seeds s ON s.q = sa.q "
-            "AND s.kind = sa.kind WHERE s.umbrella IS NOT NULL AND s.family = ? AND NOT "
-            "EXISTS (SELECT 1 FROM artist_albums aa WHERE aa.artist_id = sa.artist_id) "
-            "GROUP BY sa.artist_id ORDER BY MIN(sa.rowid)", (CELL_FAMILY,))]
+            "SELECT sa.artist_id, s.umbrella, MIN(sa.rowid) FROM seed_artists sa JOIN seeds s "
+            "ON s.q = sa.q AND s.kind = sa.kind WHERE s.umbrella IS NOT NULL AND s.family = ? "
+            "AND NOT EXISTS (SELECT 1 FROM artist_albums aa WHERE aa.artist_id = sa.artist_id) "
+            "GROUP BY sa.artist_id ORDER BY 3", (CELL_FAMILY,))]
 
     def edges(self, track_id: str) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT q, kind, position FROM seed_tracks WHERE "

@@ -212,7 +212,8 @@ CREATE TABLE IF NOT EXISTS musicbrainz_isrcs (
 );
 -- ReccoBeats leads (frontier.leads): artists whose ReccoBeats track list is read (recco_id
 -- NULL: not looked up yet; '' with listed 'unknown': ReccoBeats does not know them), and the
--- tracks on those lists that the store lacks, confirmed one by one with /tracks/{id}.
+-- tracks on those lists that the store lacks, confirmed with /tracks/{id} (/tracks?ids= in
+-- Extended Quota).
 CREATE TABLE IF NOT EXISTS recco_artists (
     artist_id TEXT PRIMARY KEY,          -- Spotify artist ID
     umbrella TEXT NOT NULL,              -- the umbrella its cell-query votes name
