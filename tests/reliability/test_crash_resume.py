@@ -173,7 +173,8 @@ def parked_reference(tmp_path_factory):
     finally:
         sim.stop()
     assert result.returncode == 0, result.stderr[-2000:]
-    assert confirmed(closed_parked(folder)) >= 20      # the day does confirm leads
+    # The day confirms leads, more than the kill points (the 10th) need.
+    assert confirmed(closed_parked(folder)) >= 12
     return export_hashes(folder)
 
 
