@@ -167,14 +167,23 @@ def test_extended_quota_confirms_leads_in_batches(leads):
     assert leads.pairs(first) == [(t, ARTIST) for t in ids[:3]]
     second = leads.next_lead(umbrellas, busy={first.key})
     assert second.track_ids == tuple(ids[3:6])
-    leads.failed(second, 404, now=NOW)   # which of them was refused is not said: next run
+    leads.failed(second, 404, now=NOW)   # which of them was refused is not said...
     assert len(leads.store.open_leads()) == 8
-    rest = leads.next_lead(umbrellas, busy={first.key})
+    busy, singles = {first.key}, []
+    for _ in range(3):                   # ...so they are asked one a call
+        work = leads.next_lead(umbrellas, busy=busy)
+        singles.append(work.track_ids)
+        busy.add(work.key)
+    assert singles == [(ids[3],), (ids[4],), (ids[5],)]
+    rest = leads.next_lead(umbrellas, busy=busy)
     assert rest.track_ids == tuple(ids[6:])                       # what is left, fewer
-    for pair in leads.pairs(first) + leads.pairs(rest):
+    refused = Work(LEAD, track_ids=(ids[4],), artist_ids=(ARTIST,))
+    leads.failed(refused, 404, now=NOW)                           # alone: that one is gone
+    for pair in leads.pairs(first) + leads.pairs(rest) + [(ids[3], ARTIST), (ids[5], ARTIST)]:
         leads.ended(*pair, "confirmed")
     assert leads.next_lead(umbrellas, busy=set()) is None
-    assert [r["track_id"] for r in leads.store.open_leads()] == ids[3:6]
+    states = dict(leads.store.db.execute("SELECT track_id, ended FROM leads"))
+    assert states[ids[4]] == "gone" and leads.store.open_leads() == []
 
 
 def test_a_cell_is_not_stopped_while_its_leads_still_work(leads):

@@ -86,6 +86,8 @@ class Leads:
         # Work that failed this run (after the retries): not planned again before the next
         # run, or the crawl would ask it again at once, and again.
         self.failed_keys: set[tuple] = set()
+        # Leads of a batch Spotify refused: asked one a call, to find the one it refuses.
+        self.alone: set[str] = set()
         self.artists: OrderedDict[str, ArtistList] = OrderedDict()
         for row in store.recco_artists():
             self.artists[row["artist_id"]] = ArtistList(row["umbrella"], row["recco_id"],
@@ -156,6 +158,10 @@ class Leads:
                         continue
                     if self._stale(track_id):
                         self._drop(artist_id, track_id)
+                        continue
+                    if track_id in self.alone:
+                        if not chosen:
+                            return self._work([(track_id, artist_id)])
                         continue
                     chosen.append((track_id, artist_id))
                     skip.add(track_id)
@@ -333,11 +339,15 @@ class Leads:
     def failed(self, work: Work, status: int | None, *, now: str) -> None:
         """A lead's work failed. Spotify's 400/403/404 for a track, or ReccoBeats' 404 for
         an artist's list: never asked again. ReccoBeats' 403 is Cloudflare's block: no more
-        ReccoBeats work this run. Anything else (5xx, timeouts after the retries), and any
-        failure of a batch (which of its IDs was refused is not said): not again this run;
-        the next run asks it (the store still has it open)."""
-        if work.kind == TRACK and status in (400, 403, 404) and len(work.track_ids) == 1:
-            self.ended(*self.pairs(work)[0], "gone")
+        ReccoBeats work this run. A batch's 400/403/404 does not say which ID was refused:
+        its leads are asked one a call from then on (``alone``), so the refused one ends
+        gone and the others are confirmed. Anything else (5xx, timeouts after the retries):
+        not again this run; the next run asks it (the store still has it open)."""
+        if work.kind == TRACK and status in (400, 403, 404):
+            if len(work.track_ids) == 1:
+                self.ended(*self.pairs(work)[0], "gone")
+            else:
+                self.alone.update(work.track_ids)
         elif work.kind == RECCO_ARTIST_TRACKS and status == 404 \
                 and work.artist_id in self.artists:
             self.listed(work.artist_id, work.offset, [], None, now)
