@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,9 +20,11 @@ from urllib.parse import parse_qs
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from runclub_spiders.frontier.planner import Planner
+from runclub_spiders.seeds import load_plan
 from runclub_spiders.simulator.search import Query
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
-from runclub_spiders.store import Store
+from runclub_spiders.store import Store, TrackRecord
 from tests.conftest import crawl_settings, run_spider, use_credentials
 
 REPO = Path(__file__).resolve().parents[1]
@@ -324,3 +328,59 @@ async def test_interrupted_multi_bucket_crawl_asks_nothing_twice(dev, tmp_path):
         assert half_read == 0
     finally:
         store.close()
+
+
+def test_a_query_family_is_priced_by_the_share_of_its_tracks_counted_in_a_cell(tmp_path):
+    """A general query ("90s hits") finds tracks whose umbrella is not known: they count
+    toward no cell, and its family must bring more new tracks a page to be worth a request
+    than a cell query's. The shares are read back from the store as they were counted."""
+    plan = load_plan(REPO / "seeds" / "plan.yaml", REPO / "seeds" / "umbrellas.yaml")
+    cell_q = 'genre:"deep house" year:1990-1999'
+    now = "2026-12-06T00:00:00Z"
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        for q, family, umbrella in (("90s hits", "decade_refreshers", None),
+                                    (cell_q, "cell_genre", "House")):
+            store.record_page(q=q, kind="track", family=family, umbrella=umbrella,
+                              decade="90s", next_offset=10, total=100, new=10, known=0,
+                              low_page=False, exhausted=None, now=now)
+        for n in range(20):
+            general = n < 10
+            record = TrackRecord(
+                id=str(n).rjust(22, "T"), name="x", isrc=None, duration_ms=200_000,
+                explicit=False, album_id=None, album_name="x", album_type="album",
+                release_date="1995", release_precision="year", album_image_url=None,
+                artist_ids=(f"A{n}",), artist_names=("x",), is_playable=True,
+                available_markets=None, popularity=None, preview_url=None, track_number=None,
+                disc_number=None)
+            store.upsert_track(record, source="search", now=now,
+                               query="90s hits" if general else cell_q)
+            # The general query: 1 of 10 counted toward a cell. The cell query: 9 (one set
+            # aside by the cheap filters).
+            if general or n < 19:
+                store.set_planning_cells(record.id, [["House", "90s"]]
+                                         if (n == 0 or not general) else [])
+
+        def planner() -> Planner:
+            return Planner(plan=plan, store=store, page_size=10, cell_target=100,
+                           max_candidates=10_000, min_new_per_page=4, patience=2,
+                           family_trial=5, family_min_yield=1.0, min_yield=1.0,
+                           search_share=0.8, features_share=0.6)
+
+        p = planner()
+        assert p.family_new == {"decade_refreshers": 10, "cell_genre": 10}
+        assert p.family_placed == {"decade_refreshers": 1, "cell_genre": 9}
+        # (counted in a cell + 20 x the searches' share) / (new + 20), made exportable
+        assert p.min_new("decade_refreshers") == pytest.approx(1 / ((1 + 16) / 30 * 0.6))
+        assert p.min_new("cell_genre") == pytest.approx(1 / ((9 + 16) / 30 * 0.6))
+        assert p.min_new("cadence") == pytest.approx(1 / (0.8 * 0.6))       # no track yet
+        # Counted live as a restart counts them: a general query's new track, of no cell.
+        late = replace(record, id="L".rjust(22, "T"), artist_ids=("AL",))
+        store.upsert_track(late, source="search", now=now, query="90s hits")
+        assert p.place([late], None, 120_000, 360_000, "search", "decade_refreshers") \
+            == {late.id: []}
+        again = planner()
+        assert p.family_new == again.family_new == {"decade_refreshers": 11, "cell_genre": 10}
+        assert p.family_placed == again.family_placed
+        # A displaced cell track (its ISRC's winner came) is taken off its family's count.
+        p.remove_candidate([("House", "90s")], "A11", "search", cell_q)
+        assert p.family_placed["cell_genre"] == 8

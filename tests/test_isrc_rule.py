@@ -102,15 +102,18 @@ def test_planning_counts_the_winner_once_whatever_the_order(tmp_path, order):
         passes = 120_000 <= record.duration_ms <= 360_000 and record.is_playable is not False
         if passes and store.claim_isrc_count(
                 record.id, record.isrc, 120_000, 360_000,
-                lambda cells, artist, source: displaced.append((cells, artist, source))):
+                lambda cells, artist, source, query: displaced.append(
+                    (cells, artist, source, query))):
             store.set_planning_cells(record.id, [["Rock", "70s"]])
             counted += 1
     holders = [cells for cells in store.planning_cells() if cells is not None]
     assert counted - len(displaced) == 1 and holders == [json.dumps([["Rock", "70s"]])]
     assert store.track(WINNER.id)["planning_cells"] is not None
     # Each track counted before the winner came was displaced, its cells handed back with
-    # its lead artist and how it was found (the planner's artist cap and shares).
-    assert all(d == ([("Rock", "70s")], WINNER.artist_ids[0], "search") for d in displaced)
+    # its lead artist, how it was found and its first query (the planner's artist cap and
+    # shares, its query family's share).
+    assert all(d == ([("Rock", "70s")], WINNER.artist_ids[0], "search", None)
+               for d in displaced)
 
 
 def test_planning_without_isrc_always_counts(tmp_path):

@@ -291,8 +291,9 @@ class Frontier:
         ``Learnt`` holds is what the store holds (``Learnt.read`` at the start, then kept
         up to date answer by answer), so a resumed crawl prices as the interrupted one."""
         learnt = self.expansion.learnt
-        share = learnt.share("search") * learnt.features_share
-        self.planner.min_new_worth = self.min_yield / share if share else 0.0
+        self.planner.min_yield = self.min_yield
+        self.planner.search_share = learnt.share("search")
+        self.planner.features_share = learnt.features_share
 
     def _artist_work(self) -> Work | None:
         """Extended: 50 artists per call. Development: one per call, within the budget."""
@@ -305,12 +306,14 @@ class Frontier:
 
     # ---------------------------------------------------------------- counting
     def place(self, records: list[TrackRecord], umbrella: str | None, *, source: str,
-              albums: dict[str, AlbumRef] | None = None, now: str = "") -> int:
+              albums: dict[str, AlbumRef] | None = None, now: str = "",
+              family: str | None = None) -> int:
         """Count new tracks toward their cells (``Planner.place``: ``umbrella`` is the cell
         query's or the expanded album's, else the artist's genres decide); register the
         albums of the counted ones (``albums``: track ID -> its album) for expansion.
         Returns how many were counted."""
-        placed = self.planner.place(records, umbrella, self.min_ms, self.max_ms, source)
+        placed = self.planner.place(records, umbrella, self.min_ms, self.max_ms, source,
+                                    family)
         self.expansion.stored([r.album_id for r in records])
         self.expansion.learnt.new[source] += len(records)
         self._reprice()

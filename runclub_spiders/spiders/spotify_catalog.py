@@ -240,7 +240,8 @@ class SpotifyCatalogSpider(Spider):
                                               known - fresh, now)
             # Inside the transaction: a track and the cells it counts toward land together.
             umbrella = query.umbrella if query.decade else None
-            self.frontier.place(new_rows, umbrella, source="search", albums=albums, now=now)
+            self.frontier.place(new_rows, umbrella, source="search", albums=albums, now=now,
+                                family=query.family if query.kind == "track" else None)
         stats.inc_value(f"discovery/family/{query.family}/pages")
         stats.inc_value("discovery/new_tracks", len(new_rows) or len(follow))
         stats.inc_value("discovery/known_tracks", known)

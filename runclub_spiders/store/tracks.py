@@ -85,12 +85,13 @@ class Tracks(StoreBase):
         for (cells,) in self.db.execute("SELECT planning_cells FROM tracks ORDER BY id"):
             yield cells
 
-    def planning_rows(self) -> Iterator[tuple[str, str, str | None]]:
-        """Each track's primary artist, first source and ``planning_cells`` (JSON), in ID
-        order."""
-        for artist_ids, source, cells in self.db.execute(
-                "SELECT artist_ids, first_source, planning_cells FROM tracks ORDER BY id"):
-            yield json.loads(artist_ids)[0], source, cells
+    def planning_rows(self) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """Each track's primary artist, first source, ``planning_cells`` (JSON) and first
+        query, in ID order."""
+        for artist_ids, source, cells, query in self.db.execute(
+                "SELECT artist_ids, first_source, planning_cells, first_query FROM tracks "
+                "ORDER BY id"):
+            yield json.loads(artist_ids)[0], source, cells, query
 
     # ---------------------------------------------------------------- one track per ISRC
     def isrc_competitors(self, track_id: str, isrc: str, min_ms: int, max_ms: int
@@ -111,7 +112,7 @@ class Tracks(StoreBase):
             "ORDER BY id", (isrc, min_ms, max_ms, track_id)).fetchall()
 
     def claim_isrc_count(self, track_id: str, isrc: str | None, min_ms: int, max_ms: int,
-                         displaced: Callable[[list, str, str], None] | None = None
+                         displaced: Callable[[list, str, str, str | None], None] | None = None
                          ) -> bool:
         """Planning's side of the one ISRC rule (``catalog.isrc``), for a track just stored
         that passes the cheap filters' checks: should it count toward the planner's cells?
@@ -125,8 +126,8 @@ class Tracks(StoreBase):
             return True
         if not isrc_wins(track_id, self.isrc_competitors(track_id, isrc, min_ms, max_ms)):
             return False
-        row = self.db.execute("SELECT id, artist_ids, first_source, planning_cells FROM tracks "
-                              "WHERE isrc = ? "
+        row = self.db.execute("SELECT id, artist_ids, first_source, planning_cells, "
+                              "first_query FROM tracks WHERE isrc = ? "
                               "AND id != ? AND planning_cells IS NOT NULL",
                               (isrc, track_id)).fetchone()
         if row is not None:
@@ -135,7 +136,8 @@ class Tracks(StoreBase):
                                 (row["id"],))
             if displaced is not None:
                 displaced([tuple(cell) for cell in json.loads(row["planning_cells"])],
-                          json.loads(row["artist_ids"])[0], row["first_source"])
+                          json.loads(row["artist_ids"])[0], row["first_source"],
+                          row["first_query"])
         return True
 
     # ---------------------------------------------------------------- genre evidence
