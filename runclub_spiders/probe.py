@@ -51,6 +51,7 @@ from runclub_spiders.utils.closing import CloseWatch, SpiderClosing
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from scrapy.settings import BaseSettings
 
     from runclub_spiders.seeds import SeedPlan
     from runclub_spiders.store import Store
@@ -134,11 +135,9 @@ class Adaptation:
 
     plan: SeedPlan
     page_size: int
-    albums: bool                   # album reads allowed
-    listings: bool                 # artist album listings allowed
     search_genres: bool            # genre evidence from search hits
     lines: tuple[str, ...]         # what the crawl will do, for people
-    leads: bool = True             # ReccoBeats leads (ReccoBeats reachable)
+    # Album reads, listings and leads: ``discovery_switches`` (the settings too).
 
 
 def adapt(caps: Capabilities, plan: SeedPlan, *, page_size: int) -> Adaptation:
@@ -169,7 +168,16 @@ def adapt(caps: Capabilities, plan: SeedPlan, *, page_size: int) -> Adaptation:
     if not leads:
         lines.append("enrichment: ReccoBeats is unreachable now; tracks wait for a later run; "
                      "no ReccoBeats leads for the tracks bucket")
-    return Adaptation(plan, page_size, albums, listings, trusted, tuple(lines), leads)
+    return Adaptation(plan, page_size, trusted, tuple(lines))
+
+
+def discovery_switches(settings: BaseSettings, caps: Capabilities
+                       ) -> tuple[bool, bool, bool]:
+    """Album reads, artist listings, ReccoBeats leads: each on when its setting is and the
+    probe did not find it refused (the crawl's ``Frontier`` and the projection's buckets)."""
+    return (settings.getbool("DISCOVERY_ALBUMS") and caps.albums,
+            settings.getbool("DISCOVERY_ARTIST_ALBUMS") and caps.artist_albums,
+            settings.getbool("DISCOVERY_RECCO_LEADS") and caps.reccobeats)
 
 
 class ProbeError(Exception):

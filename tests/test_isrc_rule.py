@@ -98,7 +98,7 @@ def test_planning_counts_the_winner_once_whatever_the_order(tmp_path, order):
     store = Store.open(tmp_path / "store.sqlite")
     counted, displaced = 0, []
     for record in (*OUTSIDERS[:1], *order, *OUTSIDERS[1:]):
-        store.upsert_track(record, source="search", now=NOW)
+        store.upsert_track(record, source="search", now=NOW, query="90s hits")
         passes = 120_000 <= record.duration_ms <= 360_000 and record.is_playable is not False
         if passes and store.claim_isrc_count(
                 record.id, record.isrc, 120_000, 360_000,
@@ -112,7 +112,7 @@ def test_planning_counts_the_winner_once_whatever_the_order(tmp_path, order):
     # Each track counted before the winner came was displaced, its cells handed back with
     # its lead artist, how it was found and its first query (the planner's artist cap and
     # shares, its query family's share).
-    assert all(d == ([("Rock", "70s")], WINNER.artist_ids[0], "search", None)
+    assert all(d == ([("Rock", "70s")], WINNER.artist_ids[0], "search", "90s hits")
                for d in displaced)
 
 

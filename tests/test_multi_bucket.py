@@ -42,6 +42,20 @@ def after_park(sim, bucket: str, size: int):
     return refusal, after
 
 
+async def parked_day(simulator_factory, monkeypatch, folder, quota: dict[str, int],
+                     profile: str = "development", **settings):
+    """A simulator whose buckets allow ``quota`` calls a day, and one crawl against it that
+    ends ``quota_parked`` without an error: (simulator, stats). No artist cap: with these
+    small cells (TARGET) it would leave few albums worth reading
+    (tests/test_catalog_selection.py covers the cap)."""
+    sim = simulator_factory(size=SIZE, profile=profile, quota=quota, quota_window=DAY)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, folder, **{"CATALOG_MAX_ARTIST_SHARE": 0, **settings})
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    return sim, stats
+
+
 @deferred_f_from_coro_f
 async def test_while_search_is_parked_albums_and_artists_keep_working(simulator_factory,
                                                                      monkeypatch, tmp_path):
@@ -77,12 +91,7 @@ async def test_while_search_is_parked_albums_and_artists_keep_working(simulator_
 @deferred_f_from_coro_f
 async def test_while_albums_are_parked_search_keeps_working(simulator_factory, monkeypatch,
                                                            tmp_path):
-    sim = simulator_factory(size=SIZE, profile="development", quota={"albums": 8},
-                            quota_window=DAY)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path, {"albums": 8})
     _, after = after_park(sim, "albums", 8)
     searched = [e for e in after if e.bucket == "search"]
     assert len(searched) > 50 and {e.status for e in searched} == {200}
@@ -95,12 +104,8 @@ async def test_reccobeats_leads_spend_the_tracks_bucket(simulator_factory, monke
                                                        tmp_path):
     # Leads wait while search has work (its pages find most of their tracks, several a
     # call): here search is parked after 80 calls, and the tracks bucket goes on.
-    sim = simulator_factory(size=SIZE, profile="development", quota={"search": 80},
-                            quota_window=DAY)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, **SEARCH_ONLY)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path, {"search": 80},
+                                  **SEARCH_ONLY)
     # No lead before search was parked.
     log = sim.requests(service="spotify")
     park = next(e.t for e in log if e.bucket == "search" and e.fault == "quota")
@@ -157,12 +162,8 @@ async def test_reccobeats_leads_spend_the_tracks_bucket(simulator_factory, monke
 async def test_while_tracks_are_parked_nothing_is_sent_to_them(simulator_factory, monkeypatch,
                                                               tmp_path):
     # Search parked first (leads wait for that), then the tracks bucket after 5 leads.
-    sim = simulator_factory(size=SIZE, profile="development",
-                            quota={"search": 80, "tracks": 5}, quota_window=DAY)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path,
+                                  {"search": 80, "tracks": 5})
     after_park(sim, "tracks", 5)
     assert stats["quota/set_aside/tracks"] >= 1
     # What the tracks bucket still owes is told, for the next run (its park ends last).
@@ -176,12 +177,8 @@ async def test_while_albums_are_parked_leads_do_not_wait_for_album_reads(
     # for one call), but not for a parked albums bucket: that reads nothing before its park
     # ends, and the tracks bucket's calls not spent now are lost. Here the albums bucket
     # parks after 4 reads and search after 80: 173 leads confirmed, 10 when they waited.
-    sim = simulator_factory(size=SIZE, profile="development",
-                            quota={"search": 80, "albums": 4}, quota_window=DAY)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path,
+                                  {"search": 80, "albums": 4})
     _, after = after_park(sim, "albums", 4)
     lookups = [e for e in after if e.bucket == "tracks"]
     assert len(lookups) == stats["discovery/leads/confirmed"] >= 50
@@ -195,13 +192,8 @@ async def test_extended_quota_confirms_leads_up_to_fifty_a_call(simulator_factor
     # Extended Quota serves /tracks?ids= (50 IDs): leads go in batches, not one a call, and
     # a batch is filled while ReccoBeats has pages to read. (Album reads off: they would
     # find most of the leads' tracks first.)
-    sim = simulator_factory(size=SIZE, profile="extended", quota={"search": 40},
-                            quota_window=DAY)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0, CATALOG_CELL_TARGET=200,
-                           **SEARCH_ONLY)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path, {"search": 40},
+                                  profile="extended", CATALOG_CELL_TARGET=200, **SEARCH_ONLY)
     store = Store.open(tmp_path / "store.sqlite")
     try:
         leads = {r[0] for r in store.db.execute(
@@ -248,12 +240,8 @@ async def test_once_quota_binds_the_artists_cell_queries_name_are_listed(
     # A cell query's search asks artists too (type=track,artist, one call). Those its genre
     # filter names vote for its umbrella; listing them waits for a quota-bound crawl, where
     # the artists bucket's calls not spent are lost. Search parks here after 80 calls.
-    sim = simulator_factory(size=SIZE, profile="development", quota={"search": 80},
-                            quota_window=DAY)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path / "bound", CATALOG_MAX_ARTIST_SHARE=0)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path / "bound",
+                                  {"search": 80})
     hits, solo = voters(tmp_path / "bound")
     named = set(hits)
     assert len(hits) == stats["discovery/artist_hits"] and len(named) >= 50

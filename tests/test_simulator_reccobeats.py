@@ -384,6 +384,26 @@ def test_artists_without_a_known_track_are_unknown(simulator_factory):
     assert get(sim, f"/artist/{artist_uuid(nobody[0].id)}/track").status_code == 404
 
 
+def read_pages(sim, path: str, total: int, size: int = 3) -> list[dict]:
+    """Every row of a paged ReccoBeats list, ``size`` a page, each page's shape checked:
+    ``total`` rows in all, the first empty page the one past the end."""
+    rows: list[dict] = []
+    for page in range(0, 1000):
+        response = get(sim, path, {"page": page, "size": size})
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"content", "page", "size", "totalElements", "totalPages"}
+        assert (body["page"], body["size"]) == (page, size)
+        assert body["totalElements"] == total
+        assert body["totalPages"] == -(-total // size)
+        if not body["content"]:
+            assert page == body["totalPages"]       # first empty page is the one past the end
+            break
+        assert len(body["content"]) == min(size, total - page * size)
+        rows += body["content"]
+    return rows
+
+
 def test_artist_tracks_pages_cover_every_known_credit(ordered):
     sim = ordered
     c = sim.catalog
@@ -393,22 +413,7 @@ def test_artist_tracks_pages_cover_every_known_credit(ordered):
     want = truth[idx]
     assert len(want) > 3
     uuid_ = artist_uuid(c.artists[idx].id)
-    size = 3
-    pages = []
-    for page in range(0, 1000):
-        response = get(sim, f"/artist/{uuid_}/track", {"page": page, "size": size})
-        assert response.status_code == 200
-        body = response.json()
-        assert set(body) == {"content", "page", "size", "totalElements", "totalPages"}
-        assert (body["page"], body["size"]) == (page, size)
-        assert body["totalElements"] == len(want)
-        assert body["totalPages"] == -(-len(want) // size)
-        if not body["content"]:
-            assert page == body["totalPages"]       # first empty page is the one past the end
-            break
-        assert len(body["content"]) == min(size, len(want) - page * size)
-        pages.append(body["content"])
-    rows = [row for content in pages for row in content]
+    rows = read_pages(sim, f"/artist/{uuid_}/track", len(want))
     got = [spotify_id(row) for row in rows]
     assert len(got) == len(set(got))                  # pages are disjoint
     assert got == [t.id for t in want]                # together every known credited track
@@ -609,21 +614,7 @@ def test_album_tracks_pages_are_the_known_tracks_in_album_order(ordered):
     album, want = c.albums[idx], truth[idx]
     assert len(want) > 3
     uuid_ = album_uuid(album.id)
-    size = 3
-    rows = []
-    for page in range(0, 1000):
-        response = get(sim, f"/album/{uuid_}/track", {"page": page, "size": size})
-        assert response.status_code == 200
-        body = response.json()
-        assert set(body) == {"content", "page", "size", "totalElements", "totalPages"}
-        assert (body["page"], body["size"]) == (page, size)
-        assert body["totalElements"] == len(want)
-        assert body["totalPages"] == -(-len(want) // size)
-        if not body["content"]:
-            assert page == body["totalPages"]
-            break
-        assert len(body["content"]) == min(size, len(want) - page * size)
-        rows += body["content"]
+    rows = read_pages(sim, f"/album/{uuid_}/track", len(want))
     assert [spotify_id(r) for r in rows] == [t.id for t in want]
     for row in rows:
         assert set(row) == TRACK_KEYS

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from runclub_spiders.probe import Capabilities
+from runclub_spiders.probe import Capabilities, discovery_switches
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -112,9 +112,7 @@ def discovery_buckets(settings: BaseSettings, caps: Capabilities) -> tuple[str, 
     """The buckets discovery draws on under ``settings`` and what the probe found (the
     switches of ``probe.adapt`` and ``Frontier``): a bucket nothing asks adds no day."""
     extended = settings.get("SPOTIFY_API_PROFILE") == "extended"
-    albums = settings.getbool("DISCOVERY_ALBUMS") and caps.albums
-    listings = settings.getbool("DISCOVERY_ARTIST_ALBUMS") and caps.artist_albums
-    leads = settings.getbool("DISCOVERY_RECCO_LEADS") and caps.reccobeats
+    albums, listings, leads = discovery_switches(settings, caps)
     used = {"search": True, "albums": albums, "artists": listings,
             "tracks": leads or (extended and albums)}
     return tuple(b for b in DISCOVERY_BUCKETS if used[b])

@@ -72,8 +72,8 @@ class Frontier:
     def __init__(self, crawler: Crawler, store: Store, plan: SeedPlan, *, page_size: int,
                  extended: bool, request_for: Callable[[Work], Request],
                  albums: bool = True, listings: bool = True, leads: bool = True) -> None:
-        """``albums``/``listings``/``leads`` False: Spotify refuses those endpoints, or
-        ReccoBeats is unreachable (the probe said)."""
+        """``albums``/``listings``/``leads``: the discovery switches
+        (``probe.discovery_switches``: the settings, and what the probe found refused)."""
         s = crawler.settings
         self.crawler, self.store, self.request_for = crawler, store, request_for
         self.extended = extended
@@ -93,10 +93,9 @@ class Frontier:
             if s.getfloat("CATALOG_MAX_ARTIST_SHARE") > 0 else 0)
         self.min_yield = s.getfloat("DISCOVERY_MIN_YIELD")
         self.expansion = Expansion(store, plan.rules, min_yield=self.min_yield,
-                                   albums=albums and s.getbool("DISCOVERY_ALBUMS"),
-                                   listings=listings and s.getbool("DISCOVERY_ARTIST_ALBUMS"))
+                                   albums=albums, listings=listings)
         self.cells = CellBook(self.planner, self.expansion, store, self.min_yield)
-        self.leads = Leads(store, on=leads and s.getbool("DISCOVERY_RECCO_LEADS"),
+        self.leads = Leads(store, on=leads,
                            min_worth=s.getfloat("DISCOVERY_LEAD_MIN_WORTH"),
                            min_ms=s.getint("CATALOG_MIN_DURATION_MS"),
                            max_ms=s.getint("CATALOG_MAX_DURATION_MS"),
@@ -192,9 +191,7 @@ class Frontier:
         status = failure.value.response.status if failure.check(HttpError) else None
         if work.kind in (ALBUM, ARTIST_ALBUMS) and status in GONE:
             self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
-        elif work.kind in LEAD_KINDS:
-            # ReccoBeats' 403 is Cloudflare's block, not "unknown": leads stop for this run.
-            # Any other failure (after the retries): this work waits for the next run.
+        elif work.kind in LEAD_KINDS:                # what each failure means: Leads.failed
             self.leads.failed(work, status, now=utc_iso(clock.now()))
         if failure.check(SpiderClosing) or (work.kind == SEARCH and failure.check(IgnoreRequest)):
             return []                              # closing, or refused (no token): not now
@@ -286,10 +283,11 @@ class Frontier:
         return self.leads.next_recco(self.cells.umbrellas(), busy)
 
     def _reprice(self) -> None:
-        """The new tracks a search page must be expected to bring to be worth a request
-        (``DISCOVERY_MIN_YIELD`` exportable ones), from the share that gets counted. What
-        ``Learnt`` holds is what the store holds (``Learnt.read`` at the start, then kept
-        up to date answer by answer), so a resumed crawl prices as the interrupted one."""
+        """What prices a search page (``Planner.min_new``): ``DISCOVERY_MIN_YIELD``, the
+        share of searched tracks that gets counted (each family's prior) and the share
+        ReccoBeats knows. What ``Learnt`` holds is what the store holds (``Learnt.read``
+        at the start, then kept up to date answer by answer), so a resumed crawl prices as
+        the interrupted one."""
         learnt = self.expansion.learnt
         self.planner.min_yield = self.min_yield
         self.planner.search_share = learnt.share("search")

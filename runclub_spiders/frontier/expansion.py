@@ -114,7 +114,7 @@ class Expansion:
         self.room: Callable[[Cell, str | None], float] = lambda cell, artist: math.inf
         # how many more candidates a cell wants (``Planner.wanted``).
         self.wanted: Callable[[Cell], float] = lambda cell: math.inf
-        # Has a quota bucket refused the crawl (``Frontier.quota_bound``)? Then the artists
+        # Has a Spotify bucket been parked (``Frontier.quota_bound``)? Then the artists
         # bucket's calls that listings leave unspent are lost, as it serves discovery
         # nothing else: an artist is listed whatever listings have brought so far, and the
         # albums it reveals are judged on their own, in the albums bucket.
@@ -205,11 +205,10 @@ class Expansion:
         """The crawl is quota-bound (now, or since an earlier run): every artist the cell
         queries' searches named waits to be listed, for the umbrella of the query that
         named it first, in the order they were found (``listing_open`` lists one only while
-        its votes name that umbrella). Their
-        albums are new to the store more often than those of an artist found on a track,
-        and the artists bucket serves discovery nothing else, so its calls not spent on
-        them are lost. Without quota every call counts: on the small catalog, listing them
-        cost 104 calls for 14 more exported tracks."""
+        its votes name that umbrella). Their albums are new to the store more often than
+        those of an artist found on a track, and the artists bucket serves discovery nothing
+        else, so its calls not spent on them are lost. Without quota every call counts: on
+        the small catalog, listing them cost 104 calls for 14 more exported tracks."""
         if not self.quota_bound():
             return
         for artist_id, umbrella in self.store.artist_hits():

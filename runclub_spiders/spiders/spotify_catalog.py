@@ -43,7 +43,7 @@ from runclub_spiders.frontier.work import (
 from runclub_spiders.items import CandidateItem
 from runclub_spiders.pipelines import utc_now
 from runclub_spiders.pipelines.reccobeats import REQUEST_META, request_headers, spotify_id
-from runclub_spiders.probe import adapt, capabilities
+from runclub_spiders.probe import adapt, capabilities, discovery_switches
 from runclub_spiders.seeds import CELL_FAMILY, GENRE_FILTER, load_plan
 from runclub_spiders.spotify_objects import (
     AlbumRef,
@@ -105,10 +105,11 @@ class SpotifyCatalogSpider(Spider):
         adaptation = adapt(probed, self.plan, page_size=self.page_size)
         self.plan, self.page_size = adaptation.plan, adaptation.page_size
         self.genre_evidence_from_search = adaptation.search_genres
+        albums, listings, leads = discovery_switches(self.crawler.settings, probed)
         self.frontier = Frontier(self.crawler, self.store, self.plan,
                                  page_size=self.page_size, extended=self.extended,
-                                 request_for=self.request_for, albums=adaptation.albums,
-                                 listings=adaptation.listings, leads=adaptation.leads)
+                                 request_for=self.request_for, albums=albums,
+                                 listings=listings, leads=leads)
         for track_id in self.store.pending_enrichment(utc_now()):
             row = self.store.track(track_id)
             if row is not None:
@@ -241,7 +242,7 @@ class SpotifyCatalogSpider(Spider):
             # Inside the transaction: a track and the cells it counts toward land together.
             umbrella = query.umbrella if query.decade else None
             self.frontier.place(new_rows, umbrella, source="search", albums=albums, now=now,
-                                family=query.family if query.kind == "track" else None)
+                                family=query.family)
         stats.inc_value(f"discovery/family/{query.family}/pages")
         stats.inc_value("discovery/new_tracks", len(new_rows) or len(follow))
         stats.inc_value("discovery/known_tracks", known)
