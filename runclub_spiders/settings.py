@@ -79,12 +79,14 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "runclub_spiders.downloadermiddlewares.retry.BackoffRetryMiddleware": 550,
     "runclub_spiders.downloadermiddlewares.pacing.PacingMiddleware": 555,
-    # Above pacing: process_response runs from high to low, so a QUOTA_EXCEEDED 429 is
-    # refused here before pacing could take it for a short one and retry it.
-    "runclub_spiders.downloadermiddlewares.quota.QuotaMiddleware": 560,
     # Above the redirect (600) and retry (550) middlewares, so it strips the Authorization
     # header on the way back before either can copy the request into the scheduler/JOBDIR.
     "runclub_spiders.downloadermiddlewares.spotify_auth.SpotifyAuthMiddleware": 650,
+    # Last of ours on the way out: a request may wait in an earlier middleware (auth awaits
+    # its token), and a park that starts meanwhile must still refuse it; nothing awaits
+    # between this check and the download slot. Above pacing on the way back, so a
+    # QUOTA_EXCEEDED 429 is refused here before pacing could take it for a short one.
+    "runclub_spiders.downloadermiddlewares.quota.QuotaMiddleware": 660,
 }
 
 # --- Concurrency: tune here ---------------------------------------------------------------------

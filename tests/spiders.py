@@ -15,6 +15,7 @@ class ProbeSpider(Spider):
         self.paths = list(paths or [])
         self.statuses: dict[str, int] = {}
         self.failures: dict[str, str] = {}
+        self.with_token: list[str] = []    # failed requests that still carry Authorization
 
     async def start(self):
         base = self.settings["SPOTIFY_API_BASE_URL"]
@@ -28,3 +29,5 @@ class ProbeSpider(Spider):
     def failed(self, failure):
         request = failure.request
         self.failures[request.meta["path"]] = type(failure.value).__name__
+        if "Authorization" in request.headers:
+            self.with_token.append(request.meta["path"])

@@ -26,7 +26,7 @@ from runclub_spiders import signals as project_signals
 from runclub_spiders.downloadermiddlewares.quota import import_legacy_ledger
 from runclub_spiders.quota import next_utc_midnight, quota_park, quota_reason, utc_day, utc_iso
 from runclub_spiders.store import Store
-from tests.conftest import use_credentials
+from tests.conftest import project_settings, use_credentials
 from tests.spiders import ProbeSpider
 from tests.wire import (
     TOLERANCE,
@@ -289,6 +289,37 @@ async def test_parks_and_budgets_need_no_retry_middleware(simulator_factory, tmp
     assert stats["quota/refused/tracks"] == len(tracks) - 5
     assert set(ledger(tmp_path)[1]) == {"search", "tracks"}
     assert set(crawler.spider.failures.values()) == {"QuotaParked"}
+    assert crawler.spider.with_token == []         # the refused 429's request too
+
+
+class AwaitsFirst:
+    """An async downloader middleware that keeps each request a while, as auth does while it
+    fetches a token: requests wait in it while the quota 429 arrives."""
+
+    async def process_request(self, request):
+        await sleep(0.02)
+
+
+@deferred_f_from_coro_f
+async def test_no_request_that_waited_in_a_middleware_goes_into_a_park(
+        simulator_factory, tmp_path, monkeypatch):
+    """The quota check is the last step before the download slot: requests that were waiting
+    in an earlier middleware when the park began are refused, not sent (before the check came
+    after auth, two more searches went out into the park here, and on CI now and then)."""
+    sim = simulator_factory(quota={"search": 2}, quota_retry_after=3600)
+    use_credentials(monkeypatch, sim)
+    paths, tracks = mixed_paths(sim)
+    middlewares = {**project_settings()["DOWNLOADER_MIDDLEWARES"],
+                   f"{__name__}.AwaitsFirst": 600}
+    crawler, stats = await crawl(sim, tmp_path, paths, DOWNLOADER_MIDDLEWARES=middlewares,
+                                 DOWNLOAD_SLOTS=one_slot())
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert [e.status for e in spotify_log(sim, bucket="search")] == [200, 200, 429]
+    assert stats["quota/requests/search"] == 3
+    assert stats["quota/refused/search"] == QUOTA_PATHS_SEARCHES - 2
+    assert [e.status for e in spotify_log(sim, bucket="tracks")] == [200] * len(tracks)
+    assert crawler.spider.with_token == []
 
 
 class DirectFetchSpider(Spider):

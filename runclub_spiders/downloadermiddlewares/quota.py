@@ -38,7 +38,10 @@ on release, and decides whether to wait for a park or close (``quota_parked``).
 A 429 is acted on in the ``response_downloaded`` signal, before the downloader hands the slot's
 next queued request out (see ``pacing.py``), and refused in ``process_response``; this
 middleware is ordered above ``pacing.py`` so that it refuses a park's 429 before pacing could
-retry it, and it works the same with ``RETRY_ENABLED = False``.
+retry it, and it works the same with ``RETRY_ENABLED = False``. It is also ordered above the
+auth middleware, the last of the project's middlewares to see a request before its slot: a
+request that waited in an earlier one (auth awaits its token) while a park began is refused
+here, not sent into the park. A middleware that awaits after this one would reopen that gap.
 
 Stats: ``quota/requests/<bucket>`` (this run), ``quota/requests_today/<bucket>`` (the UTC day,
 all runs; at close), ``quota/parks`` (parks started), ``quota/parked_until/<bucket>``,
@@ -129,9 +132,9 @@ class QuotaMiddleware:
         if until:
             raise self._refusal(bucket)
         # Counted as it goes out: what Spotify sees is what the daily quota charges. Taken
-        # back if this attempt is refused before it is sent (a later middleware: no token; a
-        # park or a close taking it from the slot queue): process_exception. Kept once the
-        # attempt got an answer or failed on the wire.
+        # back if this attempt is refused before it is sent (a park or a close taking it from
+        # the slot queue): process_exception. Kept once the attempt got an answer or failed
+        # on the wire.
         self._count(bucket, 1, now)
         self._counted[request] = now
 

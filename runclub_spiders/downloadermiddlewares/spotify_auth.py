@@ -6,12 +6,15 @@ everything else and never blocks the reactor. One refresh runs at a time however
 wait; tokens are renewed shortly before they expire.
 
 Secrets stay out of JOBDIR and logs: the ``Authorization`` header is added in
-``process_request`` (after the scheduler, so never pickled) and removed again in
-``process_response``/``process_exception`` before any middleware can copy the request for a
-retry or redirect. Token requests bypass the scheduler entirely. Logs carry fingerprints only,
-and text from the token endpoint is logged with our secrets masked (a broken proxy may echo the
-request). With ``HTTPCACHE_ENABLED`` the API requests are not cached: Scrapy's filesystem
-cache writes each request's headers to disk, and a cached 401 would answer every retry.
+``process_request`` (after the scheduler, so never pickled) and removed again as the request
+leaves the downloader (``request_left_downloader``, before any ``process_response``: the quota
+middleware above this one may refuse the answer), and in ``process_response`` and
+``process_exception`` for a request answered or refused without reaching it, all before any
+middleware can copy the request for a retry or redirect. Token requests bypass the scheduler
+entirely. Logs carry fingerprints only, and text from the token endpoint is logged with our
+secrets masked (a broken proxy may echo the request). With ``HTTPCACHE_ENABLED`` the API
+requests are not cached: Scrapy's filesystem cache writes each request's headers to disk, and a
+cached 401 would answer every retry.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class SpotifyAuthMiddleware:
         # A refresh in flight, and the requests waiting for it, end when the spider closes.
         self.watch = CloseWatch(crawler)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.request_left_downloader,
+                                signal=signals.request_left_downloader)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SpotifyAuthMiddleware:
@@ -130,6 +135,11 @@ class SpotifyAuthMiddleware:
         return retry
 
     def process_exception(self, request: Request, exception: Exception) -> None:
+        if TOKEN_GENERATION in request.meta:
+            request.headers.pop("Authorization", None)
+
+    def request_left_downloader(self, request: Request) -> None:
+        """The token goes with the wire: answered or failed, the request carries it no more."""
         if TOKEN_GENERATION in request.meta:
             request.headers.pop("Authorization", None)
 

@@ -87,6 +87,7 @@ class Simulator:
                 playlist.extras = ()
         self.index = SearchIndex(self.catalog)
         self.log = RequestLog(self.config.request_log)
+        self._answering: Counter[str] = Counter()    # requests arrived, not yet answered
         self.accounts = Accounts(self.config)
         self.rate = RateWindow(self.config.rate_limit, self.config.rate_window)
         self.recco_rate = RateWindow(self.config.recco_rate_limit, self.config.rate_window)
@@ -194,6 +195,7 @@ class Simulator:
         fault = ""
         status = 0
         retry_after = ""
+        self._answering[service] += 1
         try:
             response, fault = await self._respond(request, handler, service, bucket, key,
                                                   attempt)
@@ -212,6 +214,7 @@ class Simulator:
             fault = "drop"
             return web.Response(status=499)
         finally:
+            self._answering[service] -= 1
             # Corruptions count as served only when the body went out whole.
             hostile = tuple(request.get(HOSTILE_KEY, ())) if not fault else ()
             self.log.add(LoggedRequest(clock.now(), service, request.method, request.path,
@@ -377,6 +380,11 @@ class Simulator:
         crawl in a subprocess needs ``RUNCLUB_CLOCK_OFFSET`` set to ``clock.offset()``)."""
         clock.set_offset(clock.offset() + seconds)
         return clock.offset()
+
+    def answering(self, service: str) -> int:
+        """How many requests to ``service`` are being answered now (arrived, not yet logged):
+        a slow answer (``token_latency``, say) shows here while the client waits for it."""
+        return self._answering[service]
 
     def requests(self, since: int = 0, service: str | None = None) -> list[LoggedRequest]:
         """The log from position ``since`` of the whole log (all services), filtered after."""

@@ -5,7 +5,6 @@ that dies (SIGKILL) leaves no lock behind."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -26,30 +25,18 @@ def start(sim, folder: Path, *spider_args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_until_opened(folder: Path, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_until_opened(sim, folder: Path, process: subprocess.Popen,
+                      timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     # Opened, done writing what it writes at opening (the JOBDIR's version record), and
-    # waiting for its first token (20 s): the quota ledger has counted the request that
-    # needs it (the quota middleware runs before the auth one), so nothing more is written
-    # until the token comes. Under load that count could land after the first snapshot.
+    # waiting for its first token (20 s): the simulator is answering the token request. The
+    # quota ledger counts a request only once it has its token (the quota middleware runs
+    # after the auth one), so nothing more is written until the token comes.
     while not (any("Spider opened" in p.read_text() for p in folder.glob("crawl-*.log"))
                and (folder / "job" / "runclub_versions.json").exists()
-               and counted(folder / "store.sqlite")):
+               and sim.answering("accounts")):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
-
-
-def counted(store: Path) -> bool:
-    """Has the crawl's quota ledger counted a request yet? (A read: the store is unchanged.)"""
-    if not store.exists():
-        return False
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT COUNT(*) FROM quota_days").fetchone()[0] > 0
-    except sqlite3.OperationalError:        # not created yet
-        return False
-    finally:
-        db.close()
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int] | None]:
@@ -73,7 +60,7 @@ def slow_sim():
 def test_a_second_crawl_on_a_store_in_use_is_refused(slow_sim, tmp_path):
     first = start(slow_sim, tmp_path)
     try:
-        wait_until_opened(tmp_path, first)
+        wait_until_opened(slow_sim, tmp_path, first)
         before = snapshot(tmp_path)
         started = time.monotonic()
         argv, env = command(slow_sim, tmp_path)
@@ -98,7 +85,7 @@ def test_a_second_crawl_on_a_store_in_use_is_refused(slow_sim, tmp_path):
 
 def test_a_killed_crawl_leaves_no_lock_behind(slow_sim, tmp_path):
     first = start(slow_sim, tmp_path)
-    wait_until_opened(tmp_path, first)
+    wait_until_opened(slow_sim, tmp_path, first)
     first.kill()                                  # SIGKILL: no clean-up of any kind runs
     assert first.wait(timeout=30) == -signal.SIGKILL
     assert lock_path(tmp_path / "store.sqlite").exists()      # the file stays; the lock not
