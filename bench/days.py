@@ -130,6 +130,34 @@ def largest_artist_share(export: Path) -> dict[str, Any] | None:
     return best
 
 
+RECCO_WORDS = {"v1", "track", "audio-features", "artist", "album"}
+
+
+def recco_endpoint(path: str) -> str:
+    """A ReccoBeats path with its IDs as ``{id}`` (``/v1/artist/{id}/track``)."""
+    tail = path.split("/v1/", 1)[-1]
+    return "/v1/" + "/".join(part if part in RECCO_WORDS else "{id}"
+                             for part in tail.split("/"))
+
+
+def recco_use(entries: list) -> tuple[Counter[str], Counter[str]]:
+    """ReccoBeats calls per endpoint, and the IDs its batch calls asked (``ids=a,b`` or
+    repeated ``ids=``): which endpoint the ReccoBeats figure goes to, and how full the
+    batches were."""
+    calls: Counter[str] = Counter()
+    ids: Counter[str] = Counter()
+    for e in entries:
+        if e.service != "reccobeats":
+            continue
+        endpoint = recco_endpoint(e.path)
+        calls[endpoint] += 1
+        for part in e.query.split("&"):
+            key, _, value = part.partition("=")
+            if key == "ids" and value:
+                ids[endpoint] += len(value.split(","))
+    return calls, ids
+
+
 def run_day(sim: Simulator, folder: Path, settings: dict[str, Any], day: int
             ) -> dict[str, Any]:
     """Day ``day``'s crawl, with this process's clock and the crawl's shifted by that many
@@ -145,12 +173,14 @@ def run_day(sim: Simulator, folder: Path, settings: dict[str, Any], day: int
     spotify = [e for e in entries if e.service == "spotify"]
     manifest_file = folder / "export" / "manifest.json"
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else None
+    recco_calls, recco_ids = recco_use(entries)
     return {
         "day": day, "reason": close_reason(log_file), "wall_s": wall, "peak_rss_mb": peak,
         "spotify": Counter(e.bucket for e in spotify),
         "spotify_429": sum(1 for e in spotify if e.status == 429),
         "quota_429": sum(1 for e in spotify if e.fault == "quota"),
         "reccobeats": sum(1 for e in entries if e.service == "reccobeats"),
+        "reccobeats_calls": recco_calls, "reccobeats_ids": recco_ids,
         "exported": manifest["totals"]["tracks"] if manifest else None,
         "cells_at_min": manifest["balance"]["cellsAtMin"] if manifest else None,
         "cells_at_target": manifest["balance"]["cellsAtTarget"] if manifest else None,

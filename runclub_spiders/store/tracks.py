@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -18,6 +19,14 @@ if TYPE_CHECKING:
 
 ISRC_FORMAT = re.compile(r"[A-Z]{2}[A-Z0-9]{3}\d{7}")
 GENRE_QUERY = re.compile(r'genre:"([^"]+)"')       # as seeds.GENRE_FILTER (not imported here)
+
+
+@functools.lru_cache(maxsize=65_536)
+def query_genres(q: str) -> tuple[str, ...]:
+    """The normalised genres a query's ``genre:"..."`` filters name. Cached: the ledger of
+    genre queries is read again for every genre page (``_genre_queries``), a few hundred
+    queries each time, and parsing them was most of that read's cost."""
+    return tuple(g for g in map(normalize_genre, GENRE_QUERY.findall(q)) if g)
 # Where an artist's genre can come from (table genre_evidence), in the order an artist's
 # genres are listed: what Spotify says of the artist, then Wikidata's curated P136, then a
 # genre query's hit whose sole artist it is, then the artist common to several such hits.
@@ -247,9 +256,8 @@ class Tracks(StoreBase):
         result: dict[str, set[str]] = {}
         for (q,) in self.db.execute("SELECT q FROM seeds WHERE kind = 'track' "
                                     "AND instr(q, 'genre:\"') > 0"):
-            for text in GENRE_QUERY.findall(q):
-                if normalize_genre(text):
-                    result.setdefault(normalize_genre(text), set()).add(q)
+            for genre in query_genres(q):
+                result.setdefault(genre, set()).add(q)
         return result
 
     def _common_credits(self, normalised: str, extra: set[str],
