@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,16 +16,20 @@ from scrapy.utils.test import get_crawler
 
 from runclub_spiders import settings as project
 from runclub_spiders.frontier.cells import CellBook
+from runclub_spiders.frontier.expansion import Expansion
 from runclub_spiders.frontier.leads import Leads
 from runclub_spiders.frontier.work import RECCO_ARTIST_TRACKS, Work
 from runclub_spiders.frontier.work import TRACK as LEAD
 from runclub_spiders.pipelines.reccobeats import spotify_id
+from runclub_spiders.seeds import load_plan
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
+from runclub_spiders.spotify_objects import AlbumRef
 from runclub_spiders.store import Store, TrackRecord
 
 ARTIST = "1Xyo4u8uXC1ZmMpatF05PJ"
 TRACK = "00aqkszH1FdUiJJWvX6iEl"
 NOW = "2026-12-06T00:00:00Z"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def row(**changes) -> dict:
@@ -242,3 +247,28 @@ def test_reccobeats_discovery_requests_carry_the_key_but_are_never_cached(monkey
     assert page.headers[b"x-api-key"] == b"rb-key"
     # An HTTP cache would write the request's headers to disk with the response.
     assert page.meta["dont_cache"] is True
+
+
+def test_artists_with_the_most_unread_album_tracks_are_read_first(leads):
+    """The artist whose known albums hold the most tracks the store lacks is read first,
+    even of a less needy umbrella: an artist whose albums are all read has little left for
+    ReccoBeats to name. Among equals, the neediest umbrella's."""
+    other, needy, less_needy = "2Xyo4u8uXC1ZmMpatF05PJ", "R&B & Soul", "Pop"
+    umbrellas = [needy, less_needy]
+    leads.counted_in = lambda cell, artist: 3 if cell[1] == "10s" else 0
+    leads.see(other, less_needy)
+    leads.looked_up((other,), {other: "5551b6b2-8746-4d43-abd7-c355ed1e3048"})
+    assert leads.next_recco(umbrellas, busy=set()).artist_id == ARTIST    # neediest first
+
+    rules = load_plan(REPO / "seeds" / "plan.yaml", REPO / "seeds" / "umbrellas.yaml").rules
+    expansion = Expansion(leads.store, rules, min_yield=1.0, albums=True, listings=False)
+    album = AlbumRef("3Xyo4u8uXC1ZmMpatF05PJ", "Unread", "album", "2015-03-01", "day", 12,
+                     other, None)
+    expansion.see(album, [(less_needy, "10s")], NOW, list_artist=False)
+    expansion.stored([album.id] * 4)                  # 4 of its 12 tracks stored meanwhile
+    assert (expansion.unread(other), expansion.unread(ARTIST)) == (8, 0)
+    leads.unread = expansion.unread
+    assert leads.next_recco(umbrellas, busy=set()).artist_id == other
+    expansion.album_read(album.id, 12, 12, 8, 8, NOW)  # read to the end: nothing unread
+    assert expansion.unread(other) == 0
+    assert leads.next_recco(umbrellas, busy=set()).artist_id == ARTIST

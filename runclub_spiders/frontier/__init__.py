@@ -111,6 +111,7 @@ class Frontier:
         # not spent today are lost (a rolling window).
         self.leads.albums_pending = lambda artist: (
             not self._park_active(BUCKETS[ALBUM]) and self.expansion.to_read(artist))
+        self.leads.unread = self.expansion.unread
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
         self.expansion.wanted = self.planner.wanted

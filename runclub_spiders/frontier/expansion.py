@@ -398,6 +398,11 @@ class Expansion:
                 return True
         return False
 
+    def unread(self, artist_id: str) -> int:
+        """Tracks of the artist's known albums that the store lacks (albums not read to the
+        end): what a ReccoBeats list of the artist's tracks can still name."""
+        return sum(self.unknown(album_id) for album_id in self.by_artist.get(artist_id, ()))
+
     def album_umbrella(self, album_id: str) -> str | None:
         state = self.open.get(album_id)
         return state.umbrella if state is not None else None
