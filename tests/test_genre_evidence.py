@@ -18,17 +18,24 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import yaml
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from runclub_spiders.catalog.candidates import artist_genre_sets
+from runclub_spiders.catalog.candidates import (
+    artist_genre_sets,
+    artist_votes,
+    classify_umbrellas,
+)
 from runclub_spiders.catalog.genres import GenreVocabulary, exported_genres
 from runclub_spiders.export.validate import validate_export
 from runclub_spiders.opendata.mapping import label_key, load_mapping
 from runclub_spiders.runs import crawl_catalog
+from runclub_spiders.seeds import load_plan
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.store import Store, TrackRecord
 from runclub_spiders.umbrellas import normalize_genre
@@ -335,3 +342,41 @@ def track(track_id: str, artists: tuple[str, ...]) -> TrackRecord:
         release_precision="year", album_image_url=None, artist_ids=artists,
         artist_names=artists, is_playable=True, available_markets=None, popularity=None,
         preview_url=None, track_number=1, disc_number=1)
+
+
+def test_artists_a_cell_query_returned_vote_for_its_umbrella(tmp_path):
+    """The artists a cell query returned vote for its umbrella as the sole artist of a
+    track hit does: one track shared with a featured artist no longer outvotes an artist
+    the genre filter matched again and again (album tracks went out under the featured
+    track's umbrella in about one test crawl in four)."""
+    rules = load_plan(Path(__file__).resolve().parents[1] / "seeds" / "plan.yaml",
+                      Path(__file__).resolve().parents[1] / "seeds" / "umbrellas.yaml").rules
+    lead, featured = "1Xyo4u8uXC1ZmMpatF05PJ", "2Xyo4u8uXC1ZmMpatF05PJ"
+    funk = 'genre:"boogie" year:2000-2009'
+    reggaeton = [f'genre:"reggaeton" year:{y}-{y + 9}' for y in (1990, 2000, 2010, 2020)]
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        for q, umbrella in [(funk, "Funk & Disco"), *((q, "Reggaeton") for q in reggaeton)]:
+            store.record_page(q=q, kind="track", family="cell_genre", umbrella=umbrella,
+                              decade=None, next_offset=10, total=100, new=0, known=0,
+                              low_page=False, exhausted=None, now="2026-12-06T00:00:00Z")
+        store.add_edges(funk, "track", [("00aqkszH1FdUiJJWvX6iEl", 0)])
+        credits = {"00aqkszH1FdUiJJWvX6iEl": (lead, featured)}
+        votes = artist_votes(store, credits, rules)
+        assert votes == {lead: Counter({"Funk & Disco": 1.0})}
+        assert classify_umbrellas(rules, (lead,), {}, {}, votes) == (
+            ("Funk & Disco",), "query_votes")
+        for q in reggaeton:
+            store.add_artist_hits(q, "track", [(lead, 0)])
+        votes = artist_votes(store, credits, rules)
+        assert votes[lead] == Counter({"Reggaeton": 4.0, "Funk & Disco": 1.0})
+        assert classify_umbrellas(rules, (lead,), {}, {}, votes) == (
+            ("Reggaeton",), "query_votes")
+        # The featured artist named by a Funk & Disco query explains the shared track.
+        disco = 'genre:"disco" year:2000-2009'
+        store.record_page(q=disco, kind="track", family="cell_genre", umbrella="Funk & Disco",
+                          decade=None, next_offset=10, total=100, new=0, known=0,
+                          low_page=False, exhausted=None, now="2026-12-06T00:00:00Z")
+        store.add_artist_hits(disco, "track", [(featured, 0)])
+        votes = artist_votes(store, credits, rules)
+        assert votes[lead] == Counter({"Reggaeton": 4.0})
+        assert votes[featured] == Counter({"Funk & Disco": 1.0})

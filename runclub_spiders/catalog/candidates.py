@@ -10,10 +10,12 @@ Umbrellas, most trusted first:
 1. ``artist_genres``: the primary artist's curated genres (Spotify's, extended profile;
    Wikidata's) through the umbrella rules;
 2. ``query_votes``: the umbrellas of the umbrella-tagged searches (``genre:"..."`` cell
-   queries count 1, free-text seeds 0.25) that returned the primary artist's tracks. A search
-   matches any credited artist, so a vote from a track with featured artists goes to the
-   primary artist only when no featured artist explains it (has solo votes for that
-   umbrella). Umbrellas with at least a third of the top one's votes are kept, top first;
+   queries count 1, free-text seeds 0.25) that returned the primary artist's tracks, or the
+   artist itself (a cell query asks ``type=track,artist``: its genre filter matched the
+   artist). A search matches any credited artist, so a vote from a track with featured
+   artists goes to the primary artist only when no featured artist explains it (has solo
+   votes for that umbrella). Umbrellas with at least a third of the top one's votes are
+   kept, top first;
 3. ``search_genres``: the primary artist's genres from search evidence (``search_sole``,
    ``search_common``: ``Store.add_search_genre_hits``) through the rules;
 4. ``none``: unclassified (not exported: it cannot be placed in a cell). A featured
@@ -248,29 +250,40 @@ def artist_genre_sets(store: Store
     return curated, evidenced
 
 
+def vote_weight(rules: UmbrellaRules, family: str, q: str, umbrella: str) -> float:
+    """A search's vote: 1 for a cell query, free text's weight otherwise."""
+    if family == CELL_FAMILY:
+        # genre:"house" also returns "progressive house" (Electronic & EDM) artists: a
+        # genre that other umbrellas' genres contain votes as weakly as free text
+        # (UmbrellaRules.specific; album tracks' umbrellas were 94-96% right without).
+        genre = GENRE_FILTER.search(q)
+        if genre is None or rules.specific(genre.group(1), umbrella):
+            return 1.0
+    return FREE_TEXT_WEIGHT
+
+
 def artist_votes(store: Store, credits: dict[str, tuple[str, ...]], rules: UmbrellaRules
                  ) -> dict[str, Counter[str]]:
     """Per primary artist: umbrella votes from the umbrella-tagged searches that found its
-    tracks (see the module doc). ``credits``: each track's artist IDs, primary first."""
-    edges = store.umbrella_edges()
+    tracks or the artist itself (see the module doc). ``credits``: each track's artist IDs,
+    primary first."""
     solo: dict[str, Counter[str]] = defaultdict(Counter)
     shared: list[tuple[tuple[str, ...], str, float]] = []
-    for track_id, umbrella, family, q in edges:
+    for track_id, umbrella, family, q in store.umbrella_edges():
         artists = credits.get(track_id)
         if not artists:
             continue
-        weight = FREE_TEXT_WEIGHT
-        if family == CELL_FAMILY:
-            # genre:"house" also returns "progressive house" (Electronic & EDM) artists: a
-            # genre that other umbrellas' genres contain votes as weakly as free text
-            # (UmbrellaRules.specific; album tracks' umbrellas were 94-96% right without).
-            genre = GENRE_FILTER.search(q)
-            if genre is None or rules.specific(genre.group(1), umbrella):
-                weight = 1.0
+        weight = vote_weight(rules, family, q, umbrella)
         if len(artists) == 1:
             solo[artists[0]][umbrella] += weight
         else:
             shared.append((artists, umbrella, weight))
+    # An artist a search returned is its own evidence, as the sole artist of a track is.
+    # Without these, one track shared with a featured artist could outvote them: album
+    # tracks of an artist the cell queries named 15 times went out under another umbrella
+    # in about one test crawl in four (tests/test_export.py).
+    for artist_id, umbrella, family, q in store.umbrella_artist_hits():
+        solo[artist_id][umbrella] += vote_weight(rules, family, q, umbrella)
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for artist, counts in solo.items():
         votes[artist].update(counts)
