@@ -45,7 +45,7 @@ async def test_parked_search_bucket_exports_then_resumes_to_the_clean_export(
         clean.stop()
     reference = export_hashes(tmp_path / "clean")
 
-    budget = searches * 6 // 10
+    budget = searches * 52 // 100
     sim = Simulator(catalog=catalog, size=SIZE, quota={"search": budget},
                     quota_retry_after=LOCK_SECONDS).start()
     try:
