@@ -10,7 +10,8 @@ Umbrellas, most trusted first:
 1. ``artist_genres``: the primary artist's curated genres (Spotify's, extended profile;
    Wikidata's) through the umbrella rules;
 2. ``query_votes``: the umbrellas of the umbrella-tagged searches (``genre:"..."`` cell
-   queries count 1, free-text seeds 0.25) that returned the primary artist's tracks, or the
+   queries count 1, or 0.25 for a genre other umbrellas' genres contain, free-text seeds
+   0.25: ``vote_weight``) that returned the primary artist's tracks, or the
    artist itself (a cell query asks ``type=track,artist``: its genre filter matched the
    artist). A search matches any credited artist, so a vote from a track with featured
    artists goes to the primary artist only when no featured artist explains it (has solo
@@ -251,7 +252,8 @@ def artist_genre_sets(store: Store
 
 
 def vote_weight(rules: UmbrellaRules, family: str, q: str, umbrella: str) -> float:
-    """A search's vote: 1 for a cell query, free text's weight otherwise."""
+    """A search's vote: 1 for a cell query whose genre names its umbrella alone
+    (``UmbrellaRules.specific``), free text's weight otherwise."""
     if family == CELL_FAMILY:
         # genre:"house" also returns "progressive house" (Electronic & EDM) artists: a
         # genre that other umbrellas' genres contain votes as weakly as free text

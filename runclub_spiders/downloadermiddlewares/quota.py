@@ -39,9 +39,10 @@ A 429 is acted on in the ``response_downloaded`` signal, before the downloader h
 next queued request out (see ``pacing.py``), and refused in ``process_response``; this
 middleware is ordered above ``pacing.py`` so that it refuses a park's 429 before pacing could
 retry it, and it works the same with ``RETRY_ENABLED = False``. It is also ordered above the
-auth middleware, the last of the project's middlewares to see a request before its slot: a
-request that waited in an earlier one (auth awaits its token) while a park began is refused
-here, not sent into the park. A middleware that awaits after this one would reopen that gap.
+auth middleware, so that it is the last of the project's middlewares to see a request before
+its slot: a request that waited in an earlier one (auth awaits its token) while a park began
+is refused here, not sent into the park. A middleware that awaits after this one would
+reopen that gap.
 
 Stats: ``quota/requests/<bucket>`` (this run), ``quota/requests_today/<bucket>`` (the UTC day,
 all runs; at close), ``quota/parks`` (parks started), ``quota/parked_until/<bucket>``,

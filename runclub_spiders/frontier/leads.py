@@ -25,8 +25,9 @@ Choosing, with what the store knows:
   call) only when no looked-up artist is left to read. ReccoBeats has no published limit;
   the crawl keeps its calls per exported track low (BENCHMARKS.md);
 * the artists with the most album tracks the store lacks come first, then the neediest
-  umbrella's (``Expansion.unread``: albums known and not read to the end, none worth a
-  call of its own, or the artist's leads would wait for it): their pages give the leads.
+  umbrella's, for pages and for the lookups of their UUIDs alike (``Expansion.unread``:
+  albums known and not read to the end; none worth a call of its own unless the albums
+  bucket is parked, or the artist's leads would wait for it): their pages give the leads.
   An artist whose known albums are all read has few tracks left for ReccoBeats to name:
   on the 15k benchmark, read in the neediest umbrella's order, half such pages gave
   none; the pages of artists left with 10 or more unread album tracks gave 4.8 leads,

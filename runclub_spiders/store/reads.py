@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from runclub_spiders.seeds import CELL_FAMILY
 from runclub_spiders.store.base import StoreBase
 
 
@@ -40,13 +41,12 @@ class ExportReads(StoreBase):
             "ORDER BY st.track_id, s.q").fetchall()
 
     def umbrella_artist_hits(self) -> list[sqlite3.Row]:
-        """``artist_id``, ``umbrella``, ``family``, ``q`` of every artist a search tagged
-        with an umbrella returned (its genre filter matched the artist itself), by artist
-        then query."""
+        """``artist_id``, ``umbrella``, ``family``, ``q`` of every artist a cell query
+        returned (its genre filter matched the artist itself), by artist then query."""
         return self.db.execute(
             "SELECT sa.artist_id, s.umbrella, s.family, s.q FROM seed_artists sa JOIN seeds s "
             "ON s.q = sa.q AND s.kind = sa.kind WHERE s.umbrella IS NOT NULL "
-            "ORDER BY sa.artist_id, s.q").fetchall()
+            "AND s.family = ? ORDER BY sa.artist_id, s.q", (CELL_FAMILY,)).fetchall()
 
     def playlist_counts(self) -> dict[str, int]:
         """Playlists seen, read (done, or at least one page of items), and their track

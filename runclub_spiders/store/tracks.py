@@ -27,6 +27,8 @@ def query_genres(q: str) -> tuple[str, ...]:
     genre queries is read again for every genre page (``_genre_queries``), a few hundred
     queries each time, and parsing them was most of that read's cost."""
     return tuple(g for g in map(normalize_genre, GENRE_QUERY.findall(q)) if g)
+
+
 # Where an artist's genre can come from (table genre_evidence), in the order an artist's
 # genres are listed: what Spotify says of the artist, then Wikidata's curated P136, then a
 # genre query's hit whose sole artist it is, then the artist common to several such hits.
