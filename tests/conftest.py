@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,12 +17,16 @@ from scrapy.utils.test import get_crawler
 
 import runclub_spiders.settings as project
 from runclub_spiders import clock
+from runclub_spiders.seeds import load_plan
 from runclub_spiders.simulator import Catalog, Simulator
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
+    from runclub_spiders.umbrellas import UmbrellaRules
+
 SMALL = 3000  # tracks: enough for every shape, quick to build
+REPO = Path(__file__).resolve().parents[1]
 
 
 @cache
@@ -107,6 +112,12 @@ def use_credentials(monkeypatch, simulator: Simulator, refresh_token: bool = Tru
     monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", env["SPOTIFY_CLIENT_SECRET"])
     if refresh_token:
         monkeypatch.setenv("SPOTIFY_REFRESH_TOKEN", env["SPOTIFY_REFRESH_TOKEN"])
+
+
+@cache
+def project_rules() -> UmbrellaRules:
+    """The umbrella rules of the repository's seed plan."""
+    return load_plan(REPO / "seeds" / "plan.yaml", REPO / "seeds" / "umbrellas.yaml").rules
 
 
 def project_settings(**overrides: Any) -> dict[str, Any]:

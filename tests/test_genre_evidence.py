@@ -35,11 +35,10 @@ from runclub_spiders.catalog.genres import GenreVocabulary, exported_genres
 from runclub_spiders.export.validate import validate_export
 from runclub_spiders.opendata.mapping import label_key, load_mapping
 from runclub_spiders.runs import crawl_catalog
-from runclub_spiders.seeds import load_plan
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.store import Store, TrackRecord
 from runclub_spiders.umbrellas import normalize_genre
-from tests.conftest import crawl_settings, run_spider, use_credentials
+from tests.conftest import crawl_settings, project_rules, run_spider, use_credentials
 
 SETTINGS = {"CATALOG_CELL_MIN": 3, "CATALOG_CELL_TARGET": 6, "CATALOG_MAX_TRACKS": 600,
             "DISCOVERY_PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
@@ -349,8 +348,7 @@ def test_artists_a_cell_query_returned_vote_for_its_umbrella(tmp_path):
     track hit does: one track shared with a featured artist no longer outvotes an artist
     the genre filter matched again and again (album tracks went out under the featured
     track's umbrella in about one test crawl in four)."""
-    rules = load_plan(Path(__file__).resolve().parents[1] / "seeds" / "plan.yaml",
-                      Path(__file__).resolve().parents[1] / "seeds" / "umbrellas.yaml").rules
+    rules = project_rules()
     lead, featured = "1Xyo4u8uXC1ZmMpatF05PJ", "2Xyo4u8uXC1ZmMpatF05PJ"
     funk = 'genre:"boogie" year:2000-2009'
     reggaeton = [f'genre:"reggaeton" year:{y}-{y + 9}' for y in (1990, 2000, 2010, 2020)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -21,15 +20,14 @@ from runclub_spiders.frontier.leads import Leads
 from runclub_spiders.frontier.work import RECCO_ARTIST_TRACKS, Work
 from runclub_spiders.frontier.work import TRACK as LEAD
 from runclub_spiders.pipelines.reccobeats import spotify_id
-from runclub_spiders.seeds import load_plan
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.spotify_objects import AlbumRef
 from runclub_spiders.store import Store, TrackRecord
+from tests.conftest import project_rules
 
 ARTIST = "1Xyo4u8uXC1ZmMpatF05PJ"
 TRACK = "00aqkszH1FdUiJJWvX6iEl"
 NOW = "2026-12-06T00:00:00Z"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def row(**changes) -> dict:
@@ -260,7 +258,7 @@ def test_artists_with_the_most_unread_album_tracks_are_read_first(leads):
     leads.looked_up((other,), {other: "5551b6b2-8746-4d43-abd7-c355ed1e3048"})
     assert leads.next_recco(umbrellas, busy=set()).artist_id == ARTIST    # neediest first
 
-    rules = load_plan(REPO / "seeds" / "plan.yaml", REPO / "seeds" / "umbrellas.yaml").rules
+    rules = project_rules()
     expansion = Expansion(leads.store, rules, min_yield=1.0, albums=True, listings=False)
     album = AlbumRef("3Xyo4u8uXC1ZmMpatF05PJ", "Unread", "album", "2015-03-01", "day", 12,
                      other, None)

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from runclub_spiders.frontier.expansion import Expansion
-from runclub_spiders.seeds import SeedQuery, load_plan
+from runclub_spiders.seeds import SeedQuery
 from runclub_spiders.store import Store
-from tests.conftest import use_credentials
+from tests.conftest import project_rules, use_credentials
 from tests.test_discovery import SEARCH_ONLY, SIZE, crawl
 
 DAY = 86_400
@@ -264,7 +264,7 @@ async def test_once_quota_binds_the_artists_cell_queries_name_are_listed(
 
 
 def test_a_restart_counts_the_named_artists_votes_and_queues_them_once_bound(tmp_path):
-    rules = load_plan(REPO / "seeds" / "plan.yaml", REPO / "seeds" / "umbrellas.yaml").rules
+    rules = project_rules()
     artist, q = "1Xyo4u8uXC1ZmMpatF05PJ", 'genre:"deep house" year:1990-1999'
     with closing(Store.open(tmp_path / "store.sqlite")) as store:
         store.record_page(q=q, kind="track", family="cell_genre", umbrella="House",

@@ -30,11 +30,10 @@ from runclub_spiders.opendata import musicbrainz, wikidata
 from runclub_spiders.opendata.mapping import load_mapping
 from runclub_spiders.pipelines.opendata import _Source
 from runclub_spiders.runs import crawl_catalog
-from runclub_spiders.seeds import load_plan
 from runclub_spiders.simulator import vocabulary as v
 from runclub_spiders.store import Store
 from runclub_spiders.umbrellas import SeedError, normalize_genre
-from tests.conftest import crawl_settings, use_credentials
+from tests.conftest import crawl_settings, project_rules, use_credentials
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 3000
@@ -236,7 +235,7 @@ def test_year_is_the_earlier_of_spotify_and_musicbrainz():
 
 def test_mapping_covers_every_simulator_label_and_lands_in_umbrellas():
     mapping = load_mapping("seeds/wikidata_genres.yaml")
-    rules = load_plan("seeds/plan.yaml", "seeds/umbrellas.yaml").rules
+    rules = project_rules()
     for label in v.WIKIDATA_LABELS:
         genres = mapping.genres(label)
         assert genres, f"{label!r} is not mapped"

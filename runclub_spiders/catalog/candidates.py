@@ -284,8 +284,8 @@ def artist_votes(store: Store, credits: dict[str, tuple[str, ...]], rules: Umbre
     # Without these, one track shared with a featured artist could outvote them: album
     # tracks of an artist the cell queries named 15 times went out under another umbrella
     # in about one test crawl in four (tests/test_export.py).
-    for artist_id, umbrella, family, q in store.umbrella_artist_hits():
-        solo[artist_id][umbrella] += vote_weight(rules, family, q, umbrella)
+    for artist_id, q, umbrella in store.cell_artist_hits():
+        solo[artist_id][umbrella] += vote_weight(rules, CELL_FAMILY, q, umbrella)
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for artist, counts in solo.items():
         votes[artist].update(counts)

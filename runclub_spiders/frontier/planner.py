@@ -149,7 +149,7 @@ class Planner:
         self.family_new, self.family_placed = Counter(), Counter()
         self.total_candidates = 0
         for artist, source, cells, query in self.store.planning_rows():
-            family = self.family_of.get(query or "") if source == "search" else None
+            family = self._family(source, query)
             if family is not None:
                 self.family_new[family] += 1
             if cells is None:                        # set aside at discovery: not counted
@@ -202,7 +202,7 @@ class Planner:
         ``query``: the track's first query)."""
         self.total_candidates -= 1
         self.counted[source] -= 1
-        family = self.family_of.get(query or "") if source == "search" else None
+        family = self._family(source, query)
         if family is not None and any(cell in self.counts for cell in cells):
             self.family_placed[family] -= 1
         for cell in cells:
@@ -245,6 +245,10 @@ class Planner:
         if not (allow_demoted or family is None or not family.demoted):
             return False
         return self.expected_new(query) >= self.min_new(query.family)
+
+    def _family(self, source: str, query: str | None) -> str | None:
+        """The query family a stored track counts for: its first query's, if searched."""
+        return self.family_of.get(query or "") if source == "search" else None
 
     def min_new(self, family: str) -> float:
         """The new tracks a page of ``family`` must be expected to bring to be worth a

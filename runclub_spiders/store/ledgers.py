@@ -211,11 +211,15 @@ class Ledgers(StoreBase):
             artists = json.loads(artist_ids)
             if len(artists) == 1:
                 votes.append((artists[0], q, umbrella))
-        votes += [tuple(row) for row in self.db.execute(
+        return votes + self.cell_artist_hits()
+
+    def cell_artist_hits(self) -> list[tuple[str, str, str]]:
+        """``(artist ID, query, umbrella)`` for every artist a cell query returned (its
+        genre filter matched the artist itself), in the order they were found."""
+        return [tuple(row) for row in self.db.execute(
             "SELECT sa.artist_id, s.q, s.umbrella FROM seed_artists sa JOIN seeds s ON "
             "s.q = sa.q AND s.kind = sa.kind WHERE s.umbrella IS NOT NULL AND s.family = ? "
             "ORDER BY sa.rowid", (CELL_FAMILY,))]
-        return votes
 
     # ---------------------------------------------------------------- the capability probe
     def probe_results(self) -> list[sqlite3.Row]:

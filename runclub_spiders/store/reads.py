@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from runclub_spiders.seeds import CELL_FAMILY
 from runclub_spiders.store.base import StoreBase
 
 
@@ -39,14 +38,6 @@ class ExportReads(StoreBase):
             "SELECT st.track_id, s.umbrella, s.family, s.q FROM seed_tracks st JOIN seeds s "
             "ON s.q = st.q AND s.kind = st.kind WHERE s.umbrella IS NOT NULL "
             "ORDER BY st.track_id, s.q").fetchall()
-
-    def umbrella_artist_hits(self) -> list[sqlite3.Row]:
-        """``artist_id``, ``umbrella``, ``family``, ``q`` of every artist a cell query
-        returned (its genre filter matched the artist itself), by artist then query."""
-        return self.db.execute(
-            "SELECT sa.artist_id, s.umbrella, s.family, s.q FROM seed_artists sa JOIN seeds s "
-            "ON s.q = sa.q AND s.kind = sa.kind WHERE s.umbrella IS NOT NULL "
-            "AND s.family = ? ORDER BY sa.artist_id, s.q", (CELL_FAMILY,)).fetchall()
 
     def playlist_counts(self) -> dict[str, int]:
         """Playlists seen, read (done, or at least one page of items), and their track
