@@ -95,3 +95,21 @@ def test_a_setting_under_its_old_name_is_refused_with_the_new_one(old):
     with pytest.raises(ConfigError, match=rf"^{old} is now called {RENAMED_SETTINGS[old]}:"):
         preflight(settings)
     assert hasattr(project, RENAMED_SETTINGS[old]) and not hasattr(project, old)
+
+
+def test_no_spider_callback_is_a_generator_that_returns_a_value():
+    """What ``WARN_ON_GENERATOR_RETURN_VALUE`` (off in settings.py) would warn of at every
+    response: a ``return value`` inside a generator callback, whose value Scrapy drops."""
+    import inspect  # noqa: PLC0415
+
+    from scrapy.utils.misc import is_generator_with_return_value  # noqa: PLC0415
+    from scrapy.utils.spider import iter_spider_classes  # noqa: PLC0415
+
+    from runclub_spiders.spiders import catalog_export, spotify_catalog, spotify_probe  # noqa: PLC0415
+
+    generators = [function for module in (catalog_export, spotify_catalog, spotify_probe)
+                  for spider in iter_spider_classes(module)
+                  for _, function in inspect.getmembers(spider, inspect.isfunction)
+                  if inspect.isgeneratorfunction(function)]
+    assert "SpotifyCatalogSpider.parse_search" in {f.__qualname__ for f in generators}
+    assert [f.__qualname__ for f in generators if is_generator_with_return_value(f)] == []
