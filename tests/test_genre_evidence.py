@@ -187,6 +187,35 @@ def test_an_artist_is_credited_only_when_no_other_explains_its_hits(tmp_path):
         each.close()
 
 
+def test_the_genre_query_ledger_read_once_follows_the_seed_ledger(tmp_path):
+    """``_genre_queries`` is read from the store once, then follows ``record_page``; a
+    rolled-back page leaves no query behind in it."""
+    def page(q: str) -> None:
+        store.record_page(q=q, kind="track", family="cell", umbrella="Latin", decade="70s",
+                          next_offset=0, total=None, new=0, known=0, low_page=False,
+                          exhausted=None, now="2026")
+
+    store = Store.open(tmp_path / "ledger.sqlite")
+    try:
+        page(SEVENTIES)
+        assert store._genre_queries() == {"salsa": {SEVENTIES}}
+        page(EIGHTIES)
+        page('genre:"r&b" year:1990-1999')
+        page("90s hits")
+        assert store._genre_queries() == {"salsa": {SEVENTIES, EIGHTIES},
+                                          "r and b": {'genre:"r&b" year:1990-1999'}}
+        with pytest.raises(RuntimeError), store.transaction():
+            page('genre:"salsa" year:2000-2009')
+            assert 'genre:"salsa" year:2000-2009' in store._genre_queries()["salsa"]
+            raise RuntimeError("the page's transaction fails")
+        assert store._genre_queries()["salsa"] == {SEVENTIES, EIGHTIES}
+        # What a fresh read of the store gives.
+        with closing(Store.open(tmp_path / "ledger.sqlite")) as fresh:
+            assert store._genre_queries() == fresh._genre_queries()
+    finally:
+        store.close()
+
+
 def test_search_genres_are_exported_only_where_the_words_are_unambiguous():
     vocabulary = GenreVocabulary.of(["rock", "classic rock", "soft rock", "punk", "skate punk",
                                      "punk rock", "alternative rock", "outlaw country"])

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from runclub_spiders.seeds import CELL_FAMILY
 from runclub_spiders.store.base import StoreBase
+from runclub_spiders.store.tracks import GENRE_LEDGER, add_genre_query
 
 if TYPE_CHECKING:
     from runclub_spiders.spotify_objects import AlbumRef
@@ -43,6 +44,8 @@ class Ledgers(StoreBase):
             "last_seen_at = excluded.last_seen_at",
             (q, kind, family, umbrella, decade, next_offset, total, exhausted, new, known,
              int(low_page), now))
+        if (ledger := self.derived.get(GENRE_LEDGER)) is not None:
+            add_genre_query(ledger, q, kind)
 
     def add_edges(self, q: str, kind: str, track_ids: Iterable[tuple[str, int]]) -> None:
         self.db.executemany(

@@ -23,10 +23,19 @@ GENRE_QUERY = re.compile(r'genre:"([^"]+)"')       # as seeds.GENRE_FILTER (not 
 
 @functools.lru_cache(maxsize=65_536)
 def query_genres(q: str) -> tuple[str, ...]:
-    """The normalised genres a query's ``genre:"..."`` filters name. Cached: the ledger of
-    genre queries is read again for every genre page (``_genre_queries``), a few hundred
-    queries each time, and parsing them was most of that read's cost."""
+    """The normalised genres a query's ``genre:"..."`` filters name (cached: a crawl asks
+    for the same few hundred queries' again and again)."""
     return tuple(g for g in map(normalize_genre, GENRE_QUERY.findall(q)) if g)
+
+
+GENRE_LEDGER = "genre_queries"      # StoreBase.derived: Tracks._genre_queries
+
+
+def add_genre_query(ledger: dict[str, set[str]], q: str, kind: str) -> None:
+    """File a seed ledger query under the genres its ``genre:"..."`` filters name."""
+    if kind == "track":
+        for genre in query_genres(q):
+            ledger.setdefault(genre, set()).add(q)
 
 
 # Where an artist's genre can come from (table genre_evidence), in the order an artist's
@@ -254,13 +263,16 @@ class Tracks(StoreBase):
 
     def _genre_queries(self) -> dict[str, set[str]]:
         """Per normalised genre: the ``genre:"..."`` track queries of the seed ledger (a few
-        hundred rows; ``genre:"r&b"`` and ``genre:"r and b"`` are one genre)."""
-        result: dict[str, set[str]] = {}
-        for (q,) in self.db.execute("SELECT q FROM seeds WHERE kind = 'track' "
-                                    "AND instr(q, 'genre:\"') > 0"):
-            for genre in query_genres(q):
-                result.setdefault(genre, set()).add(q)
-        return result
+        hundred rows; ``genre:"r&b"`` and ``genre:"r and b"`` are one genre). Read once, then
+        kept up to date by ``record_page``, the ledger's only writer: it was read again for
+        every genre page, ~3% of a crawl's CPU. Not to be changed by the caller."""
+        ledger = self.derived.get(GENRE_LEDGER)
+        if ledger is None:
+            ledger = self.derived[GENRE_LEDGER] = {}
+            for (q,) in self.db.execute("SELECT q FROM seeds WHERE kind = 'track' "
+                                        "AND instr(q, 'genre:\"') > 0"):
+                add_genre_query(ledger, q, "track")
+        return ledger
 
     def _common_credits(self, normalised: str, extra: set[str],
                         ledger: dict[str, set[str]] | None = None,
