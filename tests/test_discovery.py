@@ -14,7 +14,6 @@ from collections import Counter
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -252,43 +251,41 @@ def test_malformed_seed_file_stops_the_crawl_command_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-UNINTERRUPTED: dict[str, Any] = {}       # the reference run, shared by the cases below
-
-
-@pytest.mark.parametrize("stop_after", [1, 31])   # 1: the owner listing is queued
 @deferred_f_from_coro_f
-async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path, stop_after):
+async def test_interrupted_crawl_resumes_to_the_same_store(dev, tmp_path):
+    """Stopped after its first page (the owner's playlist listing still queued), resumed and
+    stopped again 31 pages later, then run to the end: the store is the uninterrupted run's."""
     # One request at a time (the frontier sends no more than CONCURRENT_REQUESTS works, over
     # every bucket), so an uninterrupted run is a fixed sequence to compare with.
     serial = {"DISCOVERY_CONCURRENCY": 1, "CONCURRENT_REQUESTS": 1}
-    if not UNINTERRUPTED:                 # the same catalog and order each time: crawl once
-        _, whole = await crawl(dev, tmp_path / "whole", **serial)
-        assert whole["finish_reason"] == "finished"
-        store = Store.open(tmp_path / "whole" / "store.sqlite")
-        try:
-            UNINTERRUPTED.update(calls=api_calls(dev.requests(service="spotify")),
-                                 dump=store.dump())
-        finally:
-            store.close()
+    _, whole = await crawl(dev, tmp_path / "whole", **serial)
+    assert whole["finish_reason"] == "finished"
+    store = Store.open(tmp_path / "whole" / "store.sqlite")
+    try:
+        want_calls, want = api_calls(dev.requests(service="spotify")), store.dump()
+    finally:
+        store.close()
 
     job = tmp_path / "part" / "job"
     mark = len(dev.requests())
-    _, first = await crawl(dev, tmp_path / "part", JOBDIR=str(job),
-                           CLOSESPIDER_PAGECOUNT=stop_after, **serial)
-    assert first["finish_reason"] == "closespider_pagecount"
-    _, second = await crawl(dev, tmp_path / "part", JOBDIR=str(job), **serial)
-    assert second["finish_reason"] == "finished"
-    assert second.get("log_count/ERROR", 0) == 0
-    # Nothing of the first run is queued in JOBDIR (the store is what resumes): the two runs
+    stops = (1, 31)
+    for stop_after in stops:
+        _, part = await crawl(dev, tmp_path / "part", JOBDIR=str(job),
+                              CLOSESPIDER_PAGECOUNT=stop_after, **serial)
+        assert part["finish_reason"] == "closespider_pagecount"
+    _, last = await crawl(dev, tmp_path / "part", JOBDIR=str(job), **serial)
+    assert last["finish_reason"] == "finished"
+    assert last.get("log_count/ERROR", 0) == 0
+    # Nothing of an earlier run is queued in JOBDIR (the store is what resumes): the runs
     # together ask Spotify exactly what the uninterrupted run asked, each page once (each
-    # run asks who the owner is: one /me more).
+    # run asks who the owner is: one /me more a run).
     assert not (job / "requests.queue").exists()
     part_calls = api_calls(dev.requests(mark, service="spotify"))
-    assert part_calls - Counter({"/v1/me": 1}) == UNINTERRUPTED["calls"]
+    assert part_calls - Counter({"/v1/me": len(stops)}) == want_calls
 
     resumed = Store.open(tmp_path / "part" / "store.sqlite")
     try:
-        want, got = UNINTERRUPTED["dump"], resumed.dump()
+        got = resumed.dump()
         for table in want:
             assert got[table] == want[table], table
     finally:
