@@ -161,6 +161,13 @@ DISCOVERY_MIN_YIELD = 1.0
 # cell is at least DISCOVERY_LEAD_MIN_WORTH (one call brings at most one track).
 DISCOVERY_RECCO_LEADS = True
 DISCOVERY_LEAD_MIN_WORTH = 0.5
+# ReccoBeats track-list pages read for leads, at most, per candidate counted toward a cell
+# below its target. ReccoBeats publishes no limit; the crawl keeps under 0.1 calls to it per
+# exported track. The feature batches take ~0.05 of that, and about half the counted
+# candidates are exported, so pages may take ~0.025 per candidate: 0.02 (BENCHMARKS.md,
+# session 23). Without it, a large tracks bucket (2,000 a day) read pages down to ~1 lead
+# each. 0: no cap.
+DISCOVERY_LEAD_PAGES_PER_CANDIDATE = 0.02
 
 # --- Enrichment ----------------------------------------------------------------------------------
 ITEM_PIPELINES = {

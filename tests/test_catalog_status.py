@@ -275,6 +275,9 @@ class StubPlanner:
     def cells_at_target(self) -> int:
         return sum(1 for n in self.counts.values() if n >= self.cell_target)
 
+    def useful(self) -> int:
+        return sum(min(n, self.cell_target) for n in self.counts.values())
+
 
 def test_progress_shows_the_projected_finish_and_sets_its_stats(tmp_path, caplog,
                                                                 monkeypatch):
@@ -285,9 +288,12 @@ def test_progress_shows_the_projected_finish_and_sets_its_stats(tmp_path, caplog
                                          "DISCOVERY_PROGRESS_INTERVAL": 0})
     crawler.stats.open_spider()
     with closing(Store.open(tmp_path / "store.sqlite")) as store:
-        progress = Progress(crawler, store, StubPlanner(store))
+        planner = StubPlanner(store)
+        progress = Progress(crawler, store, planner)
         with caplog.at_level("INFO", logger="runclub_spiders.frontier.progress"):
             progress.close()
     assert "projected finish: 2026-12-07 (1,804 requests to go)" in caplog.text
     assert crawler.stats.get_value("discovery/projected_finish") == "2026-12-07"
     assert crawler.stats.get_value("discovery/requests_needed") == 1804
+    assert crawler.stats.get_value("discovery/candidates_toward_target") == sum(
+        min(n, 100) for n in planner.counts.values()) > 0

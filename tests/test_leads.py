@@ -233,6 +233,21 @@ def test_pages_stop_when_they_stop_giving_leads(leads):
     assert leads.next_recco(["R&B & Soul"], busy=set()) is None
 
 
+def test_pages_stay_within_their_share_of_the_candidates(leads):
+    """Pages that still give leads are read only while the pages read so far stay under
+    ``pages_per_candidate`` of the candidates counted; the cap follows the count up, and
+    0 means no cap. A cell is not kept open by pages the cap would not read."""
+    leads.pages_per_candidate, leads.candidates = 0.02, lambda: 250
+    leads.pages, leads.found = 5, 50                  # 10 leads a page: worth reading
+    assert leads.next_recco(["R&B & Soul"], busy=set()) is None     # 5 of 250 x 0.02
+    assert not leads.open_for(("R&B & Soul", "10s"))
+    leads.candidates = lambda: 251
+    assert leads.next_recco(["R&B & Soul"], busy=set()).kind == RECCO_ARTIST_TRACKS
+    assert leads.open_for(("R&B & Soul", "10s"))
+    leads.pages_per_candidate, leads.candidates = 0.0, lambda: 0
+    assert leads.next_recco(["R&B & Soul"], busy=set()).kind == RECCO_ARTIST_TRACKS
+
+
 def test_reccobeats_discovery_requests_carry_the_key_but_are_never_cached(monkeypatch):
     monkeypatch.setenv("RECCOBEATS_API_KEY", "rb-key")
     crawler = get_crawler(SpotifyCatalogSpider, {

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from runclub_spiders import settings as project
 from runclub_spiders.frontier.expansion import Expansion
 from runclub_spiders.seeds import SeedQuery
 from runclub_spiders.store import Store
@@ -125,6 +126,10 @@ async def test_reccobeats_leads_spend_the_tracks_bucket(simulator_factory, monke
     assert len(pages) == stats["discovery/leads/pages"]
     assert all(parse_qs(e.query)["size"] == ["50"] for e in pages)
     assert len(recco) < 0.5 * confirmed
+    # Pages within their share of the candidates counted (two more may be in flight when
+    # the cap is reached): 45 pages without it here, 11 with it.
+    cap = project.DISCOVERY_LEAD_PAGES_PER_CANDIDATE
+    assert len(pages) <= cap * stats["discovery/candidates_toward_target"] + 2
     # Each lead: a track ReccoBeats knows, led by the artist whose list named it, of a kept
     # length; it enters the store like a searched track, with its ISRC and features, and
     # counts toward the cell its ground truth says.
@@ -191,9 +196,11 @@ async def test_extended_quota_confirms_leads_up_to_fifty_a_call(simulator_factor
                                                                 tmp_path):
     # Extended Quota serves /tracks?ids= (50 IDs): leads go in batches, not one a call, and
     # a batch is filled while ReccoBeats has pages to read. (Album reads off: they would
-    # find most of the leads' tracks first.)
+    # find most of the leads' tracks first. The pages' cap off: 40 searches count too few
+    # candidates for the pages that fill a batch.)
     sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path, {"search": 40},
-                                  profile="extended", CATALOG_CELL_TARGET=200, **SEARCH_ONLY)
+                                  profile="extended", CATALOG_CELL_TARGET=200,
+                                  DISCOVERY_LEAD_PAGES_PER_CANDIDATE=0, **SEARCH_ONLY)
     store = Store.open(tmp_path / "store.sqlite")
     try:
         leads = {r[0] for r in store.db.execute(

@@ -99,13 +99,16 @@ class Frontier:
                            min_worth=s.getfloat("DISCOVERY_LEAD_MIN_WORTH"),
                            min_ms=s.getint("CATALOG_MIN_DURATION_MS"),
                            max_ms=s.getint("CATALOG_MAX_DURATION_MS"),
-                           market=s["SPOTIFY_MARKET"], batch=50 if extended else 1)
+                           market=s["SPOTIFY_MARKET"], batch=50 if extended else 1,
+                           pages_per_candidate=s.getfloat(
+                               "DISCOVERY_LEAD_PAGES_PER_CANDIDATE"))
         self.leads.named = self.expansion.named
         self.cells.leads_open = self.leads.open_for
         self.leads.need = self.cells.fill
         self.leads.room = self.planner.artist_room
         self.leads.counted_in = lambda cell, artist: self.planner.by_artist[(cell, artist)]
         self.leads.counted = lambda: self.planner.counted["lead"]     # one count: the planner's
+        self.leads.candidates = self.planner.useful
         # A lead waits for its artist's album read only while the albums bucket can read it:
         # a parked bucket reads nothing before its park ends, and the tracks bucket's calls
         # not spent today are lost (a rolling window).

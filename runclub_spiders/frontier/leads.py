@@ -21,9 +21,11 @@ Choosing, with what the store knows:
   those find most of a lead's tracks, several a call;
 * ReccoBeats is read lazily: an artist's next page only when fewer than ``POOL_LOW`` worthy
   leads wait (a batch's worth in Extended Quota), and while a page gives at least
-  ``MIN_LEADS_PER_PAGE`` new leads (learnt); artists' UUIDs (``/v1/artist?ids=``, 40 a
-  call) only when no looked-up artist is left to read. ReccoBeats has no published limit;
-  the crawl keeps its calls per exported track low (BENCHMARKS.md);
+  ``MIN_LEADS_PER_PAGE`` new leads (learnt), and no more pages in all than
+  ``DISCOVERY_LEAD_PAGES_PER_CANDIDATE`` per candidate counted so far; artists' UUIDs
+  (``/v1/artist?ids=``, 40 a call) only when no looked-up artist is left to read.
+  ReccoBeats has no published limit; the crawl keeps its calls per exported track under
+  0.1 (BENCHMARKS.md);
 * the artists with the most album tracks the store lacks come first, then the neediest
   umbrella's, for pages and for the lookups of their UUIDs alike (``Expansion.unread``:
   albums known and not read to the end; none worth a call of its own unless the albums
@@ -72,10 +74,13 @@ class ArtistList:
 
 class Leads:
     def __init__(self, store: Store, *, on: bool, min_worth: float, min_ms: int,
-                 max_ms: int, market: str, batch: int = 1) -> None:
+                 max_ms: int, market: str, batch: int = 1,
+                 pages_per_candidate: float = 0.0) -> None:
         """``batch``: leads one call confirms, 1 in Development Mode (``/tracks/{id}``), 50
-        in Extended Quota (``/tracks?ids=``)."""
+        in Extended Quota (``/tracks?ids=``). ``pages_per_candidate``: ReccoBeats pages
+        read at most per candidate counted toward a cell (0: no cap)."""
         self.store, self.on, self.min_worth, self.batch = store, on, min_worth, batch
+        self.pages_per_candidate = pages_per_candidate
         self.pool_low = max(POOL_LOW, batch)        # a batch's worth waiting, at least
         self.min_ms, self.max_ms, self.market = min_ms, max_ms, market
         # Set by the frontier: do an artist's votes name the umbrella (``Expansion.named``);
@@ -91,6 +96,8 @@ class Leads:
         self.albums_pending: Callable[[str], bool] = lambda artist: False
         # Tracks of the artist's known albums the store lacks (``Expansion.unread``).
         self.unread: Callable[[str], int] = lambda artist: 0
+        # Candidates counted toward a cell below its target (``Planner.useful``).
+        self.candidates: Callable[[], int] = lambda: 0
         # Lead tracks counted toward a cell (``Planner.counted["lead"]``: a track displaced
         # by its ISRC's winner is uncounted there, as a restart counts it).
         self.counted: Callable[[], int] = lambda: 0
@@ -125,6 +132,16 @@ class Leads:
         evidence). Late in a crawl, or on a small catalog, search and album reads have found
         most of an artist's tracks already, and a page is a call for nothing."""
         return (self.found + 3 * 5) / (self.pages + 5)
+
+    def pages_worth_reading(self) -> bool:
+        """Do ReccoBeats pages still give leads (``MIN_LEADS_PER_PAGE``), within the pages
+        the candidates counted so far allow (``pages_per_candidate``)? The crawl keeps its
+        ReccoBeats calls per exported track low: a large tracks bucket would otherwise read
+        the pages of every artist down to the last lead or two."""
+        if self.per_page() < MIN_LEADS_PER_PAGE:
+            return False
+        return not self.pages_per_candidate or \
+            self.pages < self.pages_per_candidate * self.candidates()
 
     def share(self) -> float:
         """Of the confirmed leads, the share counted toward a cell (prior 0.8 over 20)."""
@@ -225,7 +242,7 @@ class Leads:
         """ReccoBeats work when the worthy leads run low: the next page of the looked-up
         artist with the most unread album tracks, of the neediest umbrella among equals,
         else a batch of artists to look up."""
-        if not self.on or self.per_page() < MIN_LEADS_PER_PAGE \
+        if not self.on or not self.pages_worth_reading() \
                 or self.worthy_waiting(umbrellas, self.pool_low) >= self.pool_low:
             return None
         rank = {u: i for i, u in enumerate(umbrellas)}
@@ -260,7 +277,7 @@ class Leads:
             if waiting and self.counted_in(cell, artist_id) \
                     and self.worth(artist_id, umbrella) >= self.min_worth:
                 return True
-        if self.per_page() < MIN_LEADS_PER_PAGE:
+        if not self.pages_worth_reading():
             return False
         return any(a.umbrella == umbrella and self.counted_in(cell, artist_id)
                    and self.worth(artist_id, umbrella) >= self.min_worth

@@ -62,6 +62,9 @@ class Progress:
         stats = self.stats
         stats.set_value("discovery/cells_at_target", self.planner.cells_at_target())
         stats.set_value("discovery/cells", len(self.planner.counts))
+        # Candidates counted toward a cell below its target: what the global cap and the
+        # lead pages' cap (DISCOVERY_LEAD_PAGES_PER_CANDIDATE) count.
+        stats.set_value("discovery/candidates_toward_target", self.planner.useful())
         projection = self.projection()
         if projection.finish is not None:
             stats.set_value("discovery/projected_finish", projection.finish.isoformat())
