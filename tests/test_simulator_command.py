@@ -84,3 +84,20 @@ def test_serves_until_terminated_and_writes_env_and_truth(tmp_path):
         out, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "simulator stopped" in out
+
+
+def test_a_scrapy_start_does_not_load_the_simulator():
+    """Scrapy imports every command module at each start (``scrapy crawl`` too): the
+    simulator's commands import it, and aiohttp with it, only when they run."""
+    script = ("import sys\n"
+              "from scrapy.cmdline import _get_commands_dict\n"
+              "from scrapy.utils.project import get_project_settings\n"
+              "commands = _get_commands_dict(get_project_settings(), inproject=True)\n"
+              "assert {'simulator', 'demo', 'crawl'} <= set(commands), sorted(commands)\n"
+              "print(sorted(m for m in sys.modules if m.startswith(('aiohttp', "
+              "'runclub_spiders.simulator'))))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=False,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

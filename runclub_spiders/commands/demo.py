@@ -22,7 +22,6 @@ from scrapy.commands import ScrapyCommand
 from runclub_spiders.export import validate
 from runclub_spiders.export.feeds import MANIFEST
 from runclub_spiders.runs import CatalogRun, crawl_catalog, run_in_process
-from runclub_spiders.simulator import Simulator, SimulatorConfig
 
 
 class Command(ScrapyCommand):
@@ -56,6 +55,9 @@ class Command(ScrapyCommand):
         if not opts.keep and folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        # Imported here, not at the top: Scrapy imports every command module at each start.
+        from runclub_spiders.simulator import Simulator, SimulatorConfig  # noqa: PLC0415
+
         self.simulator = Simulator(SimulatorConfig(size=opts.size, profile=opts.api_profile))
         self.simulator.start()
         # Credentials are read from the environment by design; these are the simulator's.

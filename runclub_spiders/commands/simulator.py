@@ -19,10 +19,6 @@ import orjson
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from runclub_spiders.simulator.config import SimulatorConfig
-from runclub_spiders.simulator.server import Simulator
-from runclub_spiders.simulator.tour import run_tour
-
 
 def _parse_quota(values: list[str]) -> dict[str, int]:
     quota: dict[str, int] = {}
@@ -47,6 +43,10 @@ class Command(ScrapyCommand):
         return "Serve the offline Spotify + ReccoBeats simulator on 127.0.0.1"
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
+        # The simulator is imported only when this command runs: Scrapy imports every
+        # command module at each start, and the simulator brings aiohttp (~0.15 s a start).
+        from runclub_spiders.simulator.config import SimulatorConfig  # noqa: PLC0415
+
         super().add_options(parser)
         group = parser.add_argument_group("Simulator")
         for f in fields(SimulatorConfig):
@@ -75,6 +75,10 @@ class Command(ScrapyCommand):
                            help="start, walk every service once, print what came back, exit")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        from runclub_spiders.simulator.config import SimulatorConfig  # noqa: PLC0415
+        from runclub_spiders.simulator.server import Simulator  # noqa: PLC0415
+        from runclub_spiders.simulator.tour import run_tour  # noqa: PLC0415
+
         values = {f.name: getattr(opts, f"sim_{f.name}") for f in fields(SimulatorConfig)
                   if f.name != "quota"}
         try:
