@@ -238,7 +238,7 @@ def test_pages_stay_within_their_share_of_the_candidates(leads):
     ``pages_per_candidate`` of the candidates counted; the cap follows the count up, and
     0 means no cap. A cell is not kept open by pages the cap would not read."""
     leads.pages_per_candidate, leads.candidates = 0.02, lambda: 250
-    leads.pages, leads.found = 5, 50                  # 10 leads a page: worth reading
+    leads.pages, leads.found = 5, 50        # (50 + 15) / (5 + 5) leads a page: worth reading
     assert leads.next_recco(["R&B & Soul"], busy=set()) is None     # 5 of 250 x 0.02
     assert not leads.open_for(("R&B & Soul", "10s"))
     leads.candidates = lambda: 251

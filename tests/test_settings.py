@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -10,8 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from scrapy.utils.misc import is_generator_with_return_value
+from scrapy.utils.spider import iter_spider_classes
 
 from runclub_spiders.env import ADDRESSES, SECRETS
+from runclub_spiders.spiders import catalog_export, spotify_catalog, spotify_probe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,13 +104,6 @@ def test_a_setting_under_its_old_name_is_refused_with_the_new_one(old):
 def test_no_spider_callback_is_a_generator_that_returns_a_value():
     """What ``WARN_ON_GENERATOR_RETURN_VALUE`` (off in settings.py) would warn of at every
     response: a ``return value`` inside a generator callback, whose value Scrapy drops."""
-    import inspect  # noqa: PLC0415
-
-    from scrapy.utils.misc import is_generator_with_return_value  # noqa: PLC0415
-    from scrapy.utils.spider import iter_spider_classes  # noqa: PLC0415
-
-    from runclub_spiders.spiders import catalog_export, spotify_catalog, spotify_probe  # noqa: PLC0415
-
     generators = [function for module in (catalog_export, spotify_catalog, spotify_probe)
                   for spider in iter_spider_classes(module)
                   for _, function in inspect.getmembers(spider, inspect.isfunction)

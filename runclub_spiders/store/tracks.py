@@ -23,8 +23,8 @@ GENRE_QUERY = re.compile(r'genre:"([^"]+)"')       # as seeds.GENRE_FILTER (not 
 
 @functools.lru_cache(maxsize=65_536)
 def query_genres(q: str) -> tuple[str, ...]:
-    """The normalised genres a query's ``genre:"..."`` filters name (cached: a crawl asks
-    for the same few hundred queries' again and again)."""
+    """The normalised genres a query's ``genre:"..."`` filters name (cached: a crawl
+    parses the same few hundred queries again and again)."""
     return tuple(g for g in map(normalize_genre, GENRE_QUERY.findall(q)) if g)
 
 
