@@ -16,7 +16,6 @@ the edited genres).
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections import Counter
 from contextlib import closing
@@ -35,6 +34,7 @@ from runclub_spiders.catalog.genres import GenreVocabulary, exported_genres
 from runclub_spiders.export.validate import validate_export
 from runclub_spiders.opendata.mapping import label_key, load_mapping
 from runclub_spiders.runs import crawl_catalog
+from runclub_spiders.seeds import GENRE_FILTER
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
 from runclub_spiders.store import Store, TrackRecord
 from runclub_spiders.umbrellas import normalize_genre
@@ -43,7 +43,6 @@ from tests.conftest import crawl_settings, project_rules, run_spider, use_creden
 SETTINGS = {"CATALOG_CELL_MIN": 3, "CATALOG_CELL_TARGET": 6, "CATALOG_MAX_TRACKS": 600,
             "DISCOVERY_PROGRESS_INTERVAL": 0, "DISCOVERY_CONCURRENCY": 4}
 MAPPING = "seeds/wikidata_genres.yaml"
-GENRE_QUERY = re.compile(r'genre:"([^"]+)"')
 _crawled: dict[str, object] = {}
 
 
@@ -124,7 +123,7 @@ async def test_each_genre_says_where_it_came_from(sim, tmp_path_factory):
     assert {r["source"] for r in rows} == {"search_sole"}
     # Search evidence comes from genre:"..." queries only, with that query's genre.
     for row in rows:
-        match = GENRE_QUERY.search(row["detail"])
+        match = GENRE_FILTER.search(row["detail"])
         assert match and normalize_genre(match.group(1)) == row["genre"], tuple(row)
 
 

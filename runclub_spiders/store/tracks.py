@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sqlite3
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from runclub_spiders.catalog.isrc import isrc_wins
+from runclub_spiders.seeds import GENRE_FILTER
 from runclub_spiders.store.base import StoreBase
 from runclub_spiders.store.schema import FEATURE_FIELDS, TrackRecord
 from runclub_spiders.umbrellas import normalize_genre
@@ -18,23 +18,14 @@ if TYPE_CHECKING:
     from runclub_spiders.opendata.mapping import GenreMapping
 
 ISRC_FORMAT = re.compile(r"[A-Z]{2}[A-Z0-9]{3}\d{7}")
-GENRE_QUERY = re.compile(r'genre:"([^"]+)"')       # as seeds.GENRE_FILTER (not imported here)
-
-
-@functools.lru_cache(maxsize=65_536)
-def query_genres(q: str) -> tuple[str, ...]:
-    """The normalised genres a query's ``genre:"..."`` filters name (cached: a crawl
-    parses the same few hundred queries again and again)."""
-    return tuple(g for g in map(normalize_genre, GENRE_QUERY.findall(q)) if g)
-
-
 GENRE_LEDGER = "genre_queries"      # StoreBase.derived: Tracks._genre_queries
 
 
 def add_genre_query(ledger: dict[str, set[str]], q: str, kind: str) -> None:
-    """File a seed ledger query under the genres its ``genre:"..."`` filters name."""
+    """File a seed ledger query under the normalised genres its ``genre:"..."`` filters
+    name (``genre:"r&b"`` and ``genre:"r and b"`` are one genre)."""
     if kind == "track":
-        for genre in query_genres(q):
+        for genre in filter(None, map(normalize_genre, GENRE_FILTER.findall(q))):
             ledger.setdefault(genre, set()).add(q)
 
 
