@@ -88,6 +88,10 @@ def quota_reason(response: Response) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
+#: The reason of a park the crawl set itself (``SPOTIFY_DAILY_BUDGET``), not Spotify.
+BUDGET_PARK = "daily budget"
+
+
 class Park(NamedTuple):
     until: float        # epoch seconds
     reason: str

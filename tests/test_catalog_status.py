@@ -157,11 +157,14 @@ def test_a_bucket_discovery_does_not_draw_on_adds_no_day():
         settings.update(overrides)
         return discovery_buckets(settings, Capabilities(caps or {}, {}, None))
 
-    assert buckets() == ("search", "albums", "artists", "tracks")
+    assert buckets() == ("search", "albums", "album_tracks", "artists", "tracks")
     # Leads off, by the setting or because ReccoBeats was unreachable: no tracks bucket in
-    # Development Mode; in Extended Quota the album reads' full objects still draw on it.
-    assert buckets(DISCOVERY_RECCO_LEADS=False) == ("search", "albums", "artists")
-    assert buckets({"reccobeats": "unreachable"}) == ("search", "albums", "artists")
+    # Development Mode; in Extended Quota the album reads' full objects still draw on it
+    # (and album reads never fall back to /albums/{id}/tracks: no quota parks them).
+    assert buckets(DISCOVERY_RECCO_LEADS=False) == ("search", "albums", "album_tracks",
+                                                    "artists")
+    assert buckets({"reccobeats": "unreachable"}) == ("search", "albums", "album_tracks",
+                                                      "artists")
     assert buckets(DISCOVERY_RECCO_LEADS=False, SPOTIFY_API_PROFILE="extended") \
         == ("search", "albums", "artists", "tracks")
     # Album reads and listings off, or refused by Spotify (the probe).
@@ -169,6 +172,22 @@ def test_a_bucket_discovery_does_not_draw_on_adds_no_day():
                    DISCOVERY_RECCO_LEADS=False, SPOTIFY_API_PROFILE="extended") == ("search",)
     assert buckets(DISCOVERY_ALBUMS=False, DISCOVERY_ARTIST_ALBUMS=False) \
         == ("search", "tracks")
+
+
+def test_album_tracks_add_a_day_only_once_spotify_showed_a_size_of_their_own():
+    # Nobody knows whether /albums/{id}/tracks shares the albums bucket until Spotify
+    # refuses it: no size of its own before, 0 when it shares, what it served when not.
+    buckets = ("search", "albums", "album_tracks")
+
+    def sizes(learned=None, budgets=None):
+        return {s.bucket: (s.size, s.source)
+                for s in bucket_sizes(learned or {}, budgets or {}, buckets)}
+
+    assert sizes() == {"search": (DEFAULT_BUCKET_SIZE, "default"),
+                       "albums": (DEFAULT_BUCKET_SIZE, "default")}
+    assert sizes({"album_tracks": (0, 3600.0, NOW)})["album_tracks"] == (0, "learned")
+    assert sizes({"album_tracks": (600, 3600.0, NOW)})["album_tracks"] == (600, "learned")
+    assert sizes(budgets={"album_tracks": 50})["album_tracks"] == (50, "SPOTIFY_DAILY_BUDGET")
 
 
 def test_the_cap_bounds_what_is_wanted_and_nothing_wanted_is_done_today():
@@ -216,13 +235,14 @@ Candidates per cell (found/target, * = discovery stopped there); 36 in all, cap 
   * stopped: exhausted, low_yield
 
 Quota buckets (24 h use, by whole hours; learned size: when, and the wait Spotify gave):
-  bucket     24 h use  learned size                          parked
-  search           17  30 (2026-12-06 09:00, wait 14.0 h)    until 2026-12-06T15:00:05Z
-  albums            4  not learned                           open
-  artists           0  not learned                           open
-  tracks            3  not learned                           open
-  playlists         0  8 (2026-12-06 08:00, no Retry-After)  open
-  user              0  not learned                           open
+  bucket       24 h use  learned size                          parked
+  search             17  30 (2026-12-06 09:00, wait 14.0 h)    until 2026-12-06T15:00:05Z
+  albums              4  not learned                           open
+  album_tracks        0  not learned                           open
+  artists             0  not learned                           open
+  tracks              3  not learned                           open
+  playlists           0  8 (2026-12-06 08:00, no Retry-After)  open
+  user                0  not learned                           open
 
 Pending enrichment: 16 tracks
 

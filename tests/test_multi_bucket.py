@@ -30,17 +30,27 @@ REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.5            # seconds: a request in flight when the park began may still land
 
 
-def after_park(sim, bucket: str, size: int):
+def after_park(sim, bucket: str, size: int, *, probes: int = 0):
     """The simulator's log split at the first QUOTA_EXCEEDED of ``bucket``, checked: the
     bucket's ``size`` calls answered before it, and nothing more reached the parked bucket
-    but what was already on the wire with the refused call. (The refusal, the log after.)"""
+    but what was already on the wire with the refused call, and ``probes`` album reads
+    through /albums/{id}/tracks, each refused (that endpoint learning it shares the albums
+    bucket, ``test_album_tracks_sharing_...``). (The refusal, the log after.)"""
     log = sim.requests(service="spotify")
     first = next(i for i, e in enumerate(log) if e.bucket == bucket and e.fault == "quota")
     refusal, after = log[first], log[first + 1:]
     assert [e.status for e in log[:first] if e.bucket == bucket] == [200] * size
-    late = [e for e in after if e.bucket == bucket]
+    late = [e for e in after if e.bucket == bucket and not album_tracks_read(e)]
     assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
+    probed = [e for e in after if e.bucket == bucket and album_tracks_read(e)]
+    assert len(probed) == probes and all(e.fault == "quota" for e in probed)
     return refusal, after
+
+
+def album_tracks_read(entry) -> bool:
+    """An album read from its first page through /albums/{id}/tracks."""
+    return entry.path.startswith("/spotify/v1/albums/") and entry.path.endswith("/tracks") \
+        and parse_qs(entry.query).get("offset") == ["0"]
 
 
 async def parked_day(simulator_factory, monkeypatch, folder, quota: dict[str, int],
@@ -93,11 +103,72 @@ async def test_while_search_is_parked_albums_and_artists_keep_working(simulator_
 async def test_while_albums_are_parked_search_keeps_working(simulator_factory, monkeypatch,
                                                            tmp_path):
     sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path, {"albums": 8})
-    _, after = after_park(sim, "albums", 8)
+    _, after = after_park(sim, "albums", 8, probes=1)
     searched = [e for e in after if e.bucket == "search"]
     assert len(searched) > 50 and {e.status for e in searched} == {200}
     # What the albums bucket still owes is told, for the next run.
     assert stats["quota/resume_after"] == stats["quota/parked_until/albums"]
+
+
+@deferred_f_from_coro_f
+async def test_album_tracks_sharing_the_albums_bucket_cost_one_refused_call(
+        simulator_factory, monkeypatch, tmp_path):
+    # Spotify's default here: /albums/{id}/tracks counts against the albums bucket. Once
+    # albums are parked the crawl asks one album read through that endpoint, is refused
+    # with nothing served in its window (learned size 0), and never asks it again: not in
+    # this run, not in the next.
+    sim, first = await parked_day(simulator_factory, monkeypatch, tmp_path, {"albums": 8})
+    after_park(sim, "albums", 8, probes=1)
+    assert first["quota/learned/albums"] == 8 and first["quota/learned/album_tracks"] == 0
+    assert first["quota/requests/album_tracks"] == 1
+    assert first["discovery/album/pages"] == 8
+    mark = len(sim.requests())
+    _, second = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
+    assert second["finish_reason"] == "quota_parked"
+    assert second.get("log_count/ERROR", 0) == 0
+    assert [e for e in sim.requests(mark, service="spotify") if e.bucket == "albums"] == []
+    assert "quota/requests/album_tracks" not in second
+
+
+@deferred_f_from_coro_f
+async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_are_parked(
+        simulator_factory, monkeypatch, tmp_path):
+    # Per-endpoint buckets (one 2026 report's playlist_items beside playlist_snapshot):
+    # when the albums bucket is spent, albums are read through /albums/{id}/tracks until
+    # that bucket is spent too.
+    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
+                            quota={"albums": 8, "album_tracks": 20}, album_tracks_bucket=True)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    albums_refused, _ = after_park(sim, "albums", 8)
+    after_park(sim, "album_tracks", 20)
+    log = sim.requests(service="spotify")
+    reads = [e for e in log if album_tracks_read(e)]
+    assert len(reads) == 21 and {e.status for e in reads[:20]} == {200}
+    assert all(e.t >= albums_refused.t for e in reads)
+    assert stats["quota/learned/albums"] == 8 and stats["quota/learned/album_tracks"] == 20
+    assert stats["discovery/album/pages"] == 8 + 20
+    # Read that way, an album's tracks enter the store as an /albums/{id} read's do: the
+    # album's release date and the ISRC ReccoBeats gives, counted toward a cell.
+    catalog = sim.catalog
+    read_ids = {e.path.split("/")[4] for e in reads[:20]}
+    store = Store.open(tmp_path / "store.sqlite")
+    try:
+        rows = store.db.execute("SELECT id, album_id, isrc, release_date, enrich_state, "
+                                "first_source, planning_cells FROM tracks").fetchall()
+    finally:
+        store.close()
+    rows = [r for r in rows if r["album_id"] in read_ids and r["first_source"] == "album"]
+    assert len(rows) > 3 * 20
+    for row in rows:
+        track = catalog.track_by_id[row["id"]]
+        assert row["release_date"][:4] == str(catalog.albums[track.album_idx].year)
+        if row["enrich_state"] == "done":
+            assert row["isrc"] == track.isrc
+    assert sum(r["enrich_state"] == "done" for r in rows) > 0.4 * len(rows)
+    assert sum(bool(json.loads(r["planning_cells"] or "[]")) for r in rows) > 0.5 * len(rows)
 
 
 @deferred_f_from_coro_f
@@ -184,7 +255,7 @@ async def test_while_albums_are_parked_leads_do_not_wait_for_album_reads(
     # parks after 4 reads and search after 80: 173 leads confirmed, 10 when they waited.
     sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path,
                                   {"search": 80, "albums": 4})
-    _, after = after_park(sim, "albums", 4)
+    _, after = after_park(sim, "albums", 4, probes=1)
     lookups = [e for e in after if e.bucket == "tracks"]
     assert len(lookups) == stats["discovery/leads/confirmed"] >= 50
     assert {e.status for e in lookups} == {200}

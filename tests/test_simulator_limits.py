@@ -18,6 +18,7 @@ import requests
 from runclub_spiders import clock
 from runclub_spiders.simulator import Simulator, SimulatorConfig
 from runclub_spiders.simulator.limits import RollingQuota
+from runclub_spiders.simulator.server import spotify_bucket
 from tests.conftest import access_token, api_session, cached_catalog
 
 CATALOG = cached_catalog()
@@ -310,10 +311,18 @@ def test_rolling_quota_unit():
     assert quota.check("tracks", 10.1) == 0.0         # a bucket without a size
 
 
+def test_album_tracks_count_against_albums_unless_they_have_a_bucket_of_their_own():
+    paths = ("/spotify/v1/albums/A1", "/spotify/v1/albums/A1/tracks",
+             "/spotify/v1/artists/B2/albums", "/spotify/v1/me/playlists")
+    assert [spotify_bucket(p) for p in paths] == ["albums", "albums", "artists", "playlists"]
+    assert [spotify_bucket(p, album_tracks=True) for p in paths] \
+        == ["albums", "album_tracks", "artists", "playlists"]
+
+
 def test_config_bucket_sizes_and_validation():
     assert SimulatorConfig(bucket_size=600, quota={"search": 50}).bucket_sizes() == {
-        "search": 50, "tracks": 600, "artists": 600, "albums": 600, "playlists": 600,
-        "user": 600}
+        "search": 50, "tracks": 600, "artists": 600, "albums": 600, "album_tracks": 600,
+        "playlists": 600, "user": 600}
     assert SimulatorConfig().bucket_sizes() == {}
     with pytest.raises(ValueError, match="quota_window"):
         SimulatorConfig(quota_window=-1)

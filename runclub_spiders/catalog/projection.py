@@ -13,8 +13,9 @@ an estimate of:
 * **Yield**: new candidates per discovery request over the store's whole history: the
   candidates discovery's own requests found (those of the owner's playlists left out) over
   every request the quota ledger counted in the buckets discovery draws on (``search``,
-  ``albums``, ``artists``, ``tracks``; ``quota_days``, every day). Whole history, not the
-  last 24 h: both sides are then complete since the store began, and no wall-clock timestamp
+  ``albums``, ``album_tracks``, ``artists``, ``tracks``; ``quota_days``, every day).
+  Whole history, not the last 24 h: both sides are then complete since the store began,
+  and no wall-clock timestamp
   (``tracks.first_seen_at``) is compared with the quota clock (``runclub_spiders.clock``,
   which ``RUNCLUB_CLOCK_OFFSET`` shifts). Yield falls as cells fill, so the whole history
   is optimistic: the projection is a lower bound on requests, and its date an earliest one.
@@ -23,10 +24,13 @@ an estimate of:
   under the settings and what the probe found (``discovery_buckets``: search always; albums
   and artists while album reads and artist listings are on and not refused; tracks while
   ReccoBeats leads are on and ReccoBeats reachable, or album tracks' full objects are asked
-  in Extended Quota). A bucket's
+  in Extended Quota; album tracks, ``/albums/{id}/tracks``, while album reads are on in
+  Development Mode). A bucket's
   size is the one Spotify taught (``quota_learned``, the latest), else its
   ``SPOTIFY_DAILY_BUDGET``, else :data:`DEFAULT_BUCKET_SIZE` (600, the cut-off one report
-  saw); each size says which it is. Summing assumes discovery can spend every bucket in
+  saw); each size says which it is. Album tracks count only with a taught size or a budget:
+  until Spotify refuses them, nobody knows whether they share the albums bucket (then
+  Spotify teaches size 0). Summing assumes discovery can spend every bucket in
   full; current parks are not taken into account.
 * **Finish**: the UTC date ``days needed`` after ``clock.now()``.
 """
@@ -48,7 +52,10 @@ if TYPE_CHECKING:
     from runclub_spiders.store import Store
 
 #: The buckets discovery's requests may draw on.
-DISCOVERY_BUCKETS = ("search", "albums", "artists", "tracks")
+DISCOVERY_BUCKETS = ("search", "albums", "album_tracks", "artists", "tracks")
+#: Buckets that add a day's calls only once Spotify showed they have a size of their own:
+#: album tracks may share the albums bucket (``Frontier._next_album_tracks``).
+PROVEN_ONLY = ("album_tracks",)
 #: A bucket's daily size when neither Spotify nor SPOTIFY_DAILY_BUDGET says otherwise.
 DEFAULT_BUCKET_SIZE = 600
 
@@ -113,8 +120,8 @@ def discovery_buckets(settings: BaseSettings, caps: Capabilities) -> tuple[str, 
     switches of ``probe.adapt`` and ``Frontier``): a bucket nothing asks adds no day."""
     extended = settings.get("SPOTIFY_API_PROFILE") == "extended"
     albums, listings, leads = discovery_switches(settings, caps)
-    used = {"search": True, "albums": albums, "artists": listings,
-            "tracks": leads or (extended and albums)}
+    used = {"search": True, "albums": albums, "album_tracks": albums and not extended,
+            "artists": listings, "tracks": leads or (extended and albums)}
     return tuple(b for b in DISCOVERY_BUCKETS if used[b])
 
 
@@ -127,6 +134,8 @@ def bucket_sizes(learned: Mapping[str, tuple[int, float | None, float]],
             sizes.append(BucketSize(bucket, int(learned[bucket][0]), "learned"))
         elif bucket in budgets:
             sizes.append(BucketSize(bucket, int(budgets[bucket]), "SPOTIFY_DAILY_BUDGET"))
+        elif bucket in PROVEN_ONLY:
+            continue                    # may share another bucket: no day of its own yet
         else:
             sizes.append(BucketSize(bucket, DEFAULT_BUCKET_SIZE, "default"))
     return tuple(sizes)

@@ -40,7 +40,7 @@ from runclub_spiders.seeds import SeedError, load_plan
 from runclub_spiders.store import Store, StoreError
 
 #: Buckets always listed, in this order; any other bucket the ledger knows follows.
-BUCKETS = ("search", "albums", "artists", "tracks", "playlists", "user")
+BUCKETS = ("search", "albums", "album_tracks", "artists", "tracks", "playlists", "user")
 
 
 SOURCES = {"learned": "learned", "SPOTIFY_DAILY_BUDGET": "SPOTIFY_DAILY_BUDGET",
@@ -181,8 +181,8 @@ def bucket_table(use: dict[str, int], learned: dict[str, tuple[int, float | None
         parked = f"until {utc_iso(until)}" if until > now else "open"
         texts[bucket] = (size_text, parked)
     width = max(len(size_text) for size_text, _ in texts.values())
-    rows = [f"  {'bucket':<10} {'24 h use':>8}  {'learned size':<{width}}  parked"]
-    rows += [f"  {bucket:<10} {use.get(bucket, 0):>8}  {size_text:<{width}}  {parked}"
+    rows = [f"  {'bucket':<12} {'24 h use':>8}  {'learned size':<{width}}  parked"]
+    rows += [f"  {bucket:<12} {use.get(bucket, 0):>8}  {size_text:<{width}}  {parked}"
              for bucket, (size_text, parked) in texts.items()]
     return rows
 

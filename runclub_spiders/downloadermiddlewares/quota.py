@@ -66,6 +66,7 @@ from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.quota import (
+    BUDGET_PARK,
     Park,
     next_utc_midnight,
     parse_retry_after,
@@ -129,7 +130,7 @@ class QuotaMiddleware:
         budget = self.budgets.get(bucket)
         if not until and budget is not None and self.used_today(bucket, now) >= budget:
             until = next_utc_midnight(now)
-            self._park(bucket, until, "daily budget")
+            self._park(bucket, until, BUDGET_PARK)
         if until:
             raise self._refusal(bucket)
         # Counted as it goes out: what Spotify sees is what the daily quota charges. Taken
@@ -178,9 +179,11 @@ class QuotaMiddleware:
         """Park as Spotify said; a ``QUOTA_EXCEEDED`` that starts the park is learnt from.
         ``sent``: when the refused request was counted (None if it was not, a cached one)."""
         started = not self.parked_until(bucket)
-        self._park(bucket, *park)
         if started and park.reason == "QUOTA_EXCEEDED":
+            # Learnt before the park is told: a bucket_parked receiver may read it (the
+            # frontier learns whether album tracks share the albums bucket).
             self._learn(bucket, response, sent)
+        self._park(bucket, *park)
 
     def _learn(self, bucket: str, response: Response, sent: float | None) -> None:
         """Record what Spotify served in the rolling window before this refusal: our window

@@ -40,6 +40,7 @@ from runclub_spiders.frontier.planner import Planner
 from runclub_spiders.frontier.progress import Progress
 from runclub_spiders.frontier.work import (
     ALBUM,
+    ALBUM_TRACKS,
     ARTIST_ALBUMS,
     ARTISTS,
     BUCKETS,
@@ -49,7 +50,7 @@ from runclub_spiders.frontier.work import (
     TRACK,
     Work,
 )
-from runclub_spiders.quota import utc_iso
+from runclub_spiders.quota import BUDGET_PARK, utc_iso
 from runclub_spiders.utils.closing import SpiderClosing
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class Frontier:
         # a parked bucket reads nothing before its park ends, and the tracks bucket's calls
         # not spent today are lost (a rolling window).
         self.leads.albums_pending = lambda artist: (
-            not self._park_active(BUCKETS[ALBUM]) and self.expansion.to_read(artist))
+            self._album_reads_open() and self.expansion.to_read(artist))
         self.leads.unread = self.expansion.unread
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
@@ -137,6 +138,12 @@ class Frontier:
         # middleware's bucket_parked for them is sent before this frontier exists).
         self.parks: dict[str, float] = {b: until for b, (until, _) in
                                         store.quota_parks().items() if until > clock.now()}
+        self.park_reasons = {b: reason for b, (_, reason) in store.quota_parks().items()}
+        # Does /albums/{id}/tracks share the albums bucket? Learnt once, from its first
+        # refusal (``_learn_album_tracks``); None until then.
+        self.album_tracks_shared: bool | None = None
+        self._learn_album_tracks()
+        self.album_tracks_answered = False            # this run: one answer, then in parallel
         self.wanted: set[str] = set()                 # parked buckets that have work to do
         # Has a Spotify bucket been parked (its quota, or SPOTIFY_DAILY_BUDGET), in this run
         # or an earlier one? Then a bucket's calls left unspent are lost
@@ -165,6 +172,7 @@ class Frontier:
     def answered(self, work: Work, follow: Iterable[Work] = ()) -> list[Request]:
         """``work`` got its answer; ``follow`` is the work it revealed (next pages...)."""
         self._end(work)
+        self.album_tracks_answered |= work.kind == ALBUM_TRACKS
         return self._send(list(follow)) + self.take()
 
     def _end(self, work: Work) -> None:
@@ -193,7 +201,7 @@ class Frontier:
             return []
         self._end(work)                            # dropped: the next run plans it again
         status = failure.value.response.status if failure.check(HttpError) else None
-        if work.kind in (ALBUM, ARTIST_ALBUMS) and status in GONE:
+        if work.kind in (ALBUM, ALBUM_TRACKS, ARTIST_ALBUMS) and status in GONE:
             self.expansion.gone(work, utc_iso(clock.now()))     # never asked again
         elif work.kind in LEAD_KINDS:                # what each failure means: Leads.failed
             self.leads.failed(work, status, now=utc_iso(clock.now()))
@@ -211,9 +219,10 @@ class Frontier:
         works: list[Work] = []
         busy = set(self.outstanding)
         for kind, choose in ((SEARCH, self._next_search), (ALBUM, self._next_album),
+                             (ALBUM_TRACKS, self._next_album_tracks),
                              (ARTIST_ALBUMS, self._next_listing), (TRACK, self._next_lead),
                              (RECCO_ARTISTS, self._next_recco)):
-            while (self._drawing(BUCKETS[kind]) < self.concurrency
+            while (self._drawing(BUCKETS[kind]) < self._concurrency(kind)
                    and self._in_flight() < self.max_in_flight):
                 work = choose(busy)
                 if work is None or self._parked(kind):
@@ -261,6 +270,49 @@ class Frontier:
 
     def _next_album(self, busy: set[tuple]) -> Work | None:
         return None if self._full() else self.expansion.next_album(self.cells.neediest(), busy)
+
+    def _next_album_tracks(self, busy: set[tuple]) -> Work | None:
+        """Once the albums bucket is parked, albums are read through /albums/{id}/tracks
+        (the album object is the store's): Spotify names its quota buckets per endpoint
+        (``playlist_items`` beside ``playlist_snapshot``), so this endpoint may have a
+        bucket of its own, a day's worth of album reads more. Whether it has is learnt from
+        its first refusal (``_learn_album_tracks``); when it shares the albums bucket it is
+        never asked again. Not when albums were parked by ``SPOTIFY_DAILY_BUDGET``: the
+        owner's budget for album reads (``_album_tracks_allowed``)."""
+        if not self._park_active(BUCKETS[ALBUM]) or not self._album_tracks_allowed():
+            return None
+        work = self._next_album(busy)
+        return None if work is None else Work(ALBUM_TRACKS, offset=work.offset,
+                                              album_id=work.album_id)
+
+    def _concurrency(self, kind: str) -> int:
+        """``DISCOVERY_CONCURRENCY`` per bucket; the album-tracks endpoint one at a time
+        until it answers in this run, so a bucket it shares with albums refuses one call,
+        not a concurrent handful."""
+        if kind == ALBUM_TRACKS and not self.album_tracks_answered:
+            return 1
+        return self.concurrency
+
+    def _album_tracks_allowed(self) -> bool:
+        """May album reads go through /albums/{id}/tracks: not known to share the albums
+        bucket, and albums not parked by ``SPOTIFY_DAILY_BUDGET`` (a budget on album reads
+        covers both endpoints)?"""
+        return not self.album_tracks_shared and \
+            self.park_reasons.get(BUCKETS[ALBUM]) != BUDGET_PARK
+
+    def _album_reads_open(self) -> bool:
+        """Can an album be read now, through either endpoint?"""
+        return not self._park_active(BUCKETS[ALBUM]) or (
+            self._album_tracks_allowed() and not self._park_active(BUCKETS[ALBUM_TRACKS]))
+
+    def _learn_album_tracks(self) -> None:
+        """The album-tracks endpoint shares the albums bucket when Spotify refused it with
+        nothing served in its window (``quota_learned`` size 0): the calls it was refused
+        were the albums bucket's. A size above 0 is a bucket of its own. Kept in the store,
+        so this is learnt once per store, not once per run."""
+        learned = self.store.learned_quota().get(BUCKETS[ALBUM_TRACKS])
+        if learned is not None:
+            self.album_tracks_shared = learned[0] == 0
 
     def _next_listing(self, busy: set[tuple]) -> Work | None:
         return None if self._full() else self.expansion.next_listing(self.cells.umbrellas(),
@@ -360,6 +412,9 @@ class Frontier:
 
     def bucket_parked(self, bucket: str, until: float, reason: str = "") -> None:
         self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
+        self.park_reasons[bucket] = reason
+        if bucket == BUCKETS[ALBUM_TRACKS]:
+            self._learn_album_tracks()
         if bucket != RECCOBEATS:
             self._become_quota_bound()
 

@@ -6,6 +6,8 @@ an album found on it costs one albums call (``/albums/{id}``: up to 50 tracks) a
 artist and year of the track that revealed it, so its tracks mostly land in that track's
 cell. An artist known in an umbrella costs one artists call
 (``/artists/{id}/albums?include_groups=album,single``) for up to 10 more of their albums.
+Once Spotify parks the albums bucket, the frontier reads the same albums through
+``/albums/{id}/tracks`` (``Frontier._next_album_tracks``), which may count apart.
 Compilations, "appears on" albums and reissues (``expandable``) are never expanded: other
 artists, other years, or the same recordings again.
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runclub_spiders.catalog.years import REISSUE_WORDS, AlbumAppearance, recording_year
-from runclub_spiders.frontier.work import ALBUM, ARTIST_ALBUMS, Work
+from runclub_spiders.frontier.work import ALBUM, ALBUM_TRACKS, ARTIST_ALBUMS, Work
 from runclub_spiders.seeds import DECADES, GENRE_FILTER, SeedQuery
 
 if TYPE_CHECKING:
@@ -346,7 +348,7 @@ class Expansion:
 
     def gone(self, work: Work, now: str) -> None:
         """Spotify will not serve this album or artist (400, 403, 404): never asked again."""
-        if work.kind == ALBUM and work.album_id is not None:
+        if work.kind in (ALBUM, ALBUM_TRACKS) and work.album_id is not None:
             self.store.album_progress(work.album_id, work.offset, now=now)
             self._close(work.album_id)
         elif work.kind == ARTIST_ALBUMS and work.artist_id is not None:

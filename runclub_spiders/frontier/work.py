@@ -22,10 +22,14 @@ ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS, TRACKS 
 # the quota middleware counts (and parks on a long Retry-After) and the frontier paces
 # discovery's share of (DISCOVERY_CONCURRENCY at a time).
 RECCO_ARTISTS, RECCO_ARTIST_TRACKS, TRACK = "recco_artists", "recco_artist_tracks", "track"
+# An album read through /albums/{id}/tracks from its first page (the album object is the
+# store's, from the track or listing that revealed it): Spotify names quota buckets per
+# endpoint, so this one may have a bucket of its own (``Frontier._next_album_tracks``).
+ALBUM_TRACKS = "album_tracks"
 BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
            SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists",
            TRACKS: "tracks", TRACK: "tracks", RECCO_ARTISTS: "reccobeats",
-           RECCO_ARTIST_TRACKS: "reccobeats"}
+           RECCO_ARTIST_TRACKS: "reccobeats", ALBUM_TRACKS: "album_tracks"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +41,8 @@ class Work:
     snapshot: str | None = None             # playlist_items: the snapshot being read
     owner: bool = False                     # part of the owner phase (read before any search)
     artist_ids: tuple[str, ...] = ()        # artists; track (a batch): each lead's artist
-    album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks
+    album_id: str | None = None             # album: /albums/{id}, then /albums/{id}/tracks;
+                                            # album_tracks: /albums/{id}/tracks only
     artist_id: str | None = None            # artist_albums, recco_artist_tracks, track's lead
     track_ids: tuple[str, ...] = ()         # tracks, track (extended: /tracks?ids=)
     recco_id: str | None = None             # recco_artist_tracks: the artist's UUID
@@ -61,7 +66,7 @@ class Work:
             return (SEARCH, self.query.q, self.query.kind)
         if self.kind == PLAYLIST_ITEMS:
             return (PLAYLIST_ITEMS, self.playlist_id)
-        if self.kind == ALBUM:
+        if self.kind in (ALBUM, ALBUM_TRACKS):      # one read of an album at a time
             return (ALBUM, self.album_id)
         if self.kind in (ARTIST_ALBUMS, RECCO_ARTIST_TRACKS):
             return (self.kind, self.artist_id)

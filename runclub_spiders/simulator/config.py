@@ -13,7 +13,7 @@ YEAR_FILTER_MODES = ("honoured", "ignored")
 # artist ``genres``: auto = the profile's (development: absent, as reported in August 2026;
 # extended: present), or forced present, absent, or an empty list.
 ARTIST_GENRES_MODES = ("auto", "present", "absent", "empty")
-QUOTA_BUCKETS = ("search", "tracks", "artists", "albums", "playlists", "user")
+QUOTA_BUCKETS = ("search", "tracks", "artists", "albums", "album_tracks", "playlists", "user")
 
 # Demo credentials for the offline sandbox. They open nothing outside the simulator.
 DEMO_CLIENT_ID = "runclubdemoclient0000000000000000"
@@ -78,6 +78,10 @@ class SimulatorConfig:
     quota_retry_after: int = knob(86_400, "quota_window 0: how long an exhausted bucket "
                                           "stays locked, seconds")
     quota_send_retry_after: bool = knob(True, "Spotify 'normally' sends Retry-After")
+    album_tracks_bucket: bool = knob(False, "/albums/{id}/tracks counts against a bucket of "
+                                            "its own (album_tracks), not albums: one report "
+                                            "names buckets per endpoint (playlist_items "
+                                            "beside playlist_snapshot); unverified for albums")
     recco_rate_limit: int = knob(0, "ReccoBeats requests per rolling window (0 = off)")
     # faults, drawn per (URL, attempt) from fault_seed so they are reproducible
     fault_seed: int = knob(0, "seed of the fault draws")

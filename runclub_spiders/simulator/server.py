@@ -65,12 +65,15 @@ BUCKET_OF_HEAD = {
 }
 
 
-def spotify_bucket(path: str) -> str:
-    """The quota bucket a Web API path counts against (``BUCKET_OF_HEAD``)."""
+def spotify_bucket(path: str, *, album_tracks: bool = False) -> str:
+    """The quota bucket a Web API path counts against (``BUCKET_OF_HEAD``); with
+    ``album_tracks`` (the ``album_tracks_bucket`` knob) ``/albums/{id}/tracks`` has its own."""
     parts = path[len(SPOTIFY_PREFIX):].strip("/").split("/")
     head = parts[0]
     if head == "me" and len(parts) > 1 and parts[1] == "playlists":
         return "playlists"
+    if album_tracks and head == "albums" and parts[-1] == "tracks" and len(parts) == 3:
+        return "album_tracks"
     return BUCKET_OF_HEAD.get(head, "other")
 
 
@@ -188,7 +191,8 @@ class Simulator:
         service = self._service(request.path)
         if service == "admin":
             return await handler(request)
-        bucket = (spotify_bucket(request.path) if service == "spotify"
+        bucket = (spotify_bucket(request.path, album_tracks=self.config.album_tracks_bucket)
+                  if service == "spotify"
                   else "reccobeats" if service == "reccobeats" else service)
         key = f"{request.method} {request.path_qs}"
         attempt = self.faults.attempt(key)

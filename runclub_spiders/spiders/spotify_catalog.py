@@ -29,6 +29,7 @@ from runclub_spiders.frontier.leads import LEAD_KINDS, RECCO_PAGE
 from runclub_spiders.frontier.playlists import PLAYLIST_PAGE, consider_playlist
 from runclub_spiders.frontier.work import (
     ALBUM,
+    ALBUM_TRACKS,
     ARTIST_ALBUMS,
     ARTISTS,
     MY_PLAYLISTS,
@@ -132,7 +133,7 @@ class SpotifyCatalogSpider(Spider):
                       "additional_types": "track"}
             url = f"{self.api}/playlists/{work.playlist_id}/items?{urlencode(params)}"
             callback = self.parse_playlist_items
-        elif work.kind == ALBUM:
+        elif work.kind in (ALBUM, ALBUM_TRACKS):
             url, callback = self._album_url(work), self.parse_album
         elif work.kind == ARTIST_ALBUMS:
             # Compilations and appears_on: other artists, other years (frontier.expansion).
@@ -162,9 +163,12 @@ class SpotifyCatalogSpider(Spider):
             callback = self.parse_artists
         else:
             url, callback = f"{self.api}/me", self.parse_me
-        # dont_filter: the frontier, not the dupefilter, decides what is asked.
+        # dont_filter: the frontier, not the dupefilter, decides what is asked. The work's
+        # bucket is the request's: an album read through /albums/{id} reads its later pages
+        # through /albums/{id}/tracks, and counts them where its first page went.
         return Request(url, callback=callback, errback=self.frontier.failed, dont_filter=True,
-                       priority=work.priority, meta={"work": work})
+                       priority=work.priority,
+                       meta={"work": work, "spotify_bucket": work.bucket})
 
     def _recco_request(self, work: Work) -> Request:
         """ReccoBeats for leads (``frontier.leads``): artists' UUIDs, then their tracks."""
@@ -179,8 +183,9 @@ class SpotifyCatalogSpider(Spider):
                        headers=self.recco_headers, meta={"work": work, **REQUEST_META})
 
     def _album_url(self, work: Work) -> str:
-        """The album object (its first 50 tracks) first, then its track pages."""
-        if work.offset == 0:
+        """The album object (its first 50 tracks) first, then its track pages; an
+        ``album_tracks`` read asks the track pages only."""
+        if work.kind == ALBUM and work.offset == 0:
             return f"{self.api}/albums/{work.album_id}?{urlencode({'market': self.market})}"
         params = {"limit": ALBUM_PAGE, "offset": work.offset, "market": self.market}
         return f"{self.api}/albums/{work.album_id}/tracks?{urlencode(params)}"
@@ -325,7 +330,7 @@ class SpotifyCatalogSpider(Spider):
         if body is None:
             yield from self._retry_malformed(response)
             return
-        if work.offset == 0:
+        if work.kind == ALBUM and work.offset == 0:
             ref = album_ref(body)
             items, total, _ = paging(body, "tracks")
         else:
@@ -351,7 +356,7 @@ class SpotifyCatalogSpider(Spider):
         stats.inc_value("discovery/album/new_tracks", len(new_rows))
         for record in new_rows:
             yield CandidateItem.from_record(record, source="album")
-        follow = [Work(ALBUM, offset=work.offset + ALBUM_PAGE, album_id=work.album_id)] \
+        follow = [Work(work.kind, offset=work.offset + ALBUM_PAGE, album_id=work.album_id)] \
             if more and items else []
         if self.extended and new_rows:
             # Extended Quota: /tracks?ids= (the tracks bucket) gives the full objects, with
