@@ -401,8 +401,10 @@ async def test_429s_and_server_errors_are_retried(simulator_factory, tmp_path):
     sim = simulator_factory(recco_429_rate=0.3, error_rate=0.3, fault_seed=3)
     tracks = eligible(sim, 100)
     known = sum(t.recco_known for t in tracks)
+    # A batch waits up to 5 s to fill, not WAIT: on a loaded machine 20 items can take
+    # longer than 0.3 s to arrive, and a partial batch would make it 6 requests.
     _, stats = await crawl(sim, tmp_path, [record(sim, t) for t in tracks],
-                           RECCOBEATS_BATCH_SIZE=20)
+                           RECCOBEATS_BATCH_SIZE=20, RECCOBEATS_BATCH_WAIT=5.0)
     assert stats["finish_reason"] == "finished"
     assert "log_count/ERROR" not in stats
     log = recco_log(sim)

@@ -40,9 +40,10 @@ def after_park(sim, bucket: str, size: int, *, probes: int = 0):
     first = next(i for i, e in enumerate(log) if e.bucket == bucket and e.fault == "quota")
     refusal, after = log[first], log[first + 1:]
     assert [e.status for e in log[:first] if e.bucket == bucket] == [200] * size
-    late = [e for e in after if e.bucket == bucket and not album_tracks_read(e)]
+    # In the albums bucket, a read through /albums/{id}/tracks is a probe, whenever it came.
+    probed = [e for e in after if e.bucket == bucket == "albums" and album_tracks_read(e)]
+    late = [e for e in after if e.bucket == bucket and e not in probed]
     assert all(e.status == 429 and e.t <= refusal.t + TOLERANCE for e in late)
-    probed = [e for e in after if e.bucket == bucket and album_tracks_read(e)]
     assert len(probed) == probes and all(e.fault == "quota" for e in probed)
     return refusal, after
 
@@ -146,7 +147,9 @@ async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_a
     after_park(sim, "album_tracks", 20)
     log = sim.requests(service="spotify")
     reads = [e for e in log if album_tracks_read(e)]
-    assert len(reads) == 21 and {e.status for e in reads[:20]} == {200}
+    # The 21st refused, and what was in flight with it.
+    assert 21 <= len(reads) <= 20 + project.DISCOVERY_CONCURRENCY
+    assert {e.status for e in reads[:20]} == {200}
     assert all(e.t >= albums_refused.t for e in reads)
     assert stats["quota/learned/albums"] == 8 and stats["quota/learned/album_tracks"] == 20
     assert stats["discovery/album/pages"] == 8 + 20
