@@ -175,6 +175,24 @@ async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_a
 
 
 @deferred_f_from_coro_f
+async def test_a_daily_budget_on_albums_covers_album_tracks_too(simulator_factory, monkeypatch,
+                                                                tmp_path):
+    # The owner's SPOTIFY_DAILY_BUDGET parks the albums bucket, not Spotify: album reads
+    # stop there, though /albums/{id}/tracks would answer here (a bucket of its own).
+    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
+                            quota={"search": 60}, album_tracks_bucket=True)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0,
+                           SPOTIFY_DAILY_BUDGET={"albums": 5})
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    reads = [e for e in sim.requests(service="spotify") if e.path.startswith(
+        "/spotify/v1/albums/")]
+    assert [(e.bucket, e.status) for e in reads] == [("albums", 200)] * 5
+    assert stats["quota/refused/albums"] >= 1 and "quota/requests/album_tracks" not in stats
+
+
+@deferred_f_from_coro_f
 async def test_reccobeats_leads_spend_the_tracks_bucket(simulator_factory, monkeypatch,
                                                        tmp_path):
     # Leads wait while search has work (its pages find most of their tracks, several a

@@ -15,10 +15,10 @@ an estimate of:
   every request the quota ledger counted in the buckets discovery draws on (``search``,
   ``albums``, ``album_tracks``, ``artists``, ``tracks``; ``quota_days``, every day).
   Whole history, not the last 24 h: both sides are then complete since the store began,
-  and no wall-clock timestamp
-  (``tracks.first_seen_at``) is compared with the quota clock (``runclub_spiders.clock``,
-  which ``RUNCLUB_CLOCK_OFFSET`` shifts). Yield falls as cells fill, so the whole history
-  is optimistic: the projection is a lower bound on requests, and its date an earliest one.
+  and no wall-clock timestamp (``tracks.first_seen_at``) is compared with the quota clock
+  (``runclub_spiders.clock``, which ``RUNCLUB_CLOCK_OFFSET`` shifts). Yield falls as cells
+  fill, so the whole history is optimistic: the projection is a lower bound on requests,
+  and its date an earliest one.
 * **Requests still needed**: tracks wanted / yield, rounded up.
 * **Days needed**: requests needed / the summed daily size of the buckets discovery draws on
   under the settings and what the probe found (``discovery_buckets``: search always; albums

@@ -136,9 +136,9 @@ class Frontier:
         self.held: dict[str, dict[tuple, Work]] = {}  # bucket -> works waiting for its park
         # bucket -> parked until (epoch); parks of earlier runs from the store (the quota
         # middleware's bucket_parked for them is sent before this frontier exists).
-        self.parks: dict[str, float] = {b: until for b, (until, _) in
-                                        store.quota_parks().items() if until > clock.now()}
-        self.park_reasons = {b: reason for b, (_, reason) in store.quota_parks().items()}
+        parks = {b: park for b, park in store.quota_parks().items() if park[0] > clock.now()}
+        self.parks: dict[str, float] = {b: until for b, (until, _) in parks.items()}
+        self.park_reasons: dict[str, str] = {b: reason for b, (_, reason) in parks.items()}
         # Does /albums/{id}/tracks share the albums bucket? Learnt once, from its first
         # refusal (``_learn_album_tracks``); None until then.
         self.album_tracks_shared: bool | None = None
@@ -430,6 +430,7 @@ class Frontier:
 
     def bucket_released(self, bucket: str) -> None:
         self.parks.pop(bucket, None)
+        self.park_reasons.pop(bucket, None)
         self.wanted.discard(bucket)
         works = list(self.held.pop(bucket, {}).values())
         requests = [self.request_for(w) for w in works] + self.take()
