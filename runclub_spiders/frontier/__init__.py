@@ -273,12 +273,13 @@ class Frontier:
 
     def _next_album_tracks(self, busy: set[tuple]) -> Work | None:
         """Once the albums bucket is parked, albums are read through /albums/{id}/tracks
-        (the album object is the store's): Spotify names its quota buckets per endpoint
-        (``playlist_items`` beside ``playlist_snapshot``), so this endpoint may have a
-        bucket of its own, a day's worth of album reads more. Whether it has is learnt from
-        its first refusal (``_learn_album_tracks``); when it shares the albums bucket it is
-        never asked again. Not when albums were parked by ``SPOTIFY_DAILY_BUDGET``: the
-        owner's budget for album reads (``_album_tracks_allowed``)."""
+        (the album object is the store's): a 2026 report names Spotify's quota buckets per
+        endpoint (``playlist_items`` beside ``playlist_snapshot``), so this endpoint may
+        have a bucket of its own, a day's worth of album reads more (unmeasured). Whether
+        it has is learnt from its first refusal (``_learn_album_tracks``); when it shares
+        the albums bucket it is never asked again. Not when albums were parked by
+        ``SPOTIFY_DAILY_BUDGET``: the owner's budget for album reads
+        (``_album_tracks_allowed``)."""
         if not self._park_active(BUCKETS[ALBUM]) or not self._album_tracks_allowed():
             return None
         work = self._next_album(busy)

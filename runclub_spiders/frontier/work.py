@@ -23,8 +23,8 @@ ME, MY_PLAYLISTS, PLAYLIST_ITEMS, SEARCH, ARTISTS, ALBUM, ARTIST_ALBUMS, TRACKS 
 # discovery's share of (DISCOVERY_CONCURRENCY at a time).
 RECCO_ARTISTS, RECCO_ARTIST_TRACKS, TRACK = "recco_artists", "recco_artist_tracks", "track"
 # An album read through /albums/{id}/tracks from its first page (the album object is the
-# store's, from the track or listing that revealed it): Spotify names quota buckets per
-# endpoint, so this one may have a bucket of its own (``Frontier._next_album_tracks``).
+# store's, from the track or listing that revealed it): a 2026 report names quota buckets
+# per endpoint, so this one may have a bucket of its own (``Frontier._next_album_tracks``).
 ALBUM_TRACKS = "album_tracks"
 BUCKETS = {ME: "user", MY_PLAYLISTS: "playlists", PLAYLIST_ITEMS: "playlists",
            SEARCH: "search", ARTISTS: "artists", ALBUM: "albums", ARTIST_ALBUMS: "artists",
