@@ -35,7 +35,7 @@ def after_park(sim, bucket: str, size: int, *, probes: int = 0):
     bucket's ``size`` calls answered before it, and nothing more reached the parked bucket
     but what was already on the wire with the refused call, and ``probes`` album reads
     through /albums/{id}/tracks, each refused (that endpoint learning it shares the albums
-    bucket, ``test_album_tracks_sharing_...``). (The refusal, the log after.)"""
+    bucket, ``test_while_albums_are_parked_...``). (The refusal, the log after.)"""
     log = sim.requests(service="spotify")
     first = next(i for i, e in enumerate(log) if e.bucket == bucket and e.fault == "quota")
     refusal, after = log[first], log[first + 1:]
@@ -109,20 +109,16 @@ async def test_while_albums_are_parked_search_keeps_working(simulator_factory, m
     assert len(searched) > 50 and {e.status for e in searched} == {200}
     # What the albums bucket still owes is told, for the next run.
     assert stats["quota/resume_after"] == stats["quota/parked_until/albums"]
-
-
-@deferred_f_from_coro_f
-async def test_album_tracks_sharing_the_albums_bucket_cost_one_refused_call(
-        simulator_factory, monkeypatch, tmp_path):
-    # Spotify's default here: /albums/{id}/tracks counts against the albums bucket. Once
-    # albums are parked the crawl asks one album read through that endpoint, is refused
-    # with nothing served in its window (learned size 0), and never asks it again: not in
-    # this run, not in the next.
-    sim, first = await parked_day(simulator_factory, monkeypatch, tmp_path, {"albums": 8})
-    after_park(sim, "albums", 8, probes=1)
-    assert first["quota/learned/albums"] == 8 and first["quota/learned/album_tracks"] == 0
-    assert first["quota/requests/album_tracks"] == 1
-    assert first["discovery/album/pages"] == 8
+    # /albums/{id}/tracks counts against the albums bucket here (the simulator's default).
+    # Once albums were parked the crawl asked one album read through it (after_park's
+    # probe), was refused with nothing served in its window (learned size 0), and never
+    # asks it again: not in this run, not in the next.
+    # (Albums: one over when a read sent just before the refused one was refused too, as
+    # in tests/test_quota.py; album tracks go one at a time until answered: exact.)
+    assert stats["quota/learned/albums"] in (8, 9)
+    assert stats["quota/learned/album_tracks"] == 0
+    assert stats["quota/requests/album_tracks"] == 1
+    assert stats["discovery/album/pages"] == 8
     mark = len(sim.requests())
     _, second = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
     assert second["finish_reason"] == "quota_parked"
@@ -151,7 +147,9 @@ async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_a
     assert 21 <= len(reads) <= 20 + project.DISCOVERY_CONCURRENCY
     assert {e.status for e in reads[:20]} == {200}
     assert all(e.t >= albums_refused.t for e in reads)
-    assert stats["quota/learned/albums"] == 8 and stats["quota/learned/album_tracks"] == 20
+    # One over when a read sent just before the refused one was refused too (test_quota.py).
+    assert stats["quota/learned/albums"] in (8, 9)
+    assert stats["quota/learned/album_tracks"] in (20, 21)
     assert stats["discovery/album/pages"] == 8 + 20
     # Read that way, an album's tracks enter the store as an /albums/{id} read's do: the
     # album's release date and the ISRC ReccoBeats gives, counted toward a cell.
