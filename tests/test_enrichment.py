@@ -38,7 +38,8 @@ from tests.enrichment_spiders import CandidateSpider
 FILTERS = "runclub_spiders.pipelines.cheap_filters.CheapFilterPipeline"
 ENRICH = "runclub_spiders.pipelines.enrichment.ReccoBeatsEnrichmentPipeline"
 PIPELINES = {FILTERS: 100, ENRICH: 200}
-WAIT = 0.3                      # RECCOBEATS_BATCH_WAIT in these tests, seconds
+WAIT = 1.0                      # RECCOBEATS_BATCH_WAIT in these tests, seconds (0.3 split
+                                # batches on a loaded machine: 3 requests where 2 were due)
 
 
 # ---------------------------------------------------------------------------- helpers
