@@ -88,8 +88,8 @@ def quota_reason(response: Response) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-#: The reason of a park the crawl set itself (``SPOTIFY_DAILY_BUDGET``), not Spotify.
-BUDGET_PARK = "daily budget"
+#: The ``error.reason`` of a spent quota bucket (a park's reason then, too).
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 
 
 class Park(NamedTuple):
@@ -109,7 +109,7 @@ def quota_park(response: Response, bucket: str | None, *, now: float, max_wait: 
         return None
     wait = parse_retry_after(response.headers.get("Retry-After"), now)
     reason = quota_reason(response)
-    if reason != "QUOTA_EXCEEDED" and (wait is None or wait <= max_wait):
+    if reason != QUOTA_EXCEEDED and (wait is None or wait <= max_wait):
         return None
     return Park(now + (wait if wait is not None else default_park),
                 reason or f"Retry-After {wait:.0f} s")

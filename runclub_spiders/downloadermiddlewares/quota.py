@@ -66,7 +66,7 @@ from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.quota import (
-    BUDGET_PARK,
+    QUOTA_EXCEEDED,
     Park,
     next_utc_midnight,
     parse_retry_after,
@@ -130,7 +130,7 @@ class QuotaMiddleware:
         budget = self.budgets.get(bucket)
         if not until and budget is not None and self.used_today(bucket, now) >= budget:
             until = next_utc_midnight(now)
-            self._park(bucket, until, BUDGET_PARK)
+            self._park(bucket, until, "daily budget")
         if until:
             raise self._refusal(bucket)
         # Counted as it goes out: what Spotify sees is what the daily quota charges. Taken
@@ -179,7 +179,7 @@ class QuotaMiddleware:
         """Park as Spotify said; a ``QUOTA_EXCEEDED`` that starts the park is learnt from.
         ``sent``: when the refused request was counted (None if it was not, a cached one)."""
         started = not self.parked_until(bucket)
-        if started and park.reason == "QUOTA_EXCEEDED":
+        if started and park.reason == QUOTA_EXCEEDED:
             # Learnt before the park is told: a bucket_parked receiver may read it (the
             # frontier learns whether album tracks share the albums bucket).
             self._learn(bucket, response, sent)

@@ -50,7 +50,7 @@ from runclub_spiders.frontier.work import (
     TRACK,
     Work,
 )
-from runclub_spiders.quota import BUDGET_PARK, utc_iso
+from runclub_spiders.quota import QUOTA_EXCEEDED, utc_iso
 from runclub_spiders.utils.closing import SpiderClosing
 
 if TYPE_CHECKING:
@@ -272,13 +272,12 @@ class Frontier:
         return None if self._full() else self.expansion.next_album(self.cells.neediest(), busy)
 
     def _next_album_tracks(self, busy: set[tuple]) -> Work | None:
-        """Once the albums bucket is parked, albums are read through /albums/{id}/tracks
-        (the album object is the store's): a 2026 report names Spotify's quota buckets per
-        endpoint (``playlist_items`` beside ``playlist_snapshot``), so this endpoint may
-        have a bucket of its own, a day's worth of album reads more (unmeasured). Whether
-        it has is learnt from its first refusal (``_learn_album_tracks``); when it shares
-        the albums bucket it is never asked again. Not when albums were parked by
-        ``SPOTIFY_DAILY_BUDGET``: the owner's budget for album reads
+        """Once Spotify has said ``QUOTA_EXCEEDED`` to the albums bucket, albums are read
+        through /albums/{id}/tracks (the album object is the store's): a 2026 report names
+        Spotify's quota buckets per endpoint (``playlist_items`` beside
+        ``playlist_snapshot``), so this endpoint may have a bucket of its own, a day's worth
+        of album reads more (unmeasured). Whether it has is learnt from its first refusal
+        (``_learn_album_tracks``); when it shares the albums bucket it is never asked again
         (``_album_tracks_allowed``)."""
         if not self._park_active(BUCKETS[ALBUM]) or not self._album_tracks_allowed():
             return None
@@ -296,10 +295,11 @@ class Frontier:
 
     def _album_tracks_allowed(self) -> bool:
         """May album reads go through /albums/{id}/tracks: not known to share the albums
-        bucket, and albums not parked by ``SPOTIFY_DAILY_BUDGET`` (a budget on album reads
-        covers both endpoints)?"""
+        bucket, and albums parked because Spotify said ``QUOTA_EXCEEDED``? Not after our
+        own ``SPOTIFY_DAILY_BUDGET`` (a budget on album reads covers both endpoints), nor
+        after a long rate-limit wait (the rate limit is the whole app's, not a bucket's)."""
         return not self.album_tracks_shared and \
-            self.park_reasons.get(BUCKETS[ALBUM]) != BUDGET_PARK
+            self.park_reasons.get(BUCKETS[ALBUM]) == QUOTA_EXCEEDED
 
     def _album_reads_open(self) -> bool:
         """Can an album be read now, through either endpoint?"""
