@@ -285,3 +285,35 @@ def test_artists_with_the_most_unread_album_tracks_are_read_first(leads):
     expansion.album_read(album.id, 12, 12, 8, 8, NOW)  # read to the end: nothing unread
     assert expansion.unread(other) == 0
     assert leads.next_recco(umbrellas, busy=set()).artist_id == ARTIST
+
+
+def test_artists_spotify_has_not_listed_yet_are_read_before_those_with_unread_tracks(leads):
+    """An artist still waiting for its Spotify album listing comes before one whose known
+    albums hold unread tracks: its ReccoBeats list names tracks of albums nobody has seen,
+    and a confirmed lead reveals its album. Once listed, the unread tracks decide again."""
+    waiting, needy, less_needy = "2Xyo4u8uXC1ZmMpatF05PJ", "R&B & Soul", "Pop"
+    umbrellas = [needy, less_needy]
+    leads.counted_in = lambda cell, artist: 3 if cell[1] == "10s" else 0
+    leads.see(waiting, less_needy)
+    leads.looked_up((waiting,), {waiting: "5551b6b2-8746-4d43-abd7-c355ed1e3048"})
+
+    rules = project_rules()
+    expansion = Expansion(leads.store, rules, min_yield=1.0, albums=True, listings=True)
+    unread = AlbumRef("3Xyo4u8uXC1ZmMpatF05PJ", "Unread", "album", "2015-03-01", "day", 12,
+                      ARTIST, None)
+    expansion.see(unread, [(needy, "10s")], NOW, list_artist=False)
+    seen_on_a_hit = AlbumRef("4Xyo4u8uXC1ZmMpatF05PJ", "Hit", "single", "2016-05-01", "day",
+                             1, waiting, None)
+    expansion.see(seen_on_a_hit, [(less_needy, "10s")], NOW, list_artist=True)
+    expansion.stored([seen_on_a_hit.id])
+    leads.unread, leads.to_list = expansion.unread, expansion.to_list
+    assert (expansion.unread(ARTIST), expansion.unread(waiting)) == (12, 0)
+    assert (expansion.to_list(ARTIST), expansion.to_list(waiting)) == (False, True)
+    assert leads.next_recco(umbrellas, busy=set()).artist_id == waiting
+
+    expansion.listing_read(waiting, [], 0, 0, NOW, first=True)     # listed: nothing more
+    assert not expansion.to_list(waiting)
+    assert leads.next_recco(umbrellas, busy=set()).artist_id == ARTIST
+    # A restart orders as the run did: the listing queue is the store's.
+    assert not Expansion(leads.store, rules, min_yield=1.0, albums=True,
+                         listings=True).to_list(waiting)

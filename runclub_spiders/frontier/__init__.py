@@ -116,6 +116,7 @@ class Frontier:
         self.leads.albums_pending = lambda artist: (
             self._album_reads_open() and self.expansion.to_read(artist))
         self.leads.unread = self.expansion.unread
+        self.leads.to_list = self.expansion.to_list
         self.expansion.need = self.cells.fill
         self.expansion.room = self.planner.artist_room
         self.expansion.wanted = self.planner.wanted

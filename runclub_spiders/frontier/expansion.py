@@ -400,6 +400,10 @@ class Expansion:
                 return True
         return False
 
+    def to_list(self, artist_id: str) -> bool:
+        """Is the artist waiting for its albums to be listed (not listed to the end)?"""
+        return artist_id in self.listing
+
     def unread(self, artist_id: str) -> int:
         """Tracks of the artist's known albums that the store lacks (albums not read to the
         end): what a ReccoBeats list of the artist's tracks can still name."""

@@ -26,8 +26,13 @@ Choosing, with what the store knows:
   (``/v1/artist?ids=``, 40 a call) only when no looked-up artist is left to read.
   ReccoBeats has no published limit; the crawl keeps its calls per exported track under
   0.1 (BENCHMARKS.md);
-* the artists with the most album tracks the store lacks come first, then the neediest
-  umbrella's, for pages and for the lookups of their UUIDs alike (``Expansion.unread``:
+* the artists whose albums Spotify has not listed yet come first (``Expansion.to_list``):
+  their track lists name tracks of albums nobody has seen, and each lead confirmed
+  reveals its album, read for its other tracks. So the tracks bucket finds albums
+  beside the artists bucket, which lists some 600 artists a day and is spent every day
+  of a quota-bound crawl. Then the artists with the most album tracks the store lacks,
+  then the neediest umbrella's, for pages and for the lookups of their UUIDs alike
+  (``Expansion.unread``:
   albums known and not read to the end; none worth a call of its own unless the albums
   bucket is parked, or the artist's leads would wait for it): their pages give the leads.
   An artist whose known albums are all read has few tracks left for ReccoBeats to name:
@@ -96,6 +101,8 @@ class Leads:
         self.albums_pending: Callable[[str], bool] = lambda artist: False
         # Tracks of the artist's known albums the store lacks (``Expansion.unread``).
         self.unread: Callable[[str], int] = lambda artist: 0
+        # Is the artist's Spotify album listing still to come (``Expansion.to_list``)?
+        self.to_list: Callable[[str], bool] = lambda artist: False
         # Candidates counted toward a cell below its target (``Planner.useful``).
         self.candidates: Callable[[], int] = lambda: 0
         # Lead tracks counted toward a cell (``Planner.counted["lead"]``: a track displaced
@@ -240,15 +247,16 @@ class Leads:
 
     def next_recco(self, umbrellas: list[str], busy: Collection[tuple]) -> Work | None:
         """ReccoBeats work when the worthy leads run low: the next page of the looked-up
-        artist with the most unread album tracks, of the neediest umbrella among equals,
-        else a batch of artists to look up."""
+        artist Spotify has not listed yet, else with the most unread album tracks, of the
+        neediest umbrella among equals; else a batch of artists to look up, in that order."""
         if not self.on or not self.pages_worth_reading() \
                 or self.worthy_waiting(umbrellas, self.pool_low) >= self.pool_low:
             return None
         rank = {u: i for i, u in enumerate(umbrellas)}
-        candidates = sorted(((-self.unread(artist_id), rank[a.umbrella], i, artist_id, a)
+        candidates = sorted(((not self.to_list(artist_id), -self.unread(artist_id),
+                              rank[a.umbrella], i, artist_id, a)
                              for i, (artist_id, a) in enumerate(self.artists.items())
-                             if a.umbrella in rank), key=lambda c: c[:3])
+                             if a.umbrella in rank), key=lambda c: c[:4])
         unknown: list[str] = []
         asking = {a for key in busy if key[0] == RECCO_ARTISTS for a in key[2]}
         for *_, artist_id, artist in candidates:
