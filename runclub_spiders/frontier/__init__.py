@@ -50,7 +50,7 @@ from runclub_spiders.frontier.work import (
     TRACK,
     Work,
 )
-from runclub_spiders.quota import QUOTA_EXCEEDED, utc_iso
+from runclub_spiders.quota import QUOTA_EXCEEDED, Park, utc_iso
 from runclub_spiders.utils.closing import SpiderClosing
 
 if TYPE_CHECKING:
@@ -135,11 +135,10 @@ class Frontier:
         self.max_ms = s.getint("CATALOG_MAX_DURATION_MS")
         self.outstanding: dict[tuple, Work] = {}      # sent or held: the one owner
         self.held: dict[str, dict[tuple, Work]] = {}  # bucket -> works waiting for its park
-        # bucket -> parked until (epoch); parks of earlier runs from the store (the quota
-        # middleware's bucket_parked for them is sent before this frontier exists).
-        parks = {b: park for b, park in store.quota_parks().items() if park[0] > clock.now()}
-        self.parks: dict[str, float] = {b: until for b, (until, _) in parks.items()}
-        self.park_reasons: dict[str, str] = {b: reason for b, (_, reason) in parks.items()}
+        # bucket -> its park (until, epoch; and why); parks of earlier runs from the store
+        # (the quota middleware's bucket_parked for them is sent before this frontier exists).
+        self.parks: dict[str, Park] = {b: Park(*park) for b, park in
+                                       store.quota_parks().items() if park[0] > clock.now()}
         # Does /albums/{id}/tracks share the albums bucket? Learnt once, from its first
         # refusal (``_learn_album_tracks``); None until then.
         self.album_tracks_shared: bool | None = None
@@ -245,7 +244,7 @@ class Frontier:
         for work in works:
             self.outstanding[work.key] = work
             if self._parked(work.kind):
-                self._hold(work, work.bucket, self.parks[work.bucket])
+                self._hold(work, work.bucket, self._until(work.bucket))
             else:
                 requests.append(self.request_for(work))
         return requests
@@ -299,8 +298,9 @@ class Frontier:
         bucket, and albums parked because Spotify said ``QUOTA_EXCEEDED``? Not after our
         own ``SPOTIFY_DAILY_BUDGET`` (a budget on album reads covers both endpoints), nor
         after a long rate-limit wait (the rate limit is the whole app's, not a bucket's)."""
-        return not self.album_tracks_shared and \
-            self.park_reasons.get(BUCKETS[ALBUM]) == QUOTA_EXCEEDED
+        park = self.parks.get(BUCKETS[ALBUM])
+        return not self.album_tracks_shared and park is not None and \
+            park.reason == QUOTA_EXCEEDED
 
     def _album_reads_open(self) -> bool:
         """Can an album be read now, through either endpoint?"""
@@ -392,8 +392,21 @@ class Frontier:
             self.cells.save(utc_iso(clock.now()))
 
     # ---------------------------------------------------------------- parks
+    def _until(self, bucket: str) -> float:
+        """When the bucket's park ends (0: not parked)."""
+        park = self.parks.get(bucket)
+        return park.until if park is not None else 0.0
+
+    def _extend(self, bucket: str, until: float, reason: str | None = None) -> None:
+        """Park ``bucket`` until ``until`` at least; ``reason``: Spotify's (the
+        ``bucket_parked`` signal's), else the park keeps the one it had."""
+        park = self.parks.get(bucket)
+        if reason is None:
+            reason = park.reason if park is not None else ""
+        self.parks[bucket] = Park(max(until, self._until(bucket)), reason)
+
     def _park_active(self, bucket: str) -> bool:
-        return self.parks.get(bucket, 0.0) > clock.now()
+        return self._until(bucket) > clock.now()
 
     def _parked(self, kind: str) -> bool:
         """Is the bucket of ``kind`` parked? Noted as wanted when it is."""
@@ -408,13 +421,12 @@ class Frontier:
         if until <= clock.now():     # the park ended before its refusal came back: send now
             self.crawler.engine.crawl(self.request_for(work))
             return
-        self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
+        self._extend(bucket, until)
         self.held.setdefault(bucket, {})[work.key] = work
         self.crawler.stats.inc_value(f"quota/set_aside/{bucket}")
 
     def bucket_parked(self, bucket: str, until: float, reason: str = "") -> None:
-        self.parks[bucket] = max(until, self.parks.get(bucket, 0.0))
-        self.park_reasons[bucket] = reason
+        self._extend(bucket, until, reason)
         if bucket == BUCKETS[ALBUM_TRACKS]:
             self._learn_album_tracks()
         if bucket != RECCOBEATS:
@@ -432,7 +444,6 @@ class Frontier:
 
     def bucket_released(self, bucket: str) -> None:
         self.parks.pop(bucket, None)
-        self.park_reasons.pop(bucket, None)
         self.wanted.discard(bucket)
         works = list(self.held.pop(bucket, {}).values())
         requests = [self.request_for(w) for w in works] + self.take()
@@ -443,7 +454,7 @@ class Frontier:
 
     def spider_idle(self) -> None:
         now = clock.now()
-        for bucket in [b for b, until in self.parks.items() if until <= now]:
+        for bucket in [b for b, park in self.parks.items() if park.until <= now]:
             self.bucket_released(bucket)               # ended without a signal (a restart)
         held = {key for works in self.held.values() for key in works}
         sent = [w for key, w in self.outstanding.items() if key not in held]
@@ -464,7 +475,7 @@ class Frontier:
         if requests:
             raise DontCloseSpider
         waiting = {b for b, works in self.held.items() if works} | self.wanted
-        ends = {b: self.parks[b] for b in waiting if self.parks.get(b, 0.0) > now}
+        ends = {b: self._until(b) for b in waiting if self._until(b) > now}
         if not ends:
             return
         if min(ends.values()) - now <= self.idle_wait:
