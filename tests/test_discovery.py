@@ -105,8 +105,12 @@ def check_development_requests(sim, log, stats) -> None:
             assert len(parts) == 2 and parse_qs(entry.query)["market"] == ["US"]
         elif parts[0] == "tracks":
             assert len(parts) == 2 and parse_qs(entry.query) == {"market": ["US"]}
+    # Leads wait while search has work, so a crawl that search alone nearly fills confirms
+    # few or none (0 to 8 of them here, with the requests in flight deciding); the tracks
+    # bucket's rules hold for every one. test_multi_bucket's
+    # test_reccobeats_leads_spend_the_tracks_bucket parks search so that leads must work.
     lookups = [e.path for e in log if e.bucket == "tracks"]
-    assert lookups and len(lookups) == len(set(lookups)) == stats["discovery/leads/confirmed"]
+    assert len(lookups) == len(set(lookups)) == stats.get("discovery/leads/confirmed", 0)
     assert not [e for e in log if e.status >= 400]
 
 
