@@ -153,6 +153,13 @@ async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_a
     assert stats["quota/learned/albums"] in (8, 9)
     assert stats["quota/learned/album_tracks"] in (20, 21)
     assert stats["discovery/album/pages"] == 8 + 20
+    # The album reads the albums bucket refused are not held for its park (the next day):
+    # each is read through /albums/{id}/tracks in this run.
+    refused = {e.path.split("/")[4] for e in log if e.bucket == "albums" and e.status == 429}
+    answered = {e.path.split("/")[4] for e in reads if e.status == 200}
+    assert refused and refused <= answered
+    assert stats["quota/rerouted/album_tracks"] == len(refused)
+    assert "quota/set_aside/albums" not in stats
     # Read that way, an album's tracks enter the store as an /albums/{id} read's do: the
     # album's release date and the ISRC ReccoBeats gives, counted toward a cell.
     catalog = sim.catalog

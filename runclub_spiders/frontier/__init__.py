@@ -197,6 +197,8 @@ class Frontier:
         if work is None:
             return []
         if failure.check(QuotaParked):
+            if self._reroute(work, failure.value.bucket):
+                return self.take()
             self._hold(work, failure.value.bucket, failure.value.until)
             return []
         self._end(work)                            # dropped: the next run plans it again
@@ -415,6 +417,17 @@ class Frontier:
             self.wanted.add(bucket)
             return True
         return False
+
+    def _reroute(self, work: Work, bucket: str) -> bool:
+        """An album read that Spotify's ``QUOTA_EXCEEDED`` to the albums bucket refused is
+        not held for that park (the next day) while /albums/{id}/tracks may still read it:
+        it is dropped, and planned again through that endpoint from the same offset (the
+        Expansion keeps each album's, so nothing is read twice)."""
+        if work.kind != ALBUM or bucket != BUCKETS[ALBUM] or not self._album_tracks_allowed():
+            return False
+        self._end(work)
+        self.crawler.stats.inc_value("quota/rerouted/album_tracks")
+        return True
 
     def _hold(self, work: Work, bucket: str, until: float) -> None:
         self.outstanding[work.key] = work
