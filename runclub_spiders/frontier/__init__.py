@@ -142,7 +142,7 @@ class Frontier:
         # Does /albums/{id}/tracks share the albums bucket? Learnt once, from its first
         # refusal (``_learn_album_tracks``); None until then.
         self.album_tracks_shared: bool | None = None
-        self._learn_album_tracks()
+        self._learn_album_tracks(recheck_after=s.getfloat("SPOTIFY_PROBE_INTERVAL_DAYS") * 86_400)
         self.album_tracks_answered = False            # this run: one answer, then in parallel
         self.wanted: set[str] = set()                 # parked buckets that have work to do
         # Has a Spotify bucket been parked (its quota, or SPOTIFY_DAILY_BUDGET), in this run
@@ -309,14 +309,20 @@ class Frontier:
         return not self._park_active(BUCKETS[ALBUM]) or (
             self._album_tracks_allowed() and not self._park_active(BUCKETS[ALBUM_TRACKS]))
 
-    def _learn_album_tracks(self) -> None:
+    def _learn_album_tracks(self, recheck_after: float | None = None) -> None:
         """The album-tracks endpoint shares the albums bucket when Spotify refused it with
         nothing served in its window (``quota_learned`` size 0): the calls it was refused
         were the albums bucket's. A size above 0 is a bucket of its own. Kept in the store,
-        so this is learnt once per store, not once per run."""
+        so this is learnt once per store, not once per run. At the start of a run
+        (``recheck_after``: ``SPOTIFY_PROBE_INTERVAL_DAYS``, the capability probe's interval)
+        a "shared" that old is unknown again, so one call checks it: another app of the
+        account may have spent an own bucket first, or Spotify may have regrouped them."""
         learned = self.store.learned_quota().get(BUCKETS[ALBUM_TRACKS])
-        if learned is not None:
-            self.album_tracks_shared = learned[0] == 0
+        if learned is None:
+            return
+        size, _, at = learned
+        stale = recheck_after is not None and clock.now() - at >= recheck_after
+        self.album_tracks_shared = None if size == 0 and stale else size == 0
 
     def _next_listing(self, busy: set[tuple]) -> Work | None:
         return None if self._full() else self.expansion.next_listing(self.cells.umbrellas(),
