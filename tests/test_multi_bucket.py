@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -212,6 +213,38 @@ async def test_a_daily_budget_on_albums_covers_album_tracks_too(simulator_factor
         "/spotify/v1/albums/")]
     assert [(e.bucket, e.status) for e in reads] == [("albums", 200)] * 5
     assert stats["quota/refused/albums"] >= 1 and "quota/requests/album_tracks" not in stats
+
+
+@deferred_f_from_coro_f
+async def test_a_long_rate_limit_wait_switches_no_endpoint(simulator_factory, monkeypatch,
+                                                           tmp_path):
+    # A lockout of hours with the rate limit's body and no QUOTA_EXCEEDED (reported): the
+    # whole app waits, so each bucket the refusals reach parks as Retry-After says, album
+    # reads do not move to /albums/{id}/tracks, and no bucket size is learnt from it.
+    # (Search and album reads only: what search finds keeps the albums bucket busy.)
+    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
+                            album_tracks_bucket=True, rate_limit=80, rate_window=3600,
+                            rate_retry_after=7200)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0,
+                           DISCOVERY_ARTIST_ALBUMS=False, DISCOVERY_RECCO_LEADS=False)
+    assert stats["finish_reason"] == "quota_parked"
+    assert stats.get("log_count/ERROR", 0) == 0
+    log = sim.requests(service="spotify")
+    first = next(i for i, e in enumerate(log) if e.fault == "rate limit")
+    refused = log[first:]
+    assert {e.fault for e in refused} == {"rate limit"}
+    assert {e.bucket for e in refused} >= {"albums", "search"}
+    assert not [e for e in log if e.bucket == "album_tracks"]
+    assert "quota/requests/album_tracks" not in stats
+    assert "quota/rerouted/album_tracks" not in stats and stats["quota/set_aside/albums"] >= 1
+    assert not [k for k in stats if k.startswith("quota/learned/")]
+    # One refusal a bucket, and what was in flight with it: nothing asked of a parked one,
+    # parked for the Retry-After.
+    for bucket, n in Counter(e.bucket for e in refused).items():
+        assert n <= project.DISCOVERY_CONCURRENCY, bucket
+        until = datetime.fromisoformat(stats[f"quota/parked_until/{bucket}"]).timestamp()
+        assert abs(until - min(e.t for e in refused if e.bucket == bucket) - 7200) < 5
 
 
 @deferred_f_from_coro_f

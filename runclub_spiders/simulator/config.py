@@ -66,6 +66,9 @@ class SimulatorConfig:
     # limits
     rate_limit: int = knob(0, "requests per rolling window per app (0 = off)")
     rate_window: float = knob(30.0, "length of the rolling rate window, seconds")
+    rate_retry_after: int = knob(0, "Retry-After of the rate window's 429, seconds (0: 1-5 s, "
+                                    "drawn; reports show lockouts of many hours with that "
+                                    "body and no QUOTA_EXCEEDED)")
     quota: dict[str, int] = field(default_factory=dict, metadata={
         "help": "BUCKET=N, size of one bucket (repeatable, overrides bucket_size); buckets "
                 "are " + ", ".join(QUOTA_BUCKETS)})

@@ -262,7 +262,8 @@ class Simulator:
                 response.headers["Retry-After"] = "1"
                 return response, "429"
             if not self.rate.admit(time.time()):          # short windows: wall time
-                retry_after = 1 + int(plan.draw("retry-after", key, attempt) * 5)
+                retry_after = cfg.rate_retry_after or \
+                    1 + int(plan.draw("retry-after", key, attempt) * 5)
                 response = _spotify_error(429, "API rate limit exceeded")
                 response.headers["Retry-After"] = str(retry_after)
                 return response, "rate limit"
