@@ -139,8 +139,8 @@ class Frontier:
         # (the quota middleware's bucket_parked for them is sent before this frontier exists).
         self.parks: dict[str, Park] = {b: Park(*park) for b, park in
                                        store.quota_parks().items() if park[0] > clock.now()}
-        # Does /albums/{id}/tracks share the albums bucket? Learnt once, from its first
-        # refusal (``_learn_album_tracks``); None until then.
+        # Does /albums/{id}/tracks share the albums bucket? Learnt from its first refusal
+        # (``_learn_album_tracks``; a "shared" checked again weekly); None until then.
         self.album_tracks_shared: bool | None = None
         self._learn_album_tracks(recheck_after=s.getfloat("SPOTIFY_PROBE_INTERVAL_DAYS") * 86_400)
         self.album_tracks_answered = False            # this run: one answer, then in parallel
