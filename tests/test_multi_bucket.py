@@ -198,6 +198,27 @@ async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_a
 
 
 @deferred_f_from_coro_f
+async def test_album_tracks_left_over_read_albums_below_the_price(simulator_factory,
+                                                                  monkeypatch, tmp_path):
+    # With the albums bucket spent by Spotify's quota and /albums/{id}/tracks in a bucket of
+    # its own, that bucket's calls not spent today are lost: once no album is worth the
+    # price, albums below it (a single, an album's last tracks) are read there while other
+    # work goes on. They keep no crawl alive: with nothing worth asking it closes
+    # "finished", though the albums bucket is parked and album-tracks calls are left.
+    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
+                            quota={"albums": 8, "album_tracks": 2000}, album_tracks_bucket=True)
+    use_credentials(monkeypatch, sim)
+    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert "quota/resume_after" not in stats and "quota/set_aside/album_tracks" not in stats
+    reads = [e for e in sim.requests(service="spotify") if e.bucket == "album_tracks"]
+    assert {e.status for e in reads} == {200} and len(reads) < 2000
+    assert stats["quota/requests/album_tracks"] == len(reads)
+    assert 1 <= stats["discovery/album/fillers"] < len(reads)
+
+
+@deferred_f_from_coro_f
 async def test_a_daily_budget_on_albums_covers_album_tracks_too(simulator_factory, monkeypatch,
                                                                 tmp_path):
     # The owner's SPOTIFY_DAILY_BUDGET parks the albums bucket, not Spotify: album reads
