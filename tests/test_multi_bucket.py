@@ -198,13 +198,11 @@ async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_a
 
 
 @deferred_f_from_coro_f
-async def test_album_tracks_left_over_read_albums_below_the_price(simulator_factory,
-                                                                  monkeypatch, tmp_path):
+async def test_albums_read_through_album_tracks_leave_nothing_for_the_albums_park(
+        simulator_factory, monkeypatch, tmp_path):
     # With the albums bucket spent by Spotify's quota and /albums/{id}/tracks in a bucket of
-    # its own, that bucket's calls not spent today are lost: once no album is worth the
-    # price, albums below it (a single, an album's last tracks) are read there while other
-    # work goes on. They keep no crawl alive: with nothing worth asking it closes
-    # "finished", though the albums bucket is parked and album-tracks calls are left.
+    # its own with calls left, every album worth reading is read through it: none waits
+    # for the albums park, so a crawl with nothing worth asking closes "finished".
     sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
                             quota={"albums": 8, "album_tracks": 2000}, album_tracks_bucket=True)
     use_credentials(monkeypatch, sim)
@@ -213,9 +211,9 @@ async def test_album_tracks_left_over_read_albums_below_the_price(simulator_fact
     assert stats.get("log_count/ERROR", 0) == 0
     assert "quota/resume_after" not in stats and "quota/set_aside/album_tracks" not in stats
     reads = [e for e in sim.requests(service="spotify") if e.bucket == "album_tracks"]
-    assert {e.status for e in reads} == {200} and len(reads) < 2000
+    assert {e.status for e in reads} == {200} and 50 < len(reads) < 2000
     assert stats["quota/requests/album_tracks"] == len(reads)
-    assert 1 <= stats["discovery/album/fillers"] < len(reads)
+    assert stats["quota/parked_until/albums"] and stats["quota/learned/albums"] in (8, 9)
 
 
 @deferred_f_from_coro_f

@@ -66,10 +66,6 @@ logger = logging.getLogger(__name__)
 LOST_AFTER = 60.0      # seconds idle with a request sent and no answer before it counts as lost
 QUOTA_BOUND = "discovery_quota_bound"   # store meta: a Spotify bucket has been parked
 RECCOBEATS = BUCKETS[RECCO_ARTISTS]     # not Spotify's quota
-# Album reads below the price through an album-tracks bucket that would go unspent
-# (``Frontier._filler``): expected new exportable tracks per call, at least (one unread track
-# of an open cell brings ~0.45: the album share of candidates counted times features' share).
-FILLER_FLOOR = 0.25
 GONE = (400, 403, 404)  # an album, artist or track Spotify will not serve: not asked again
 
 
@@ -139,7 +135,6 @@ class Frontier:
         self.max_ms = s.getint("CATALOG_MAX_DURATION_MS")
         self.outstanding: dict[tuple, Work] = {}      # sent or held: the one owner
         self.held: dict[str, dict[tuple, Work]] = {}  # bucket -> works waiting for its park
-        self.fillers: set[tuple] = set()              # outstanding album reads below the price
         # bucket -> its park (until, epoch; and why); parks of earlier runs from the store
         # (the quota middleware's bucket_parked for them is sent before this frontier exists).
         self.parks: dict[str, Park] = {b: Park(*park) for b, park in
@@ -185,7 +180,6 @@ class Frontier:
         been planned again under the same key)."""
         if self.outstanding.get(work.key) is work:
             del self.outstanding[work.key]
-            self.fillers.discard(work.key)
         self._idle_with_sent.pop(work, None)
 
     def request_dropped(self, request: Request) -> None:
@@ -203,9 +197,6 @@ class Frontier:
         if work is None:
             return []
         if failure.check(QuotaParked):
-            if work.key in self.fillers:           # below the price: not worth a park
-                self._end(work)
-                return []
             if self._reroute(work, failure.value.bucket):
                 return self.take()
             self._hold(work, failure.value.bucket, failure.value.until)
@@ -284,43 +275,10 @@ class Frontier:
             return None        # read through /albums/{id}/tracks: not wanted of the albums park
         return self._best_album(busy)
 
-    def _best_album(self, busy: set[tuple], floor: float | None = None) -> Work | None:
-        """The album read worth most (at least ``floor``, else the price), as an album work."""
-        return None if self._full() else self.expansion.next_album(self.cells.neediest(), busy,
-                                                                    floor)
+    def _best_album(self, busy: set[tuple]) -> Work | None:
+        return None if self._full() else self.expansion.next_album(self.cells.neediest(), busy)
 
     def _next_album_tracks(self, busy: set[tuple]) -> Work | None:
-        work = self._worthy_album_tracks(busy)
-        if work is None:
-            work = self._filler(busy)
-        return work
-
-    def _filler(self, busy: set[tuple]) -> Work | None:
-        """An album read below the price (``DISCOVERY_MIN_YIELD``) through
-        /albums/{id}/tracks, when nothing worth it is left there: the bucket's calls not
-        spent today are lost once the crawl is quota-bound (the albums bucket parked by
-        Spotify's ``QUOTA_EXCEEDED``), and a single or the last tracks of an album may still
-        bring one. Only while worthy work is on its way in another bucket, so that a
-        crawl with nothing worth asking still closes ``finished``; never for a parked
-        bucket (a refused filler is dropped, not held: ``failed``)."""
-        if not self.quota_bound or not self._park_active(BUCKETS[ALBUM]) \
-                or self._park_active(BUCKETS[ALBUM_TRACKS]) or not self._album_tracks_allowed() \
-                or not self._worthy_on_its_way():
-            return None
-        album = self._best_album(busy, FILLER_FLOOR)
-        if album is None:
-            return None
-        work = Work(ALBUM_TRACKS, offset=album.offset, album_id=album.album_id)
-        self.fillers.add(work.key)
-        self.crawler.stats.inc_value("discovery/album/fillers")
-        return work
-
-    def _worthy_on_its_way(self) -> bool:
-        """Is a work other than a filler sent and not yet answered (held ones wait)?"""
-        held = {key for works in self.held.values() for key in works}
-        return any(key not in held and key not in self.fillers for key in self.outstanding)
-
-    def _worthy_album_tracks(self, busy: set[tuple]) -> Work | None:
         """Once Spotify has said ``QUOTA_EXCEEDED`` to the albums bucket, albums are read
         through /albums/{id}/tracks (the album object is the store's): a 2026 report names
         Spotify's quota buckets per endpoint (``playlist_items`` beside

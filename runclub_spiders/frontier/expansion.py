@@ -258,11 +258,9 @@ class Expansion:
         return unknown * self.learnt.share("album") * self.learnt.features_share
 
     # ---------------------------------------------------------------- choosing
-    def best_album(self, cell: Cell, busy: Container[tuple],
-                   floor: float | None = None) -> str | None:
-        """The album of ``cell`` with the most expected new tracks, worth a call (at least
-        ``floor``, else the price); None if none is (lazy heap: entries whose count changed
-        are put back with the new one)."""
+    def best_album(self, cell: Cell, busy: Container[tuple]) -> str | None:
+        """The album of ``cell`` with the most expected new tracks, worth a call; None if
+        none is (lazy heap: entries whose count changed are put back with the new one)."""
         heap = self.heaps.get(cell)
         skipped = []
         found = None
@@ -277,7 +275,7 @@ class Expansion:
             if (ALBUM, album_id) in busy or self.room(cell, self.open[album_id].artist) < 1:
                 skipped.append(heapq.heappop(heap))        # in flight, or its artist is full
                 continue
-            if self.worth(album_id) >= (self.min_yield if floor is None else floor):
+            if self.worth(album_id) >= self.min_yield:
                 found = album_id
             break
         for entry in skipped:
@@ -288,8 +286,7 @@ class Expansion:
         album_id = self.best_album(cell, busy)
         return self.worth(album_id) if album_id else 0.0
 
-    def next_album(self, cells: list[Cell], busy: Container[tuple],
-                   floor: float | None = None) -> Work | None:
+    def next_album(self, cells: list[Cell], busy: Container[tuple]) -> Work | None:
         """Read the album worth most among the best of each open cell (``cells``, neediest
         first: the neediest wins a tie). The albums bucket has its own quota, and every
         cell it draws for still wants tracks, so its day is spent where a call brings most."""
@@ -297,7 +294,7 @@ class Expansion:
             return None
         best, best_worth = None, 0.0
         for cell in cells:
-            album_id = self.best_album(cell, busy, floor)
+            album_id = self.best_album(cell, busy)
             if album_id is not None and (worth := self.worth(album_id)) > best_worth:
                 best, best_worth = album_id, worth
         if best is None:
