@@ -434,7 +434,7 @@ class Frontier:
         not held for that park (the next day) while /albums/{id}/tracks may still read it:
         it is dropped, and planned again through that endpoint from the same offset (the
         Expansion keeps each album's, so nothing is read twice)."""
-        if work.kind != ALBUM or bucket != BUCKETS[ALBUM] or not self._album_tracks_allowed():
+        if work.kind != ALBUM or bucket != BUCKETS[ALBUM] or not self._album_reads_open():
             return False
         self._end(work)
         self.crawler.stats.inc_value("quota/rerouted/album_tracks")
