@@ -27,6 +27,7 @@ from tests.conftest import project_rules, use_credentials
 from tests.test_discovery import SEARCH_ONLY, SIZE, TARGET, crawl
 
 DAY = 86_400
+OWN_ALBUM_TRACKS = {"album_tracks_bucket": True}   # /albums/{id}/tracks: a bucket of its own
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.5            # seconds: a request in flight when the park began may still land
 
@@ -56,15 +57,17 @@ def album_tracks_read(entry) -> bool:
 
 
 async def parked_day(simulator_factory, monkeypatch, folder, quota: dict[str, int],
-                     profile: str = "development", **settings):
-    """A simulator whose buckets allow ``quota`` calls a day, and one crawl against it that
-    ends ``quota_parked`` without an error: (simulator, stats). No artist cap: with these
-    small cells (TARGET) it would leave few albums worth reading
-    (tests/test_catalog_selection.py covers the cap)."""
-    sim = simulator_factory(size=SIZE, profile=profile, quota=quota, quota_window=DAY)
+                     profile: str = "development", *, knobs: dict | None = None,
+                     reason: str = "quota_parked", **settings):
+    """A simulator whose buckets allow ``quota`` calls a day (``knobs``: its other
+    settings), and one crawl against it that ends ``reason`` without an error: (simulator,
+    stats). No artist cap: with these small cells (TARGET) it would leave few albums worth
+    reading (tests/test_catalog_selection.py covers the cap)."""
+    sim = simulator_factory(size=SIZE, profile=profile, quota=quota, quota_window=DAY,
+                            **(knobs or {}))
     use_credentials(monkeypatch, sim)
     _, stats = await crawl(sim, folder, **{"CATALOG_MAX_ARTIST_SHARE": 0, **settings})
-    assert stats["finish_reason"] == "quota_parked"
+    assert stats["finish_reason"] == reason
     assert stats.get("log_count/ERROR", 0) == 0
     return sim, stats
 
@@ -148,12 +151,8 @@ async def test_album_tracks_with_a_bucket_of_their_own_read_albums_once_albums_a
     # Per-endpoint buckets (one 2026 report's playlist_items beside playlist_snapshot):
     # when the albums bucket is spent, albums are read through /albums/{id}/tracks until
     # that bucket is spent too.
-    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
-                            quota={"albums": 8, "album_tracks": 20}, album_tracks_bucket=True)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path,
+                                  {"albums": 8, "album_tracks": 20}, knobs=OWN_ALBUM_TRACKS)
     albums_refused, _ = after_park(sim, "albums", 8)
     after_park(sim, "album_tracks", 20)
     log = sim.requests(service="spotify")
@@ -203,12 +202,9 @@ async def test_albums_read_through_album_tracks_leave_nothing_for_the_albums_par
     # With the albums bucket spent by Spotify's quota and /albums/{id}/tracks in a bucket of
     # its own with calls left, every album worth reading is read through it: none waits
     # for the albums park, so a crawl with nothing worth asking closes "finished".
-    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
-                            quota={"albums": 8, "album_tracks": 2000}, album_tracks_bucket=True)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
-    assert stats["finish_reason"] == "finished"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path,
+                                  {"albums": 8, "album_tracks": 2000}, knobs=OWN_ALBUM_TRACKS,
+                                  reason="finished")
     assert "quota/resume_after" not in stats and "quota/set_aside/album_tracks" not in stats
     reads = [e for e in sim.requests(service="spotify") if e.bucket == "album_tracks"]
     assert {e.status for e in reads} == {200} and 50 < len(reads) < 2000
@@ -221,13 +217,8 @@ async def test_a_daily_budget_on_albums_covers_album_tracks_too(simulator_factor
                                                                 tmp_path):
     # The owner's SPOTIFY_DAILY_BUDGET parks the albums bucket, not Spotify: album reads
     # stop there, though /albums/{id}/tracks would answer here (a bucket of its own).
-    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
-                            quota={"search": 60}, album_tracks_bucket=True)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0,
-                           SPOTIFY_DAILY_BUDGET={"albums": 5})
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path, {"search": 60},
+                                  knobs=OWN_ALBUM_TRACKS, SPOTIFY_DAILY_BUDGET={"albums": 5})
     reads = [e for e in sim.requests(service="spotify") if e.path.startswith(
         "/spotify/v1/albums/")]
     assert [(e.bucket, e.status) for e in reads] == [("albums", 200)] * 5
@@ -241,14 +232,10 @@ async def test_a_long_rate_limit_wait_switches_no_endpoint(simulator_factory, mo
     # whole app waits, so each bucket the refusals reach parks as Retry-After says, album
     # reads do not move to /albums/{id}/tracks, and no bucket size is learnt from it.
     # (Search and album reads only: what search finds keeps the albums bucket busy.)
-    sim = simulator_factory(size=SIZE, profile="development", quota_window=DAY,
-                            album_tracks_bucket=True, rate_limit=80, rate_window=3600,
-                            rate_retry_after=7200)
-    use_credentials(monkeypatch, sim)
-    _, stats = await crawl(sim, tmp_path, CATALOG_MAX_ARTIST_SHARE=0,
-                           DISCOVERY_ARTIST_ALBUMS=False, DISCOVERY_RECCO_LEADS=False)
-    assert stats["finish_reason"] == "quota_parked"
-    assert stats.get("log_count/ERROR", 0) == 0
+    lockout = {"rate_limit": 80, "rate_window": 3600, "rate_retry_after": 7200}
+    sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path, {},
+                                  knobs={**OWN_ALBUM_TRACKS, **lockout},
+                                  DISCOVERY_ARTIST_ALBUMS=False, DISCOVERY_RECCO_LEADS=False)
     log = sim.requests(service="spotify")
     first = next(i for i, e in enumerate(log) if e.fault == "rate limit")
     refused = log[first:]
