@@ -1,7 +1,8 @@
 """Days of Spotify quota to a complete catalog, in virtual time.
 
 Run (not part of ``make test``): ``.venv/bin/python -m bench.days [--scenario 15k]
-[--bucket-size 600] [--baseline] [--max-days 40] [-s NAME=VALUE ...] [--out BENCHMARKS.md]``.
+[--bucket-size 600] [--baseline] [--max-days 40] [--repeat 3] [-s NAME=VALUE ...]
+[--out BENCHMARKS.md]``.
 
 A scenario is a catalog size, crawl settings (a target and its cells) and a Development Mode
 quota: every Spotify bucket holds ``--bucket-size`` calls per rolling 86,400 s window (the
@@ -23,6 +24,12 @@ each at bucket sizes 600, 300 and 2,000; ``small`` (3,000 tracks, the project's 
 cell settings, so no cell reaches its target: one crawl without quota, limited only by what
 exists). ``--baseline`` turns album and artist-album discovery and ReccoBeats leads off
 (search-only discovery, as before issue 14).
+
+The same scenario does not give the same figure twice: several requests are in flight at
+once, the order their answers arrive in steers the planner, and at 40k @ 600 the export
+after day 7 has ranged over some 950 tracks across runs of one commit. ``--repeat N`` runs
+each scenario N times, each in a fresh store, and reports every run and the spread of the
+day counts; a claim of N days rests on all of them, not on the best.
 """
 
 from __future__ import annotations
@@ -191,9 +198,12 @@ def run_day(sim: Simulator, folder: Path, settings: dict[str, Any], day: int
 
 def run_scenario(scenario: Scenario, catalog: Catalog, work: Path, *, baseline: bool,
                  max_days: int, extra: dict[str, Any],
-                 album_tracks_bucket: bool = False) -> dict[str, Any]:
+                 album_tracks_bucket: bool = False, run: int = 0) -> dict[str, Any]:
+    """One scenario's daily crawls until complete; ``run`` (from 1, with ``--repeat``)
+    names its own store folder."""
     settings = {**scenario.settings, **fast_slots(), **(BASELINE if baseline else {}), **extra}
-    folder = work / f"{scenario.name}-{scenario.bucket_size}{'-baseline' if baseline else ''}"
+    folder = work / (f"{scenario.name}-{scenario.bucket_size}"
+                     f"{'-baseline' if baseline else ''}{f'-run{run}' if run else ''}")
     folder.mkdir(parents=True, exist_ok=True)
     quota = {"bucket_size": scenario.bucket_size, "quota_window": DAY,
              "album_tracks_bucket": album_tracks_bucket} if scenario.bucket_size else {}
@@ -235,7 +245,8 @@ def run_scenario(scenario: Scenario, catalog: Catalog, work: Path, *, baseline: 
         per_bucket.update(d["spotify"])
     exported = last["exported"] if last else 0
     return {
-        "scenario": scenario, "baseline": baseline, "days": len(days), "complete": complete,
+        "scenario": scenario, "baseline": baseline, "run": run, "days": len(days),
+        "complete": complete,
         "max_days": limit, "last_reason": days[-1]["reason"] if days else None,
         "spotify": per_bucket, "spotify_total": sum(per_bucket.values()),
         "spotify_429": sum(d["spotify_429"] for d in days),
@@ -253,6 +264,38 @@ def run_scenario(scenario: Scenario, catalog: Catalog, work: Path, *, baseline: 
 # ------------------------------------------------------------------------------ report
 def _per_track(n: int, exported: int) -> str:
     return f"{n / exported:.3f}" if exported else "-"
+
+
+def _label(r: dict[str, Any]) -> str:
+    """A result's scenario, with its run number when the scenario was repeated."""
+    return r["scenario"].label + (f", run {r['run']}" if r["run"] else "")
+
+
+def _days(r: dict[str, Any]) -> str:
+    if r["complete"]:
+        return str(r["days"])
+    if r["last_reason"] == "quota_parked":
+        return f">{r['max_days']}"
+    return f"stopped day {r['days']}: {r['last_reason']}"
+
+
+def spread(results: list[dict[str, Any]]) -> list[str]:
+    """Per repeated scenario: every run's days, and the export at the end of each day."""
+    groups: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        if r["run"]:
+            groups[(r["scenario"].label, r["baseline"])].append(r)
+    if not groups:
+        return []
+    lines = ["", "Repeated runs: days of each, and the export at the end of each day:", "",
+             "| scenario | discovery | runs | days (each run) | export after each day |",
+             "| --- | --- | ---: | --- | --- |"]
+    for (label, baseline), runs in groups.items():
+        exports = "; ".join(" / ".join(f"{d['exported']:,}" if d["exported"] is not None
+                                       else "-" for d in r["per_day"]) for r in runs)
+        lines.append(f"| {label} | {'search only' if baseline else 'default'} | {len(runs)} "
+                     f"| {', '.join(_days(r) for r in runs)} | {exports} |")
+    return lines
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -277,13 +320,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for r in results:
-        s, n = r["scenario"], r["exported"]
-        if r["complete"]:
-            days = str(r["days"])
-        elif r["last_reason"] == "quota_parked":
-            days = f">{r['max_days']}"
-        else:
-            days = f"stopped day {r['days']}: {r['last_reason']}"
+        n, days = r["exported"], _days(r)
         share = r["largest_share"]
         share_text = (f"{share['share']:.0%} ({share['tracks']}/{share['count']}, "
                       f"{share['cell']})" if share else "-")
@@ -292,7 +329,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             share_text += (f"; manifest: {listed['share']:.0%} ({listed['tracks']}/"
                            f"{listed['count']})")
         lines.append(
-            f"| {s.label} | {'search only' if r['baseline'] else 'default'} | {days} | "
+            f"| {_label(r)} | {'search only' if r['baseline'] else 'default'} | {days} | "
             f"{r['spotify_total']:,} | {_per_track(r['spotify_total'], n)} | "
             f"{_per_track(r['reccobeats'], n)} | {n:,} | "
             f"{r['cells_at_min'] if r['cells_at_min'] is not None else '-'} / "
@@ -304,9 +341,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for r in results:
         n = r["exported"]
         cells = [f"{r['spotify'][b]:,} ({_per_track(r['spotify'][b], n)})" for b in BUCKETS]
-        lines.append(f"| {r['scenario'].label} | "
+        lines.append(f"| {_label(r)} | "
                      f"{'search only' if r['baseline'] else 'default'} | "
                      + " | ".join(cells) + f" | {r['spotify_429']:,} ({r['quota_429']:,}) |")
+    lines += spread(results)
     lines.append("")
     return "\n".join(lines)
 
@@ -341,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
                              "(--bucket-size calls too), as one report's per-endpoint "
                              "buckets suggest; default: it shares the albums bucket")
     parser.add_argument("--max-days", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each scenario N times, each in a fresh store, and report "
+                             "the spread (answer order varies from run to run) [default 1]")
     parser.add_argument("-s", "--set", dest="settings", action="append", default=[],
                         metavar="NAME=VALUE", help="a crawl setting for every scenario")
     parser.add_argument("--keep", metavar="DIR",
@@ -359,10 +400,11 @@ def main(argv: list[str] | None = None) -> None:
             if scenario.size not in catalogs:
                 catalogs.clear()                 # one catalog in memory at a time
                 catalogs[scenario.size] = Catalog(scenario.size, seed=1)
-            results.append(run_scenario(scenario, catalogs[scenario.size], work,
-                                        baseline=args.baseline, max_days=args.max_days,
-                                        extra=extra,
-                                        album_tracks_bucket=args.album_tracks_bucket))
+            for run in range(1, args.repeat + 1) if args.repeat > 1 else (0,):
+                results.append(run_scenario(scenario, catalogs[scenario.size], work,
+                                            baseline=args.baseline, max_days=args.max_days,
+                                            extra=extra, run=run,
+                                            album_tracks_bucket=args.album_tracks_bucket))
     write_report(report(results, args), args.out)
 
 
