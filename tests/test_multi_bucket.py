@@ -22,6 +22,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from runclub_spiders import settings as project
 from runclub_spiders.frontier.expansion import Expansion
 from runclub_spiders.seeds import SeedQuery
+from runclub_spiders.spotify_objects import AlbumRef
 from runclub_spiders.store import Store
 from tests.conftest import project_rules, use_credentials
 from tests.test_discovery import SEARCH_ONLY, SIZE, TARGET, crawl
@@ -466,3 +467,33 @@ def test_a_restart_counts_the_named_artists_votes_and_queues_them_once_bound(tmp
         assert again.artists == {"House": [artist, late]}
         assert again.listing_open("House", ()) == artist
         assert expansion().artists == again.artists == {"House": [artist, late]}
+
+
+def test_the_artist_with_the_fewest_known_albums_is_listed_first(tmp_path):
+    # A listing is worth the albums it reveals. An artist whose track a search found has
+    # that album known already; one the searches only named beside others has all of its
+    # albums still to show, so it is listed first though found second.
+    rules = project_rules()
+    seen, named = "1Xyo4u8uXC1ZmMpatF05PJ", "2Xyo4u8uXC1ZmMpatF05PJ"
+    q, now = 'genre:"deep house" year:1990-1999', "2026-12-06T00:00:00Z"
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        store.record_page(q=q, kind="track", family="cell_genre", umbrella="House",
+                          decade="90s", next_offset=10, total=100, new=0, known=0,
+                          low_page=False, exhausted=None, now=now)
+        store.add_artist_hits(q, "track", [(seen, 3), (named, 0)])
+
+        def expansion():
+            found = Expansion(store, rules, min_yield=1.0, albums=True, listings=True)
+            found.quota_bound = lambda: True
+            found.list_hit_artists()
+            return found
+
+        live = expansion()
+        assert live.artists == {"House": [seen, named]}          # in the order found
+        album = AlbumRef("3Xyo4u8uXC1ZmMpatF05PJ", "Found", "album", "1995-03-01", "day", 12,
+                         seen, None)
+        live.see(album, [("House", "90s")], now, list_artist=False)
+        assert live.next_listing(["House"], set()).artist_id == named
+        assert expansion().next_listing(["House"], set()).artist_id == named   # a restart
+        live.listing_read(named, [], 0, 0, now, first=True)       # listed: nothing more
+        assert live.next_listing(["House"], set()).artist_id == seen

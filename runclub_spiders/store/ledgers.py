@@ -181,6 +181,12 @@ class Ledgers(StoreBase):
                                "NULL GROUP BY album_id").fetchall()
         return {album_id: n for album_id, n in rows}
 
+    def albums_per_artist(self) -> dict[str, int]:
+        """Albums the store knows per primary album artist, read or not."""
+        rows = self.db.execute("SELECT artist_id, COUNT(*) FROM albums WHERE artist_id IS "
+                               "NOT NULL GROUP BY artist_id").fetchall()
+        return {artist_id: n for artist_id, n in rows}
+
     def see_artist_listing(self, artist_id: str, umbrella: str | None) -> bool:
         """An artist whose albums are worth listing; True when new."""
         return self.db.execute("INSERT OR IGNORE INTO artist_albums (artist_id, umbrella) "
