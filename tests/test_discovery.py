@@ -385,3 +385,13 @@ def test_a_query_family_is_priced_by_the_share_of_its_tracks_counted_in_a_cell(t
         # A displaced cell track (its ISRC's winner came) is taken off its family's count.
         p.remove_candidate([("House", "90s")], "A11", "search", cell_q)
         assert p.family_placed["cell_genre"] == 8
+        # A general query is priced by the cells its tracks landed in that are still open:
+        # with House 90s full, its one counted track is worth nothing; a cell query's
+        # family keeps its share (it is asked only for an open cell).
+        assert p.min_new("decade_refreshers", general=True) == pytest.approx(
+            1 / ((1 + 16) / 31 * 0.6))
+        p.cell_target = 9
+        assert p.min_new("decade_refreshers", general=True) == pytest.approx(
+            1 / ((0 + 16) / 31 * 0.6))
+        assert p.min_new("decade_refreshers") == pytest.approx(1 / ((1 + 16) / 31 * 0.6))
+        assert p.min_new("cell_genre") == pytest.approx(1 / ((8 + 16) / 30 * 0.6))

@@ -92,6 +92,8 @@ class Planner:
     family_of: dict[str, str] = field(default_factory=dict)      # query text -> family
     family_new: Counter[str] = field(default_factory=Counter)
     family_placed: Counter[str] = field(default_factory=Counter)
+    # Per query family: its counted tracks per (first) cell, for a general query's price.
+    family_cells: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for row in self.store.seeds(answered_order=True):
@@ -147,6 +149,7 @@ class Planner:
         self.by_artist = Counter()
         self.counted = Counter()
         self.family_new, self.family_placed = Counter(), Counter()
+        self.family_cells = {}
         self.total_candidates = 0
         for artist, source, cells, query in self.store.planning_rows():
             family = self._family(source, query)
@@ -190,6 +193,7 @@ class Planner:
         self.counted[source] += 1
         if family is not None and any(cell in self.counts for cell in cells):
             self.family_placed[family] += 1
+            self.family_cells.setdefault(family, Counter())[cells[0]] += 1
         for cell in cells:
             if cell in self.counts:
                 self.by_artist[(cell, artist)] += 1
@@ -205,6 +209,7 @@ class Planner:
         family = self._family(source, query)
         if family is not None and any(cell in self.counts for cell in cells):
             self.family_placed[family] -= 1
+            self.family_cells.setdefault(family, Counter())[cells[0]] -= 1
         for cell in cells:
             if cell in self.counts:
                 if not self.artist_cap or self.by_artist[(cell, artist)] <= self.artist_cap:
@@ -244,20 +249,31 @@ class Planner:
         family = self.families.get(query.family)
         if not (allow_demoted or family is None or not family.demoted):
             return False
-        return self.expected_new(query) >= self.min_new(query.family)
+        return self.expected_new(query) >= self.min_new(
+            query.family, general=not (query.umbrella and query.decade))
 
     def _family(self, source: str, query: str | None) -> str | None:
         """The query family a stored track counts for: its first query's, if searched."""
         return self.family_of.get(query or "") if source == "search" else None
 
-    def min_new(self, family: str) -> float:
+    def min_new(self, family: str, general: bool = False) -> float:
         """The new tracks a page of ``family`` must be expected to bring to be worth a
         request: ``DISCOVERY_MIN_YIELD`` exportable ones, at the share of the family's new
-        tracks counted toward a plan cell (the searches' share as a prior of 20 tracks)."""
+        tracks counted toward a plan cell (the searches' share as a prior of 20 tracks).
+
+        ``general``: a query of no one cell ("best of 90s"), whose tracks land where they
+        fall. Only those counted toward a cell still below its target are worth anything,
+        and late in a crawl most cells are full: on the 15k benchmark's last day 96 such
+        pages went on, priced by every cell, for 553 new tracks, most of them counted in full
+        cells or none. A cell query's tracks land in its own cell, which is open when it is
+        asked, so its family keeps the plain share."""
         if self.min_yield <= 0:
             return 0.0
-        share = (self.family_placed[family] + PRIOR * self.search_share) \
-            / (self.family_new[family] + PRIOR)
+        placed = self.family_placed[family]
+        if general:
+            placed = sum(n for cell, n in self.family_cells.get(family, {}).items()
+                         if self.counts.get(cell, self.cell_target) < self.cell_target)
+        share = (placed + PRIOR * self.search_share) / (self.family_new[family] + PRIOR)
         return self.min_yield / (share * self.features_share) if share > 0 else math.inf
 
     def expected_new(self, query: SeedQuery) -> float:
