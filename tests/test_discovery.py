@@ -395,3 +395,9 @@ def test_a_query_family_is_priced_by_the_share_of_its_tracks_counted_in_a_cell(t
             1 / ((0 + 16) / 31 * 0.6))
         assert p.min_new("decade_refreshers") == pytest.approx(1 / ((1 + 16) / 31 * 0.6))
         assert p.min_new("cell_genre") == pytest.approx(1 / ((8 + 16) / 30 * 0.6))
+        # A track of two cells counts where the plan has a cell, whichever comes first.
+        p.cell_target = 100
+        p.add_candidate([("Nowhere", "90s"), ("House", "90s")], "AX", "search",
+                        "decade_refreshers")
+        assert p.min_new("decade_refreshers", general=True) == pytest.approx(
+            1 / ((2 + 16) / 31 * 0.6))

@@ -92,7 +92,8 @@ class Planner:
     family_of: dict[str, str] = field(default_factory=dict)      # query text -> family
     family_new: Counter[str] = field(default_factory=Counter)
     family_placed: Counter[str] = field(default_factory=Counter)
-    # Per query family: its counted tracks per (first) cell, for a general query's price.
+    # Per query family: its counted tracks per (first plan) cell, for a general query's
+    # price (``min_new``).
     family_cells: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -193,12 +194,16 @@ class Planner:
         self.counted[source] += 1
         if family is not None and any(cell in self.counts for cell in cells):
             self.family_placed[family] += 1
-            self.family_cells.setdefault(family, Counter())[cells[0]] += 1
+            self.family_cells.setdefault(family, Counter())[self._plan_cell(cells)] += 1
         for cell in cells:
             if cell in self.counts:
                 self.by_artist[(cell, artist)] += 1
                 if not self.artist_cap or self.by_artist[(cell, artist)] <= self.artist_cap:
                     self.counts[cell] += 1
+
+    def _plan_cell(self, cells: list[tuple[str, str]]) -> tuple[str, str]:
+        """The first of a track's cells that the plan holds (``family_cells``)."""
+        return next(cell for cell in cells if cell in self.counts)
 
     def remove_candidate(self, cells: list[tuple[str, str]], artist: str, source: str,
                          query: str | None = None) -> None:
@@ -209,7 +214,7 @@ class Planner:
         family = self._family(source, query)
         if family is not None and any(cell in self.counts for cell in cells):
             self.family_placed[family] -= 1
-            self.family_cells.setdefault(family, Counter())[cells[0]] -= 1
+            self.family_cells.setdefault(family, Counter())[self._plan_cell(cells)] -= 1
         for cell in cells:
             if cell in self.counts:
                 if not self.artist_cap or self.by_artist[(cell, artist)] <= self.artist_cap:
