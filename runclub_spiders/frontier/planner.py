@@ -87,13 +87,12 @@ class Planner:
     # rest). A seeds row is created at a query's first page, so the store's order says which.
     latest: dict[tuple[str, str], tuple[str, list[int]]] = field(default_factory=dict)
     # Per query family: the new tracks its searches found first, and of them those counted
-    # toward a plan cell. A general query ("90s hits") finds tracks whose umbrella is not
-    # known, which count toward no cell: its family pays far less than a cell query's.
+    # toward a plan cell, per cell (the first of the track's the plan holds; a general
+    # query's price counts the open ones, ``min_new``). A general query ("90s hits") finds
+    # tracks whose umbrella is not known, which count toward no cell: its family pays far
+    # less than a cell query's.
     family_of: dict[str, str] = field(default_factory=dict)      # query text -> family
     family_new: Counter[str] = field(default_factory=Counter)
-    family_placed: Counter[str] = field(default_factory=Counter)
-    # Per query family: its counted tracks per (first plan) cell, for a general query's
-    # price (``min_new``).
     family_cells: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -149,8 +148,7 @@ class Planner:
         self.counts = dict.fromkeys(self.cells, 0)
         self.by_artist = Counter()
         self.counted = Counter()
-        self.family_new, self.family_placed = Counter(), Counter()
-        self.family_cells = {}
+        self.family_new, self.family_cells = Counter(), {}
         self.total_candidates = 0
         for artist, source, cells, query in self.store.planning_rows():
             family = self._family(source, query)
@@ -193,13 +191,18 @@ class Planner:
         self.total_candidates += 1
         self.counted[source] += 1
         if family is not None and any(cell in self.counts for cell in cells):
-            self.family_placed[family] += 1
             self.family_cells.setdefault(family, Counter())[self._plan_cell(cells)] += 1
         for cell in cells:
             if cell in self.counts:
                 self.by_artist[(cell, artist)] += 1
                 if not self.artist_cap or self.by_artist[(cell, artist)] <= self.artist_cap:
                     self.counts[cell] += 1
+
+    @property
+    def family_placed(self) -> Counter[str]:
+        """Per query family, its new tracks counted toward a plan cell."""
+        return Counter({family: sum(cells.values())
+                        for family, cells in self.family_cells.items()})
 
     def _plan_cell(self, cells: list[tuple[str, str]]) -> tuple[str, str]:
         """The first of a track's cells that the plan holds (``family_cells``)."""
@@ -213,7 +216,6 @@ class Planner:
         self.counted[source] -= 1
         family = self._family(source, query)
         if family is not None and any(cell in self.counts for cell in cells):
-            self.family_placed[family] -= 1
             self.family_cells.setdefault(family, Counter())[self._plan_cell(cells)] -= 1
         for cell in cells:
             if cell in self.counts:
@@ -274,10 +276,9 @@ class Planner:
         asked, so its family keeps the plain share."""
         if self.min_yield <= 0:
             return 0.0
-        placed = self.family_placed[family]
-        if general:
-            placed = sum(n for cell, n in self.family_cells.get(family, {}).items()
-                         if self.counts.get(cell, self.cell_target) < self.cell_target)
+        cells = self.family_cells.get(family, {})
+        placed = sum(n for cell, n in cells.items()
+                     if not general or self.counts[cell] < self.cell_target)
         share = (placed + PRIOR * self.search_share) / (self.family_new[family] + PRIOR)
         return self.min_yield / (share * self.features_share) if share > 0 else math.inf
 
