@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -112,6 +113,18 @@ def close_reason(log_file: Path) -> str | None:
     return None
 
 
+PROJECTED = re.compile(r"'discovery/projected_finish': '(\d{4}-\d\d-\d\d)'")
+
+
+def projected_finish(log_file: Path) -> str | None:
+    """The finish date discovery projected at its close (its stats, the first dump of the
+    day's log: the export's comes second and has none)."""
+    if not log_file.exists():
+        return None
+    found = PROJECTED.search(log_file.read_text(errors="replace"))
+    return found.group(1) if found else None
+
+
 def largest_artist_share(export: Path) -> dict[str, Any] | None:
     """The largest share one primary artist holds in any (umbrella, decade) cell of at
     least ``SHARE_MIN_TRACKS`` exported tracks, from ``cached_tracks.jsonl``."""
@@ -171,6 +184,7 @@ def run_day(sim: Simulator, folder: Path, settings: dict[str, Any], day: int
     days; what it cost (from the simulator's log) and how it ended."""
     offset = day * DAY
     clock.set_offset(offset)
+    date = datetime.fromtimestamp(clock.now(), UTC).date().isoformat()
     log_file = folder / f"day-{day:02d}.log"
     mark = len(sim.log)
     env = {**os.environ, **sim.env(), clock.OFFSET_ENV: str(offset)}
@@ -182,7 +196,8 @@ def run_day(sim: Simulator, folder: Path, settings: dict[str, Any], day: int
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else None
     recco_calls, recco_ids = recco_use(entries)
     return {
-        "day": day, "reason": close_reason(log_file), "wall_s": wall, "peak_rss_mb": peak,
+        "day": day, "date": date, "reason": close_reason(log_file),
+        "projected": projected_finish(log_file), "wall_s": wall, "peak_rss_mb": peak,
         "spotify": Counter(e.bucket for e in spotify),
         "spotify_429": sum(1 for e in spotify if e.status == 429),
         "quota_429": sum(1 for e in spotify if e.fault == "quota"),
@@ -345,8 +360,34 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                      f"{'search only' if r['baseline'] else 'default'} | "
                      + " | ".join(cells) + f" | {r['spotify_429']:,} ({r['quota_429']:,}) |")
     lines += spread(results)
+    lines += projections(results)
     lines.append("")
     return "\n".join(lines)
+
+
+def projections(results: list[dict[str, Any]]) -> list[str]:
+    """Per complete run: the day it finished, and the finish date each day's crawl
+    projected at its close (``discovery/projected_finish``), with how many days early (-)
+    or late (+) that was."""
+    lines = ["", "Projected finish (`discovery/projected_finish` at each day's close) "
+             "against the day the catalog was complete:", "",
+             "| scenario | discovery | complete on | projected after each day "
+             "(days off) |", "| --- | --- | --- | --- |"]
+    for r in results:
+        days = r["per_day"]
+        if not r["complete"] or not days or days[-1].get("date") is None:
+            continue
+        done = datetime.fromisoformat(days[-1]["date"]).date()
+        texts = []
+        for d in days:
+            if d.get("projected") is None:
+                texts.append("-")
+                continue
+            off = (datetime.fromisoformat(d["projected"]).date() - done).days
+            texts.append(f"{d['projected'][5:]} ({off:+d})")
+        lines.append(f"| {_label(r)} | {'search only' if r['baseline'] else 'default'} | "
+                     f"{done.isoformat()} | {' / '.join(texts)} |")
+    return lines
 
 
 def parse_settings(values: list[str]) -> dict[str, Any]:

@@ -147,7 +147,9 @@ def test_projection_of_a_known_store(tmp_path):
                        BucketSize("tracks", DEFAULT_BUCKET_SIZE, "default"))
     assert p.per_day == 1235
     assert p.days_needed == pytest.approx(1804 / 1235)
-    assert p.finish == date(2026, 12, 7)
+    # Search is parked until 15:00: nothing is left today, and 1,804 needs two days' calls.
+    assert (p.left_today, p.parked) == (0, ("search",))
+    assert p.finish == date(2026, 12, 8)
 
 
 def test_a_bucket_discovery_does_not_draw_on_adds_no_day():
@@ -190,10 +192,36 @@ def test_album_tracks_add_a_day_only_once_spotify_showed_a_size_of_their_own():
     assert sizes(budgets={"album_tracks": 50})["album_tracks"] == (50, "SPOTIFY_DAILY_BUDGET")
 
 
+def test_the_finish_is_the_day_of_the_run_that_spends_the_last_request():
+    # search 600 + albums 600 a day; a yield of one candidate per request, so the requests
+    # needed are the candidates wanted.
+    sizes = bucket_sizes({}, {}, ("search", "albums"))
+
+    def finish(wanted: int, use: dict[str, int], parked: tuple[str, ...] = ()) -> tuple:
+        p = projection(counts={("Pop", "80s"): 0}, stopped=(), cell_target=wanted,
+                       total_candidates=0, max_candidates=10_000, candidates=50,
+                       requests_made=50, sizes=sizes, now=NOW, use=use, parked=parked)
+        assert p.requests_needed == wanted
+        return p.left_today, p.finish
+
+    today, tomorrow = date(2026, 12, 6), date(2026, 12, 7)
+    # What the windows still hold today (100 + 500) is spent today; the rest a day at a time.
+    assert finish(600, {"search": 500, "albums": 100}) == (600, today)
+    assert finish(601, {"search": 500, "albums": 100}) == (600, tomorrow)
+    assert finish(1800, {"search": 500, "albums": 100}) == (600, tomorrow)
+    assert finish(1801, {"search": 500, "albums": 100}) == (600, date(2026, 12, 8))
+    # A parked bucket: the crawl has closed for the day and the rest waits for the next
+    # run, however little it is (counting days, 10 requests of 1,200 a day were "today").
+    assert finish(10, {"search": 600, "albums": 100}, ("search",)) == (0, tomorrow)
+    assert finish(1201, {}, ("albums",)) == (0, date(2026, 12, 8))
+    # A bucket discovery does not draw on parks nothing.
+    assert finish(10, {"search": 600}, ("playlists",)) == (600, today)
+
+
 def test_the_cap_bounds_what_is_wanted_and_nothing_wanted_is_done_today():
     sizes = bucket_sizes({}, {})
     common = {"stopped": (), "cell_target": 10, "candidates": 10, "requests_made": 20,
-              "sizes": sizes, "now": NOW}
+              "sizes": sizes, "now": NOW, "use": {}, "parked": ()}
     # The cap bounds what counts toward a cell below its target: Jazz's 30 past its target
     # do not bring the end nearer (useful 0 + 5 + 10 = 15 of 20: 5 more wanted).
     capped = projection(counts={("Pop", "80s"): 0, ("Rock", "80s"): 5, ("Jazz", "80s"): 40},
@@ -246,7 +274,7 @@ Quota buckets (24 h use, by whole hours; learned size: when, and the wait Spotif
 
 Pending enrichment: 16 tracks
 
-Projection (yield over the whole history: an earliest date; see catalog/projection.py):
+Projection (yield over the whole history, so the date can come early; see catalog/projection.py):
   tracks still wanted:   384 candidates in open cells
   yield:                 0.21 new candidates per request (33 / 155 requests)
   requests still needed: 1,804
@@ -255,8 +283,9 @@ Projection (yield over the whole history: an earliest date; see catalog/projecti
     albums               5 (SPOTIFY_DAILY_BUDGET)
     artists              600 (not learned, no budget: the default)
     tracks               600 (not learned, no budget: the default)
+  left today:            0 (search parked: the rest waits for the next run)
   days needed:           1.5
-  projected finish:      2026-12-07 (UTC)
+  projected finish:      2026-12-08 (UTC), the run that spends the last request
 """
 
 
@@ -312,8 +341,8 @@ def test_progress_shows_the_projected_finish_and_sets_its_stats(tmp_path, caplog
         progress = Progress(crawler, store, planner)
         with caplog.at_level("INFO", logger="runclub_spiders.frontier.progress"):
             progress.close()
-    assert "projected finish: 2026-12-07 (1,804 requests to go)" in caplog.text
-    assert crawler.stats.get_value("discovery/projected_finish") == "2026-12-07"
+    assert "projected finish: 2026-12-08 (1,804 requests to go)" in caplog.text
+    assert crawler.stats.get_value("discovery/projected_finish") == "2026-12-08"
     assert crawler.stats.get_value("discovery/requests_needed") == 1804
     assert crawler.stats.get_value("discovery/candidates_toward_target") == sum(
         min(n, 100) for n in planner.counts.values()) > 0

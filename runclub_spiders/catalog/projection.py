@@ -17,8 +17,7 @@ an estimate of:
   Whole history, not the last 24 h: both sides are then complete since the store began,
   and no wall-clock timestamp (``tracks.first_seen_at``) is compared with the quota clock
   (``runclub_spiders.clock``, which ``RUNCLUB_CLOCK_OFFSET`` shifts). Yield falls as cells
-  fill, so the whole history is optimistic: the projection is a lower bound on requests,
-  and its date an earliest one.
+  fill, so the whole history is optimistic: the projection is a lower bound on requests.
 * **Requests still needed**: tracks wanted / yield, rounded up.
 * **Days needed**: requests needed / the summed daily size of the buckets discovery draws on
   under the settings and what the probe found (``discovery_buckets``: search always; albums
@@ -31,8 +30,21 @@ an estimate of:
   saw); each size says which it is. Album tracks count only with a taught size or a budget:
   until Spotify refuses them, nobody knows whether they share the albums bucket (then
   Spotify teaches size 0). Summing assumes discovery can spend every bucket in
-  full; current parks are not taken into account.
-* **Finish**: the UTC date ``days needed`` after ``clock.now()``.
+  full.
+* **Left today**: the calls each bucket still has in Spotify's rolling window
+  (``quota_window_use``: its size less its use in the last 24 h), summed; 0 while any
+  bucket discovery draws on is parked. Discovery spends its buckets side by side, every one
+  to its size on a full day, so once one is parked the work still wanted needs it too: the
+  crawl closes ``quota_parked`` and the rest waits for the next run.
+* **Finish**: the UTC date of the run that spends the last request needed, for a crawl
+  started again whenever its buckets free (README, "Running it every day"): a day's calls
+  a day; today if what is left today covers it,
+  else ``ceil((requests needed - left today) / requests a day)`` days after ``clock.now()``.
+  A day's run spends a day's calls, and the calls a run made leave the rolling window by the
+  same time the next day. Counting days rather than runs (``days needed`` after now) dated
+  every benchmark crawl a day or two early: a last day that needs a few hundred calls is a
+  day all the same, and a crawl parked today cannot finish today (BENCHMARKS.md, "the
+  finish date counts daily runs").
 """
 
 from __future__ import annotations
@@ -76,7 +88,9 @@ class Projection:
     requests_made: int               # discovery-bucket requests the yield is measured on
     requests_needed: int | None      # None: no yield measured yet
     sizes: tuple[BucketSize, ...]
-    days_needed: float | None
+    days_needed: float | None        # requests needed / requests a day
+    left_today: int                  # calls left in today's windows (0: a bucket is parked)
+    parked: tuple[str, ...]          # the buckets of ``sizes`` parked now
     finish: date | None
 
     @property
@@ -143,8 +157,11 @@ def bucket_sizes(learned: Mapping[str, tuple[int, float | None, float]],
 
 def project(*, counts: Mapping[Cell, int], stopped: Collection[Cell], cell_target: int,
             total_candidates: int, max_candidates: int, candidates: int, requests_made: int,
-            sizes: tuple[BucketSize, ...], now: float) -> Projection:
-    """The projection from its inputs (the module doc says what each is)."""
+            sizes: tuple[BucketSize, ...], now: float, use: Mapping[str, int],
+            parked: Collection[str]) -> Projection:
+    """The projection from its inputs (the module doc says what each is): ``use``, each
+    bucket's calls in the rolling window ending at ``now``; ``parked``, the buckets parked
+    at ``now``."""
     shortfall = sum(max(0, cell_target - n) for cell, n in counts.items()
                     if cell not in stopped)
     # The global cap bounds the candidates that count toward a cell below its target (as
@@ -159,10 +176,15 @@ def project(*, counts: Mapping[Cell, int], stopped: Collection[Cell], cell_targe
     else:
         needed = None
     days = needed / per_day if needed is not None and per_day > 0 else None
-    finish = (datetime.fromtimestamp(now + days * 86_400, UTC).date()
-              if days is not None else None)
+    parked_now = tuple(s.bucket for s in sizes if s.bucket in parked)
+    today = 0 if parked_now else sum(max(0, s.size - use.get(s.bucket, 0)) for s in sizes)
+    finish = None
+    if needed is not None and days is not None:
+        runs_after = 0 if needed <= today else math.ceil((needed - today) / per_day)
+        finish = datetime.fromtimestamp(now + runs_after * 86_400, UTC).date()
     return Projection(wanted=wanted, candidates=candidates, requests_made=requests_made,
-                      requests_needed=needed, sizes=sizes, days_needed=days, finish=finish)
+                      requests_needed=needed, sizes=sizes, days_needed=days,
+                      left_today=today, parked=parked_now, finish=finish)
 
 
 def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], now: float, *,
@@ -177,10 +199,12 @@ def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], n
         counts, total_candidates = cell_counts(store, cells)
     requests = store.quota_requests_all_days()
     budgets = {str(k): int(v) for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
+    parked = {bucket for bucket, (until, _) in store.quota_parks().items() if until > now}
     return project(counts=counts, stopped=stopped_cells(store).keys(),
                    cell_target=cell_target, total_candidates=total_candidates,
                    max_candidates=max_candidates,
                    candidates=store.discovered_candidates(),
                    requests_made=sum(requests.get(b, 0) for b in DISCOVERY_BUCKETS),
                    sizes=bucket_sizes(store.learned_quota(), budgets, discovery_buckets(
-                       settings, Capabilities.from_store(store))), now=now)
+                       settings, Capabilities.from_store(store))), now=now,
+                   use=store.quota_window_use(now), parked=parked)

@@ -188,7 +188,7 @@ def bucket_table(use: dict[str, int], learned: dict[str, tuple[int, float | None
 
 
 def projection_lines(p: Projection) -> list[str]:
-    lines = ["Projection (yield over the whole history: an earliest date; "
+    lines = ["Projection (yield over the whole history, so the date can come early; "
              "see catalog/projection.py):",
              f"  tracks still wanted:   {p.wanted:,} candidates in open cells"]
     if p.yield_per_request is not None:
@@ -201,9 +201,13 @@ def projection_lines(p: Projection) -> list[str]:
               f"  requests a day:        {p.per_day:,}, the sizes of the buckets discovery "
               f"draws on:"]
     lines += [f"    {s.bucket:<20} {s.size:,} ({SOURCES[s.source]})" for s in p.sizes]
+    left = (f"0 ({', '.join(p.parked)} parked: the rest waits for the next run)"
+            if p.parked else f"{p.left_today:,} calls in the buckets' rolling windows")
+    lines.append(f"  left today:            {left}")
     if p.days_needed is not None and p.finish is not None:
         lines += [f"  days needed:           {p.days_needed:.1f}",
-                  f"  projected finish:      {p.finish.isoformat()} (UTC)"]
+                  f"  projected finish:      {p.finish.isoformat()} (UTC), the run that "
+                  f"spends the last request"]
     else:
         lines += ["  days needed:           unknown", "  projected finish:      unknown"]
     return lines
