@@ -197,10 +197,12 @@ def test_the_finish_is_the_day_of_the_run_that_spends_the_last_request():
     # needed are the candidates wanted.
     sizes = bucket_sizes({}, {}, ("search", "albums"))
 
-    def finish(wanted: int, use: dict[str, int], parked: tuple[str, ...] = ()) -> tuple:
+    def finish(wanted: int, use: dict[str, int], parked: tuple[str, ...] = (), *,
+               until: float = NOW + 20 * 3600, buckets=sizes) -> tuple:
         p = projection(counts={("Pop", "80s"): 0}, stopped=(), cell_target=wanted,
                        total_candidates=0, max_candidates=10_000, candidates=50,
-                       requests_made=50, sizes=sizes, now=NOW, use=use, parked=parked)
+                       requests_made=50, sizes=buckets, now=NOW, use=use,
+                       parks=dict.fromkeys(parked, until))
         assert p.requests_needed == wanted
         return p.left_today, p.finish
 
@@ -214,14 +216,43 @@ def test_the_finish_is_the_day_of_the_run_that_spends_the_last_request():
     # run, however little it is (counting days, 10 requests of 1,200 a day were "today").
     assert finish(10, {"search": 600, "albums": 100}, ("search",)) == (0, tomorrow)
     assert finish(1201, {}, ("albums",)) == (0, date(2026, 12, 8))
-    # A bucket discovery does not draw on parks nothing.
+    # A bucket discovery does not draw on parks nothing; a park that has ended neither.
     assert finish(10, {"search": 600}, ("playlists",)) == (600, today)
+    assert finish(10, {"search": 600}, ("albums",), until=NOW - 1) == (600, today)
+    # Use over the size (Spotify's window and ours differ by an hour) leaves nothing.
+    assert finish(10, {"search": 700, "albums": 595}) == (5, tomorrow)
+    # A park that outlasts the runs the calls need: the finish waits for its end.
+    assert finish(10, {}, ("search",), until=NOW + 50 * 3600) == (0, date(2026, 12, 8))
+    # Album tracks sharing the albums bucket (size 0): their park closes nothing. With a
+    # bucket of their own and open, the albums are read through it while albums is parked.
+    shared = bucket_sizes({"album_tracks": (0, 3600.0, NOW)}, {},
+                          ("search", "albums", "album_tracks"))
+    assert finish(10, {}, ("album_tracks",), buckets=shared) == (1200, today)
+    assert finish(10, {}, ("albums", "album_tracks"), buckets=shared) == (0, tomorrow)
+    own = bucket_sizes({"album_tracks": (600, 3600.0, NOW)}, {},
+                       ("search", "albums", "album_tracks"))
+    assert finish(10, {"albums": 600}, ("albums",), buckets=own) == (1200, today)
+    assert finish(10, {}, ("albums", "album_tracks"), buckets=own) == (0, tomorrow)
+
+
+def test_a_park_the_crawl_waits_for_closes_no_day(tmp_path):
+    # Search parked for 5 minutes (within QUOTA_PARK_IDLE_WAIT): the run waits for it, so
+    # today still holds 13 + 1 + 600 + 597 calls (sizes less the window's use).
+    build_store(tmp_path / "store.sqlite")
+    settings = Settings()
+    settings.setmodule(project)
+    settings.update(SETTINGS)
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        store.set_quota_park("search", NOW + 300, "QUOTA_EXCEEDED")
+        p = project_store(store, settings, CELLS, NOW)
+    assert (p.parked, p.left_today, p.requests_needed) == ((), 1211, 1804)
+    assert p.finish == date(2026, 12, 7)                   # 593 more: tomorrow's run
 
 
 def test_the_cap_bounds_what_is_wanted_and_nothing_wanted_is_done_today():
     sizes = bucket_sizes({}, {})
     common = {"stopped": (), "cell_target": 10, "candidates": 10, "requests_made": 20,
-              "sizes": sizes, "now": NOW, "use": {}, "parked": ()}
+              "sizes": sizes, "now": NOW, "use": {}, "parks": {}}
     # The cap bounds what counts toward a cell below its target: Jazz's 30 past its target
     # do not bring the end nearer (useful 0 + 5 + 10 = 15 of 20: 5 more wanted).
     capped = projection(counts={("Pop", "80s"): 0, ("Rock", "80s"): 5, ("Jazz", "80s"): 40},
@@ -231,6 +262,10 @@ def test_the_cap_bounds_what_is_wanted_and_nothing_wanted_is_done_today():
                    **common)
     assert (done.wanted, done.requests_needed, done.days_needed) == (0, 0, 0)
     assert done.finish == date(2026, 12, 6)
+    # Nothing wanted is done today even with no bucket to spend (every size 0).
+    idle = projection(counts={("Pop", "80s"): 12}, total_candidates=12, max_candidates=100,
+                      **{**common, "sizes": ()})
+    assert (idle.days_needed, idle.finish) == (None, date(2026, 12, 6))
     unmeasured = projection(counts={("Pop", "80s"): 0}, total_candidates=0, max_candidates=100,
                          **{**common, "candidates": 0, "requests_made": 0})
     assert (unmeasured.wanted, unmeasured.requests_needed, unmeasured.finish) == \

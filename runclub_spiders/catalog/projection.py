@@ -32,19 +32,25 @@ an estimate of:
   Spotify teaches size 0). Summing assumes discovery can spend every bucket in
   full.
 * **Left today**: the calls each bucket still has in Spotify's rolling window
-  (``quota_window_use``: its size less its use in the last 24 h), summed; 0 while any
-  bucket discovery draws on is parked. Discovery spends its buckets side by side, every one
-  to its size on a full day, so once one is parked the work still wanted needs it too: the
-  crawl closes ``quota_parked`` and the rest waits for the next run.
+  (``quota_window_use``: its size less its use in the last 24 h), summed; 0 while a
+  bucket discovery draws on is parked (one with a size; the albums bucket only when album
+  tracks have no open bucket of their own to read the albums through), unless the park
+  ends within ``QUOTA_PARK_IDLE_WAIT`` (the crawl waits for it). Discovery spends its
+  buckets side by side, each to its size on a full day (album tracks apart: they are read
+  while the albums bucket is parked), so once one is parked the work still wanted needs it
+  too: the crawl closes ``quota_parked`` and the rest waits for the next run. A
+  ``SPOTIFY_DAILY_BUDGET`` counts per UTC day, not over the window: just after midnight
+  this understates what such a bucket has left.
 * **Finish**: the UTC date of the run that spends the last request needed, for a crawl
   started again whenever its buckets free (README, "Running it every day"): a day's calls
   a day; today if what is left today covers it,
-  else ``ceil((requests needed - left today) / requests a day)`` days after ``clock.now()``.
-  A day's run spends a day's calls, and the calls a run made leave the rolling window by the
-  same time the next day. Counting days rather than runs (``days needed`` after now) dated
-  every benchmark crawl a day or two early: a last day that needs a few hundred calls is a
-  day all the same, and a crawl parked today cannot finish today (BENCHMARKS.md, "the
-  finish date counts daily runs").
+  else ``ceil((requests needed - left today) / requests a day)`` days after ``clock.now()``,
+  and never before the last of those parks ends. A day's run spends a day's calls, and the
+  calls a run made leave the rolling window by the same time the next day. Counting days
+  rather than runs (``days needed`` after now) dated every benchmark crawl a day or two
+  early: a last day that needs a few hundred calls is a day all the same, and a crawl
+  parked today cannot finish today (BENCHMARKS.md, "the finish date counts daily runs").
+  Nothing wanted: today.
 """
 
 from __future__ import annotations
@@ -90,7 +96,7 @@ class Projection:
     sizes: tuple[BucketSize, ...]
     days_needed: float | None        # requests needed / requests a day
     left_today: int                  # calls left in today's windows (0: a bucket is parked)
-    parked: tuple[str, ...]          # the buckets of ``sizes`` parked now
+    parked: tuple[str, ...]          # the buckets of ``sizes`` whose parks close today
     finish: date | None
 
     @property
@@ -158,10 +164,10 @@ def bucket_sizes(learned: Mapping[str, tuple[int, float | None, float]],
 def project(*, counts: Mapping[Cell, int], stopped: Collection[Cell], cell_target: int,
             total_candidates: int, max_candidates: int, candidates: int, requests_made: int,
             sizes: tuple[BucketSize, ...], now: float, use: Mapping[str, int],
-            parked: Collection[str]) -> Projection:
+            parks: Mapping[str, float]) -> Projection:
     """The projection from its inputs (the module doc says what each is): ``use``, each
-    bucket's calls in the rolling window ending at ``now``; ``parked``, the buckets parked
-    at ``now``."""
+    bucket's calls in the rolling window ending at ``now``; ``parks``, when each bucket's
+    park ends, for the parks the crawl does not wait for."""
     shortfall = sum(max(0, cell_target - n) for cell, n in counts.items()
                     if cell not in stopped)
     # The global cap bounds the candidates that count toward a cell below its target (as
@@ -176,15 +182,30 @@ def project(*, counts: Mapping[Cell, int], stopped: Collection[Cell], cell_targe
     else:
         needed = None
     days = needed / per_day if needed is not None and per_day > 0 else None
-    parked_now = tuple(s.bucket for s in sizes if s.bucket in parked)
-    today = 0 if parked_now else sum(max(0, s.size - use.get(s.bucket, 0)) for s in sizes)
+    parked = closing_parks(sizes, {b: until for b, until in parks.items() if until > now})
+    left = 0 if parked else sum(max(0, s.size - use.get(s.bucket, 0)) for s in sizes)
     finish = None
-    if needed is not None and days is not None:
-        runs_after = 0 if needed <= today else math.ceil((needed - today) / per_day)
-        finish = datetime.fromtimestamp(now + runs_after * 86_400, UTC).date()
+    if needed == 0:
+        finish = datetime.fromtimestamp(now, UTC).date()
+    elif needed is not None and per_day > 0:
+        runs_after = 0 if needed <= left else math.ceil((needed - left) / per_day)
+        at = max([now + runs_after * 86_400, *(parks[b] for b in parked)])
+        finish = datetime.fromtimestamp(at, UTC).date()
     return Projection(wanted=wanted, candidates=candidates, requests_made=requests_made,
                       requests_needed=needed, sizes=sizes, days_needed=days,
-                      left_today=today, parked=parked_now, finish=finish)
+                      left_today=left, parked=parked, finish=finish)
+
+
+def closing_parks(sizes: tuple[BucketSize, ...], parks: Mapping[str, float]
+                  ) -> tuple[str, ...]:
+    """The parked buckets that close discovery's day: those with a size (album tracks that
+    share the albums bucket have 0); the albums bucket only when album tracks have no open
+    bucket of their own (the frontier reads the albums through ``/albums/{id}/tracks``
+    while it is parked)."""
+    size = {s.bucket: s.size for s in sizes}
+    rerouted = size.get("album_tracks", 0) > 0 and "album_tracks" not in parks
+    return tuple(s.bucket for s in sizes if s.bucket in parks and s.size > 0
+                 and not (s.bucket == "albums" and rerouted))
 
 
 def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], now: float, *,
@@ -199,7 +220,10 @@ def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], n
         counts, total_candidates = cell_counts(store, cells)
     requests = store.quota_requests_all_days()
     budgets = {str(k): int(v) for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
-    parked = {bucket for bucket, (until, _) in store.quota_parks().items() if until > now}
+    # A park ending within QUOTA_PARK_IDLE_WAIT is waited for in the run (Frontier).
+    waited = now + settings.getfloat("QUOTA_PARK_IDLE_WAIT")
+    parks = {bucket: until for bucket, (until, _) in store.quota_parks().items()
+             if until > waited}
     return project(counts=counts, stopped=stopped_cells(store).keys(),
                    cell_target=cell_target, total_candidates=total_candidates,
                    max_candidates=max_candidates,
@@ -207,4 +231,4 @@ def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], n
                    requests_made=sum(requests.get(b, 0) for b in DISCOVERY_BUCKETS),
                    sizes=bucket_sizes(store.learned_quota(), budgets, discovery_buckets(
                        settings, Capabilities.from_store(store))), now=now,
-                   use=store.quota_window_use(now), parked=parked)
+                   use=store.quota_window_use(now), parks=parks)
