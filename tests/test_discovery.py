@@ -19,7 +19,9 @@ from urllib.parse import parse_qs
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from runclub_spiders import clock
 from runclub_spiders.frontier.planner import Planner
+from runclub_spiders.quota import utc_day
 from runclub_spiders.seeds import load_plan
 from runclub_spiders.simulator.search import Query
 from runclub_spiders.spiders.spotify_catalog import SpotifyCatalogSpider
@@ -126,6 +128,10 @@ async def test_development_discovery_fills_the_fillable_cells(dev, tmp_path):
     crawler, stats = await crawl(dev, tmp_path, CATALOG_MAX_ARTIST_SHARE=0)
     assert stats["finish_reason"] == "finished"
     assert stats.get("log_count/ERROR", 0) == 0
+    # Finished: nothing left worth asking, so the projection, on the crawl's own verdicts
+    # at its close (not those the store had from the last close), wants nothing: today.
+    assert stats["discovery/requests_needed"] == 0
+    assert stats["discovery/projected_finish"] == utc_day(clock.now())
     planner = crawler.spider.frontier.planner
     full = {cell for cell, n in planner.counts.items() if n >= TARGET}
     fillable = fillable_cells(dev, TARGET)

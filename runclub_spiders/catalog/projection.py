@@ -211,10 +211,12 @@ def closing_parks(sizes: tuple[BucketSize, ...], parks: Mapping[str, float]
 def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], now: float, *,
                   counts: Mapping[Cell, int] | None = None,
                   total_candidates: int | None = None,
-                  targets: tuple[int, int] | None = None) -> Projection:
+                  targets: tuple[int, int] | None = None,
+                  stopped: Collection[Cell] | None = None) -> Projection:
     """The projection for ``store`` under ``settings``. ``counts`` and ``total_candidates``
     when the caller has them already (the planner), else counted from the store; ``targets``
-    (cell target, total cap) when the caller has them, else from ``settings``."""
+    (cell target, total cap) when the caller has them, else from ``settings``; ``stopped``
+    when the caller has the crawl's own verdicts (the store has those of the last close)."""
     cell_target, max_candidates = targets or cell_targets(settings)
     if counts is None or total_candidates is None:
         counts, total_candidates = cell_counts(store, cells)
@@ -224,7 +226,9 @@ def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], n
     waited = now + settings.getfloat("QUOTA_PARK_IDLE_WAIT")
     parks = {bucket: until for bucket, (until, _) in store.quota_parks().items()
              if until > waited}
-    return project(counts=counts, stopped=stopped_cells(store).keys(),
+    if stopped is None:
+        stopped = stopped_cells(store).keys()
+    return project(counts=counts, stopped=stopped,
                    cell_target=cell_target, total_candidates=total_candidates,
                    max_candidates=max_candidates,
                    candidates=store.discovered_candidates(),

@@ -154,7 +154,9 @@ class Frontier:
                 bucket != RECCOBEATS for bucket in self.parks):
             self._become_quota_bound()
         self._idle_with_sent: dict[Work, float] = {}  # sent work seen at idle, and since when
-        self.progress = Progress(crawler, store, self.planner)
+        # The projection's open cells are the crawl's own verdicts, not the last close's.
+        self.progress = Progress(crawler, store, self.planner,
+                                 stopped=lambda: self.cells.review().keys())
         for handler, signal in ((self.spider_idle, signals.spider_idle),
                                 (self.request_dropped, signals.request_dropped),
                                 (self.request_scheduled, signals.request_scheduled),

@@ -16,6 +16,8 @@ from runclub_spiders.export.manifest import run_requests, run_totals
 from runclub_spiders.quota import utc_day
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
     from scrapy.crawler import Crawler
 
     from runclub_spiders.frontier.planner import Planner
@@ -23,10 +25,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+Cell = tuple[str, str]
+
 
 class Progress:
-    def __init__(self, crawler: Crawler, store: Store, planner: Planner) -> None:
+    def __init__(self, crawler: Crawler, store: Store, planner: Planner,
+                 stopped: Callable[[], Collection[Cell]] | None = None) -> None:
+        """``stopped``: the cells where discovery stopped spending, as the crawl judges them
+        now (``CellBook.review``); without it, as the store has them from the last close."""
         self.stats, self.store, self.planner = crawler.stats, store, planner
+        self.stopped = stopped
         self.settings = crawler.settings
         interval = crawler.settings.getfloat("DISCOVERY_PROGRESS_INTERVAL")
         self._loop = None
@@ -53,7 +61,8 @@ class Progress:
         planner = self.planner
         return project_store(self.store, self.settings, planner.counts, clock.now(),
                              counts=planner.counts, total_candidates=planner.total_candidates,
-                             targets=(planner.cell_target, planner.max_candidates))
+                             targets=(planner.cell_target, planner.max_candidates),
+                             stopped=self.stopped() if self.stopped is not None else None)
 
     def close(self) -> None:
         if self._loop is not None and self._loop.running:
