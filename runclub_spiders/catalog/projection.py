@@ -4,7 +4,8 @@ Read by ``scrapy catalog-status`` and by the progress line. The figures, and wha
 an estimate of:
 
 * **Tracks still wanted**: for every umbrella x decade cell of the plan that discovery has
-  not stopped (``discovery_cells.stopped`` set: exhausted, low yield, at target), the
+  not stopped (exhausted, low yield, at target: in a crawl, its own verdicts now,
+  ``CellBook.review``; else ``discovery_cells.stopped``, saved at each close), the
   candidates it still lacks to reach the cell target (``CATALOG_CELL_TARGET`` x
   ``DISCOVERY_OVERSAMPLE``, as the frontier's planner computes it), counted as the planner
   counts them (``tracks.planning_cells``); summed, and capped by the room left under the
