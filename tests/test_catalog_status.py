@@ -21,6 +21,7 @@ from runclub_spiders import clock
 from runclub_spiders.catalog.projection import (
     DEFAULT_BUCKET_SIZE,
     BucketSize,
+    Projection,
     bucket_sizes,
     cell_counts,
     discovery_buckets,
@@ -128,13 +129,21 @@ def test_window_use_counts_the_current_hour_and_the_23_before(tmp_path):
 
 
 # ---------------------------------------------------------------------------- projection
-def test_projection_of_a_known_store(tmp_path):
-    build_store(tmp_path / "store.sqlite")
+def project_known_store(path: Path, *parks: tuple[str, float]) -> Projection:
+    """The projection of ``build_store``'s store at NOW under SETTINGS, with ``parks``
+    (bucket, until) recorded on top."""
+    build_store(path)
     settings = Settings()
     settings.setmodule(project)
     settings.update(SETTINGS)
-    with closing(Store.open(tmp_path / "store.sqlite")) as store:
-        p = project_store(store, settings, CELLS, NOW)
+    with closing(Store.open(path)) as store:
+        for bucket, until in parks:
+            store.set_quota_park(bucket, until, "QUOTA_EXCEEDED")
+        return project_store(store, settings, CELLS, NOW)
+
+
+def test_projection_of_a_known_store(tmp_path):
+    p = project_known_store(tmp_path / "store.sqlite")
     # Open cells below 100: Pop 80s 90 + Pop 90s 96 + Pop 00s 100 + Rock 90s 98; Rock 80s
     # and Rock 00s are stopped. Room under the cap: 1000 - 36.
     assert p.wanted == 384
@@ -238,13 +247,7 @@ def test_the_finish_is_the_day_of_the_run_that_spends_the_last_request():
 def test_a_park_the_crawl_waits_for_closes_no_day(tmp_path):
     # Search parked for 5 minutes (within QUOTA_PARK_IDLE_WAIT): the run waits for it, so
     # today still holds 13 + 1 + 600 + 597 calls (sizes less the window's use).
-    build_store(tmp_path / "store.sqlite")
-    settings = Settings()
-    settings.setmodule(project)
-    settings.update(SETTINGS)
-    with closing(Store.open(tmp_path / "store.sqlite")) as store:
-        store.set_quota_park("search", NOW + 300, "QUOTA_EXCEEDED")
-        p = project_store(store, settings, CELLS, NOW)
+    p = project_known_store(tmp_path / "store.sqlite", ("search", NOW + 300))
     assert (p.parked, p.left_today, p.requests_needed) == ((), 1211, 1804)
     assert p.finish == date(2026, 12, 7)                   # 593 more: tomorrow's run
 

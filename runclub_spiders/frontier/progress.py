@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from scrapy.utils.asyncio import create_looping_call
 
 from runclub_spiders import clock
-from runclub_spiders.catalog.projection import Projection, project_store
+from runclub_spiders.catalog.projection import Cell, Projection, project_store
 from runclub_spiders.export.manifest import run_requests, run_totals
 from runclub_spiders.quota import utc_day
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from runclub_spiders.store import Store
 
 logger = logging.getLogger(__name__)
-
-Cell = tuple[str, str]
 
 
 class Progress:
@@ -42,7 +40,10 @@ class Progress:
             self._loop = create_looping_call(self.log)
             self._loop.start(interval, now=False)
 
-    def log(self) -> None:
+    def log(self, projection: Projection | None = None) -> None:
+        """The progress line; ``projection`` when the caller has it already (the close)."""
+        if projection is None:
+            projection = self.projection()
         counts = self.store.counts()
         today = self.store.quota_requests(utc_day(clock.now()))    # all runs of the UTC day
         yields = ", ".join(f"{name} {family.per_request:.1f}"
@@ -54,7 +55,7 @@ class Progress:
                     counts["tracks"], counts["features"], counts["misses"], counts["pending"],
                     self.planner.cells_at_target(), len(self.planner.counts),
                     ", ".join(f"{k}={v}" for k, v in sorted(today.items())) or "none",
-                    yields or "none yet", finish_text(self.projection()))
+                    yields or "none yet", finish_text(projection))
 
     def projection(self) -> Projection:
         """When discovery should be done, from the planner's counts and the store."""
@@ -67,14 +68,14 @@ class Progress:
     def close(self) -> None:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        self.log()
+        projection = self.projection()            # once: the line and the stats alike
+        self.log(projection)
         stats = self.stats
         stats.set_value("discovery/cells_at_target", self.planner.cells_at_target())
         stats.set_value("discovery/cells", len(self.planner.counts))
         # Candidates counted toward a cell below its target: what the global cap and the
         # lead pages' cap (DISCOVERY_LEAD_PAGES_PER_CANDIDATE) count.
         stats.set_value("discovery/candidates_toward_target", self.planner.useful())
-        projection = self.projection()
         if projection.finish is not None:
             stats.set_value("discovery/projected_finish", projection.finish.isoformat())
         if projection.requests_needed is not None:
