@@ -1,4 +1,5 @@
-"""UTC day helpers, and what a 429 says: a short wait, or a quota park until when.
+"""UTC day helpers, a budget's window, and what a 429 says: a short wait, or a quota park
+until when.
 
 Spotify's Development Mode quota is per developer account, per endpoint bucket, with no
 published numbers and lockouts of up to 24 hours that reportedly grow if a client keeps
@@ -16,7 +17,7 @@ import gzip
 import io
 import json
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -35,9 +36,30 @@ def utc_iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def next_utc_midnight(epoch: float) -> float:
-    day = datetime.fromtimestamp(epoch, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (day + timedelta(days=1)).timestamp()
+#: Hours a ``SPOTIFY_DAILY_BUDGET`` looks back over. Spotify counts each bucket over a rolling
+#: ~24 h window; the ledger counts requests by whole hours (``quota_hours``), and every request
+#: of an hour has left Spotify's window 25 hours after that hour began.
+BUDGET_WINDOW_HOURS = 25
+
+
+def budget_window(hours: dict[int, int], now: float) -> dict[int, int]:
+    """Of a bucket's requests per hour (epoch seconds // 3600), those of the hours a budget
+    counts at ``now``: the current one and the 24 before it."""
+    first = int(now // 3600) - BUDGET_WINDOW_HOURS + 1
+    return {hour: n for hour, n in hours.items() if hour >= first and n > 0}
+
+
+def budget_release(hours: dict[int, int], budget: int, now: float) -> float:
+    """When a bucket whose window (``budget_window``) holds ``budget`` requests or more may
+    send again: once enough of its oldest hours have left the window that the use is below
+    the budget. A budget of 0 never frees: the bucket waits a day, then is checked again."""
+    window = sorted(budget_window(hours, now).items())
+    use = sum(n for _, n in window)
+    for hour, n in window:
+        use -= n
+        if use < budget:
+            return float((hour + BUDGET_WINDOW_HOURS) * 3600)
+    return now + 86_400
 
 
 def parse_retry_after(value: bytes | str | None, now: float) -> float | None:

@@ -65,8 +65,10 @@ RATE_LIMIT_LEARN_MIN = 20            # the slot's pace if at least this many wen
 QUOTA_PARK_DEFAULT = 86_400          # park length when QUOTA_EXCEEDED comes without Retry-After
 QUOTA_PARK_IDLE_WAIT = 600           # wait in-process for parks that end within this; else
                                      # close with reason quota_parked and resume later
-# Optional requests per UTC day per bucket; the bucket parks at its budget until midnight UTC,
-# before Spotify locks it for up to 24 h. Example: {"search": 2000, "playlists": 500}.
+# Optional requests per bucket in any 24 h, counted as Spotify counts its quota (a rolling
+# window, by whole hours: the last 24-25 h): at its budget the bucket parks until its oldest
+# hours have left the window, before Spotify locks it for up to 24 h. Example:
+# {"search": 2000, "playlists": 500}.
 SPOTIFY_DAILY_BUDGET: dict[str, int] = {}
 RETRY_TIMES = 5                      # 5xx, timeouts, dropped connections
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]   # 429 is pacing's and quota's

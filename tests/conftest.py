@@ -151,12 +151,6 @@ def crawl_settings(simulator: Simulator, tmp_path, **overrides: Any) -> dict[str
         WIKIDATA_ENABLED=False,
         MUSICBRAINZ_ENABLED=False,
     )
-    if "SPOTIFY_DAILY_BUDGET" in overrides:
-        # A budget parks its bucket until the next UTC midnight; within QUOTA_PARK_IDLE_WAIT
-        # (600 s) of it, a crawl waits in-process for that park to end, as it should, and a
-        # test run just before midnight would time out (seen at 23:5x UTC). Close at once,
-        # as at any other hour.
-        settings["QUOTA_PARK_IDLE_WAIT"] = 0
     settings.update(overrides)
     return settings
 

@@ -22,9 +22,18 @@ from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from runclub_spiders import clock
 from runclub_spiders import signals as project_signals
 from runclub_spiders.downloadermiddlewares.quota import import_legacy_ledger
-from runclub_spiders.quota import next_utc_midnight, quota_park, quota_reason, utc_day, utc_iso
+from runclub_spiders.quota import (
+    BUDGET_WINDOW_HOURS,
+    budget_release,
+    budget_window,
+    quota_park,
+    quota_reason,
+    utc_day,
+    utc_iso,
+)
 from runclub_spiders.store import Store
 from tests.conftest import project_settings, use_credentials
 from tests.spiders import ProbeSpider
@@ -251,8 +260,17 @@ async def test_a_park_ends_with_bucket_released(simulator_factory, tmp_path, mon
     assert ledger(tmp_path)[1] == {}                  # released parks leave the store
 
 
+def budget_park_end(tmp_path, bucket: str) -> float:
+    """When a budget parks ``bucket``: 25 hours after the first hour the ledger counts it in
+    (every request of that hour has then left Spotify's rolling ~24 h window)."""
+    with closing(Store.open(tmp_path / "store.sqlite")) as store:
+        first = min(store.quota_hours_since(0)[bucket])
+    return float((first + BUDGET_WINDOW_HOURS) * 3600)
+
+
 @deferred_f_from_coro_f
-async def test_daily_budget_parks_until_utc_midnight(simulator_factory, tmp_path, monkeypatch):
+async def test_a_daily_budget_parks_until_its_hours_leave_the_window(simulator_factory,
+                                                                     tmp_path, monkeypatch):
     sim = simulator_factory()
     use_credentials(monkeypatch, sim)
     paths, tracks = mixed_paths(sim)
@@ -263,13 +281,51 @@ async def test_daily_budget_parks_until_utc_midnight(simulator_factory, tmp_path
     assert stats.get("log_count/ERROR", 0) == 0
     assert [e.status for e in spotify_log(sim, bucket="search")] == [200, 200]
     assert stats["quota/requests_today/search"] == stats["quota/requests/search"] == 2
-    midnight = next_utc_midnight(time.time())
-    assert stats["quota/parked_until/search"] == utc_iso(midnight)
+    until = budget_park_end(tmp_path, "search")
+    assert until - time.time() > 23 * 3600          # not the next UTC midnight
+    assert stats["quota/parked_until/search"] == utc_iso(until)
     assert stats["quota/refused/search"] == QUOTA_PATHS_SEARCHES - 2
     assert stats["quota/parks"] == 1
-    assert [s[:4] for s in seen] == [("parked", "search", midnight, "daily budget")]
+    assert [s[:4] for s in seen] == [("parked", "search", until, "daily budget")]
     assert [e.status for e in spotify_log(sim, bucket="tracks")] == [200] * len(tracks)
-    assert ledger(tmp_path)[1] == {"search": (midnight, "daily budget")}
+    assert ledger(tmp_path)[1] == {"search": (until, "daily budget")}
+
+
+@deferred_f_from_coro_f
+async def test_a_daily_budget_spent_before_midnight_is_not_spent_again_after_it(
+        simulator_factory, tmp_path, monkeypatch):
+    """Spotify counts a rolling ~24 h window: a budget per UTC day would let a run at 23:30
+    and one at 00:30 each spend it, twice the budget in Spotify's window."""
+    sim = simulator_factory()
+    use_credentials(monkeypatch, sim)
+    paths, _ = mixed_paths(sim)
+    midnight = (int(time.time() // 86_400) + 1) * 86_400
+    clock.set_offset(midnight - 1800 - time.time())             # 23:30 UTC
+    _, first = await crawl(sim, tmp_path, paths, SPOTIFY_DAILY_BUDGET={"search": 10})
+    assert first["quota/requests/search"] == QUOTA_PATHS_SEARCHES and "quota/parks" not in first
+    clock.set_offset(midnight + 1800 - time.time())             # 00:30 UTC, a new UTC day
+    before = len(spotify_log(sim, bucket="search"))
+    _, second = await crawl(sim, tmp_path, paths, SPOTIFY_DAILY_BUDGET={"search": 10})
+    assert second["finish_reason"] == "finished"
+    assert second.get("log_count/ERROR", 0) == 0
+    # What the window had left: 10 - 8 searches, then parked until 23:00 + 25 h (the hour of
+    # the first run's searches has then left the window), not until the next midnight.
+    assert len(spotify_log(sim, since=0, bucket="search")) - before == 2
+    assert second["quota/requests/search"] == 2
+    assert second["quota/refused/search"] == QUOTA_PATHS_SEARCHES - 2
+    assert ledger(tmp_path)[1] == {"search": (midnight - 3600 + 25 * 3600, "daily budget")}
+
+
+def test_a_budget_frees_once_enough_of_its_oldest_hours_have_left_the_window():
+    hour = 1_000_000
+    now = hour * 3600 + 120.0
+    # 3 requests 24 h ago, 5 an hour later, 2 now: a budget of 10 frees when the first hour
+    # leaves (7 left), one of 6 when the second does too (2 left).
+    hours = {hour - 30: 9, hour - 24: 3, hour - 23: 5, hour: 2}
+    assert budget_window(hours, now) == {hour - 24: 3, hour - 23: 5, hour: 2}
+    assert budget_release(hours, 10, now) == (hour + 1) * 3600
+    assert budget_release(hours, 6, now) == (hour + 2) * 3600
+    assert budget_release(hours, 0, now) == now + 86_400         # never: checked again daily
 
 
 @deferred_f_from_coro_f

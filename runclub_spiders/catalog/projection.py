@@ -39,9 +39,9 @@ an estimate of:
   ends within ``QUOTA_PARK_IDLE_WAIT`` (the crawl waits for it). Discovery spends its
   buckets side by side, each to its size on a full day (album tracks apart: they are read
   while the albums bucket is parked), so once one is parked the work still wanted needs it
-  too: the crawl closes ``quota_parked`` and the rest waits for the next run. A
-  ``SPOTIFY_DAILY_BUDGET`` counts per UTC day, not over the window: just after midnight
-  this understates what such a bucket has left.
+  too: the crawl closes ``quota_parked`` and the rest waits for the next run. A bucket
+  sized by its ``SPOTIFY_DAILY_BUDGET`` has what its budget's window leaves
+  (``quota.BUDGET_WINDOW_HOURS``, the hours the quota middleware counts for it).
 * **Finish**: the UTC date of the run that spends the last request needed, for a crawl
   started again whenever its buckets free (README, "Running it every day"): a day's calls
   a day; today if what is left today covers it,
@@ -64,6 +64,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from runclub_spiders.probe import Capabilities, discovery_switches
+from runclub_spiders.quota import BUDGET_WINDOW_HOURS
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -229,11 +230,15 @@ def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], n
              if until > waited}
     if stopped is None:
         stopped = stopped_cells(store).keys()
+    sizes = bucket_sizes(store.learned_quota(), budgets,
+                         discovery_buckets(settings, Capabilities.from_store(store)))
+    window = store.quota_window_use(now)
+    budget_window = store.quota_window_use(now, hours=BUDGET_WINDOW_HOURS)
+    use = {s.bucket: (budget_window if s.source == "SPOTIFY_DAILY_BUDGET" else window
+                      ).get(s.bucket, 0) for s in sizes}
     return project(counts=counts, stopped=stopped,
                    cell_target=cell_target, total_candidates=total_candidates,
                    max_candidates=max_candidates,
                    candidates=store.discovered_candidates(),
                    requests_made=sum(requests.get(b, 0) for b in DISCOVERY_BUCKETS),
-                   sizes=bucket_sizes(store.learned_quota(), budgets, discovery_buckets(
-                       settings, Capabilities.from_store(store))), now=now,
-                   use=store.quota_window_use(now), parks=parks)
+                   sizes=sizes, now=now, use=use, parks=parks)

@@ -7,8 +7,11 @@ the count is taken back, from the day and hour it went to, only if that very att
 refused before it is sent. A bucket is **parked**
 until a given time by a ``QUOTA_EXCEEDED`` answer or a ``Retry-After`` above
 ``RATE_LIMIT_MAX_WAIT`` (``QUOTA_PARK_DEFAULT`` seconds without the header; the rule is
-:func:`runclub_spiders.quota.quota_park`), or by its own ``SPOTIFY_DAILY_BUDGET`` (until the next
-UTC midnight). Counts and parks live in the store (``quota_days``, ``quota_parks``), so a
+:func:`runclub_spiders.quota.quota_park`), or by its own ``SPOTIFY_DAILY_BUDGET``. A budget
+counts Spotify's rolling window, not the UTC day: a run that spends it before midnight and
+one after must not spend it twice within Spotify's 24 h. The bucket waits until enough of
+its oldest hours have left the window (:func:`runclub_spiders.quota.budget_release`).
+Counts and parks live in the store (``quota_days``, ``quota_parks``), so a
 restart never calls a locked bucket again.
 
 A ``QUOTA_EXCEEDED`` answer that starts a park also teaches the bucket's size
@@ -66,9 +69,11 @@ from runclub_spiders import signals as project_signals
 from runclub_spiders.exceptions import QuotaParked
 from runclub_spiders.extensions.store import crawler_store
 from runclub_spiders.quota import (
+    BUDGET_WINDOW_HOURS,
     QUOTA_EXCEEDED,
     Park,
-    next_utc_midnight,
+    budget_release,
+    budget_window,
     parse_retry_after,
     quota_park,
     utc_day,
@@ -100,8 +105,9 @@ class QuotaMiddleware:
                         for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
         import_legacy_ledger(self.store)
         self.parks: dict[str, tuple[float, str]] = self.store.quota_parks()
-        self._day = ""
-        self._today: dict[str, int] = {}
+        # Per budgeted bucket, its requests per hour (``quota_hours``), read from the store at
+        # the first budget check and kept up to date by ``_count``.
+        self._hours: dict[str, dict[int, int]] | None = None
         # The attempts counted against their bucket (see process_request) and not yet ended.
         # The request object itself is the mark, not a meta flag: every copy of a request (a
         # retry, a 429 wait, the auth and malformed-JSON retries, JOBDIR) inherits its meta,
@@ -128,8 +134,8 @@ class QuotaMiddleware:
         now = clock.now()
         until = self.parked_until(bucket, now)
         budget = self.budgets.get(bucket)
-        if not until and budget is not None and self.used_today(bucket, now) >= budget:
-            until = next_utc_midnight(now)
+        if not until and budget is not None and self.budget_use(bucket, now) >= budget:
+            until = budget_release(self._hours_of(bucket, now), budget, now)
             self._park(bucket, until, "daily budget")
         if until:
             raise self._refusal(bucket)
@@ -217,22 +223,25 @@ class QuotaMiddleware:
             deferred.errback(self._refusal(bucket))
 
     # ---------------------------------------------------------------- counts
-    def used_today(self, bucket: str, now: float | None = None) -> int:
-        return self._counts(now if now is not None else clock.now()).get(bucket, 0)
+    def budget_use(self, bucket: str, now: float) -> int:
+        """The bucket's requests in the window its budget counts (``budget_window``)."""
+        return sum(budget_window(self._hours_of(bucket, now), now).values())
 
-    def _counts(self, now: float) -> dict[str, int]:
-        day = utc_day(now)
-        if day != self._day:
-            self._day, self._today = day, self.store.quota_requests(day)
-        return self._today
+    def _hours_of(self, bucket: str, now: float) -> dict[int, int]:
+        if self._hours is None:
+            self._hours = self.store.quota_hours_since(
+                int(now // 3600) - BUDGET_WINDOW_HOURS + 1)
+        return self._hours.setdefault(bucket, {})
 
     def _count(self, bucket: str, n: int, at: float) -> None:
         """Add ``n`` to ``bucket``'s count of the UTC day and hour of ``at``."""
-        counts = self._counts(at)
-        counts[bucket] = max(0, counts.get(bucket, 0) + n)
+        hour = int(at // 3600)
+        if self._hours is not None:
+            hours = self._hours.setdefault(bucket, {})
+            hours[hour] = max(0, hours.get(hour, 0) + n)
         with self.store.transaction():
-            self.store.add_quota_requests(self._day, bucket, n)
-            self.store.add_quota_hour(int(at // 3600), bucket, n)
+            self.store.add_quota_requests(utc_day(at), bucket, n)
+            self.store.add_quota_hour(hour, bucket, n)
         self.crawler.stats.inc_value(f"quota/requests/{bucket}", n)
 
     def _uncount(self, request: Request) -> None:

@@ -53,16 +53,27 @@ class QuotaLedger(StoreBase):
             self.db.execute("INSERT INTO quota_hours (hour, bucket, requests) VALUES (?, ?, ?)",
                             (hour, bucket, max(0, n)))
 
-    def quota_window_use(self, now: float) -> dict[str, int]:
+    def quota_window_use(self, now: float, hours: int = 24) -> dict[str, int]:
         """Requests per bucket in Spotify's rolling ~24 h window ending at ``now``.
 
         Counted by whole hours: the current hour and the 23 before it (``hour > now_hour -
         24``), so it covers the last 23 to 24 hours; requests in the 24th hour back are left
-        out, which can only make the use look smaller than Spotify's, by at most an hour's."""
+        out, which can only make the use look smaller than Spotify's, by at most an hour's.
+        ``hours=quota.BUDGET_WINDOW_HOURS``: the window a ``SPOTIFY_DAILY_BUDGET`` counts,
+        which can only make it look larger."""
         hour = int(now // 3600)
         return dict(self.db.execute(
             "SELECT bucket, SUM(requests) FROM quota_hours WHERE hour > ? AND hour <= ? "
-            "GROUP BY bucket ORDER BY bucket", (hour - 24, hour)).fetchall())
+            "GROUP BY bucket ORDER BY bucket", (hour - hours, hour)).fetchall())
+
+    def quota_hours_since(self, first_hour: int) -> dict[str, dict[int, int]]:
+        """Per bucket, its requests per hour from ``first_hour`` on (epoch seconds // 3600)."""
+        result: dict[str, dict[int, int]] = {}
+        for bucket, hour, n in self.db.execute(
+                "SELECT bucket, hour, requests FROM quota_hours WHERE hour >= ? "
+                "ORDER BY bucket, hour", (first_hour,)):
+            result.setdefault(bucket, {})[hour] = n
+        return result
 
     def quota_requests_all_days(self) -> dict[str, int]:
         """Requests per bucket over every UTC day the ledger holds."""
