@@ -8,7 +8,8 @@ answer (``Retry-After`` of a few seconds) or a quota lockout (``reason: QUOTA_EX
 ``Retry-After`` of hours, or none). :func:`quota_park` tells them apart; the pacing middleware
 (short 429s) and the quota middleware (parks) both ask it, so they never disagree about a 429.
 
-The per-day counts and the parks themselves live in the store (``Store.quota_*``).
+The per-day and per-hour counts and the parks themselves live in the store
+(``Store.quota_*``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ BUDGET_WINDOW_HOURS = 25
 
 def budget_window(hours: dict[int, int], now: float) -> dict[int, int]:
     """Of a bucket's requests per hour (epoch seconds // 3600), those of the hours a budget
-    counts at ``now``: the current one and the 24 before it."""
-    first = int(now // 3600) - BUDGET_WINDOW_HOURS + 1
-    return {hour: n for hour, n in hours.items() if hour >= first and n > 0}
+    counts at ``now``: the current one and the 24 before it (as
+    ``Store.quota_window_use(now, hours=BUDGET_WINDOW_HOURS)``; none later, should the
+    quota clock have gone back)."""
+    last = int(now // 3600)
+    first = last - BUDGET_WINDOW_HOURS + 1
+    return {hour: n for hour, n in hours.items() if first <= hour <= last and n > 0}
 
 
 def budget_release(hours: dict[int, int], budget: int, now: float) -> float:

@@ -56,7 +56,8 @@ SPOTIFY_TOKEN_REFRESH_MARGIN = 300                   # renew access tokens this 
 #   service's slot and retries; two in a row teach the slot's pace, kept as its delay.
 # * quota: a QUOTA_EXCEEDED 429 or a longer Retry-After parks the endpoint bucket (search,
 #   tracks, artists, albums, playlists, user, reccobeats) until then; requests per bucket per
-#   UTC day and parks are kept in the store (CATALOG_STORE_PATH), across restarts.
+#   UTC day and per hour, and parks, are kept in the store (CATALOG_STORE_PATH), across
+#   restarts.
 # * retry: 5xx, timeouts and dropped connections, with exponential backoff.
 RATE_LIMIT_MAX_WAIT = 60
 RATE_LIMIT_MAX_RETRIES = 20          # short 429s per request before giving up

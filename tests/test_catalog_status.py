@@ -102,10 +102,11 @@ def build_store(path: Path) -> None:
                                             "playlists": 7})):
             for bucket, n in counts.items():
                 store.add_quota_requests(day, bucket, n)
-        # The rolling window: the current hour and the 23 before it; hour - 24 is out.
+        # The rolling window: the current hour and the 23 before it; hour - 24 is out, but
+        # in the 25 hours a SPOTIFY_DAILY_BUDGET counts (albums' budget: 5, all spent).
         for hour, bucket, n in ((HOUR, "search", 12), (HOUR - 23, "search", 5),
                                 (HOUR - 24, "search", 100), (HOUR, "tracks", 3),
-                                (HOUR - 1, "albums", 4)):
+                                (HOUR - 1, "albums", 4), (HOUR - 24, "albums", 1)):
             store.add_quota_hour(hour, bucket, n)
         store.add_quota_learned("search", NOW - 2 * 86_400, 25, 50_400.0)
         store.add_quota_learned("search", NOW - 3600, 30, 50_400.0)    # the latest wins
@@ -246,10 +247,11 @@ def test_the_finish_is_the_day_of_the_run_that_spends_the_last_request():
 
 def test_a_park_the_crawl_waits_for_closes_no_day(tmp_path):
     # Search parked for 5 minutes (within QUOTA_PARK_IDLE_WAIT): the run waits for it, so
-    # today still holds 13 + 1 + 600 + 597 calls (sizes less the window's use).
+    # today still holds 13 + 0 + 600 + 597 calls (sizes less the window's use; albums: its
+    # budget of 5, spent in the 25 hours a budget counts, 4 of them in Spotify's 24).
     p = project_known_store(tmp_path / "store.sqlite", ("search", NOW + 300))
-    assert (p.parked, p.left_today, p.requests_needed) == ((), 1211, 1804)
-    assert p.finish == date(2026, 12, 7)                   # 593 more: tomorrow's run
+    assert (p.parked, p.left_today, p.requests_needed) == ((), 1210, 1804)
+    assert p.finish == date(2026, 12, 7)                   # 594 more: tomorrow's run
 
 
 def test_the_cap_bounds_what_is_wanted_and_nothing_wanted_is_done_today():

@@ -264,7 +264,7 @@ def budget_park_end(tmp_path, bucket: str) -> float:
     """When a budget parks ``bucket``: 25 hours after the first hour the ledger counts it in
     (every request of that hour has then left Spotify's rolling ~24 h window)."""
     with closing(Store.open(tmp_path / "store.sqlite")) as store:
-        first = min(store.quota_hours_since(0)[bucket])
+        first = min(hour for hour, n in store.quota_hours_since(0)[bucket].items() if n > 0)
     return float((first + BUDGET_WINDOW_HOURS) * 3600)
 
 
@@ -282,7 +282,7 @@ async def test_a_daily_budget_parks_until_its_hours_leave_the_window(simulator_f
     assert [e.status for e in spotify_log(sim, bucket="search")] == [200, 200]
     assert stats["quota/requests_today/search"] == stats["quota/requests/search"] == 2
     until = budget_park_end(tmp_path, "search")
-    assert until - time.time() > 23 * 3600          # not the next UTC midnight
+    assert until - clock.now() > 23 * 3600          # not the next UTC midnight
     assert stats["quota/parked_until/search"] == utc_iso(until)
     assert stats["quota/refused/search"] == QUOTA_PATHS_SEARCHES - 2
     assert stats["quota/parks"] == 1
@@ -310,21 +310,32 @@ async def test_a_daily_budget_spent_before_midnight_is_not_spent_again_after_it(
     assert second.get("log_count/ERROR", 0) == 0
     # What the window had left: 10 - 8 searches, then parked until 23:00 + 25 h (the hour of
     # the first run's searches has then left the window), not until the next midnight.
-    assert len(spotify_log(sim, since=0, bucket="search")) - before == 2
+    assert len(spotify_log(sim, bucket="search")) - before == 2
     assert second["quota/requests/search"] == 2
     assert second["quota/refused/search"] == QUOTA_PATHS_SEARCHES - 2
     assert ledger(tmp_path)[1] == {"search": (midnight - 3600 + 25 * 3600, "daily budget")}
 
 
-def test_a_budget_frees_once_enough_of_its_oldest_hours_have_left_the_window():
+def test_a_budget_frees_once_enough_of_its_oldest_hours_have_left_the_window(tmp_path):
     hour = 1_000_000
     now = hour * 3600 + 120.0
     # 3 requests 24 h ago, 5 an hour later, 2 now: a budget of 10 frees when the first hour
     # leaves (7 left), one of 6 when the second does too (2 left).
-    hours = {hour - 30: 9, hour - 24: 3, hour - 23: 5, hour: 2}
+    # The window is the current hour and the 24 before it, as the store counts it; hour - 25
+    # has left it, and an hour ahead of the clock (the clock went back) is not in it yet.
+    hours = {hour - 30: 9, hour - 25: 4, hour - 24: 3, hour - 23: 5, hour: 2, hour + 1: 7}
     assert budget_window(hours, now) == {hour - 24: 3, hour - 23: 5, hour: 2}
-    assert budget_release(hours, 10, now) == (hour + 1) * 3600
-    assert budget_release(hours, 6, now) == (hour + 2) * 3600
+    with closing(Store.open(tmp_path / "store.sqlite")) as store, store.transaction():
+        for h, n in hours.items():
+            store.add_quota_hour(h, "search", n)
+        assert store.quota_window_use(now, hours=BUDGET_WINDOW_HOURS) == {"search": 10}
+    past = {h: n for h, n in hours.items() if h <= hour}
+    for budget, release in ((10, hour + 1), (6, hour + 2)):
+        at = budget_release(hours, budget, now)
+        assert at == release * 3600
+        # Free at that instant, not a moment before (with no request sent meanwhile).
+        assert sum(budget_window(past, at).values()) < budget \
+            <= sum(budget_window(past, at - 0.001).values())
     assert budget_release(hours, 0, now) == now + 86_400         # never: checked again daily
 
 

@@ -41,7 +41,9 @@ an estimate of:
   while the albums bucket is parked), so once one is parked the work still wanted needs it
   too: the crawl closes ``quota_parked`` and the rest waits for the next run. A bucket
   sized by its ``SPOTIFY_DAILY_BUDGET`` has what its budget's window leaves
-  (``quota.BUDGET_WINDOW_HOURS``, the hours the quota middleware counts for it).
+  (``quota.BUDGET_WINDOW_HOURS``, the hours the quota middleware counts for it: up to an
+  hour longer than Spotify's, so such a bucket frees up to an hour after the same time the
+  next day).
 * **Finish**: the UTC date of the run that spends the last request needed, for a crawl
   started again whenever its buckets free (README, "Running it every day"): a day's calls
   a day; today if what is left today covers it,
@@ -233,8 +235,8 @@ def project_store(store: Store, settings: BaseSettings, cells: Iterable[Cell], n
     sizes = bucket_sizes(store.learned_quota(), budgets,
                          discovery_buckets(settings, Capabilities.from_store(store)))
     window = store.quota_window_use(now)
-    budget_window = store.quota_window_use(now, hours=BUDGET_WINDOW_HOURS)
-    use = {s.bucket: (budget_window if s.source == "SPOTIFY_DAILY_BUDGET" else window
+    budget_use = store.quota_window_use(now, hours=BUDGET_WINDOW_HOURS)
+    use = {s.bucket: (budget_use if s.source == "SPOTIFY_DAILY_BUDGET" else window
                       ).get(s.bucket, 0) for s in sizes}
     return project(counts=counts, stopped=stopped,
                    cell_target=cell_target, total_candidates=total_candidates,

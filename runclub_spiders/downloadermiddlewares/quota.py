@@ -11,8 +11,8 @@ until a given time by a ``QUOTA_EXCEEDED`` answer or a ``Retry-After`` above
 counts Spotify's rolling window, not the UTC day: a run that spends it before midnight and
 one after must not spend it twice within Spotify's 24 h. The bucket waits until enough of
 its oldest hours have left the window (:func:`runclub_spiders.quota.budget_release`).
-Counts and parks live in the store (``quota_days``, ``quota_parks``), so a
-restart never calls a locked bucket again.
+Counts and parks live in the store (``quota_days``, ``quota_hours``, ``quota_parks``), so
+a restart never calls a locked bucket again.
 
 A ``QUOTA_EXCEEDED`` answer that starts a park also teaches the bucket's size
 (``quota_learned``): the requests Spotify served in the rolling window before refusing (our
@@ -105,8 +105,8 @@ class QuotaMiddleware:
                         for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
         import_legacy_ledger(self.store)
         self.parks: dict[str, tuple[float, str]] = self.store.quota_parks()
-        # Per budgeted bucket, its requests per hour (``quota_hours``), read from the store at
-        # the first budget check and kept up to date by ``_count``.
+        # Per bucket, its requests per hour (``quota_hours``) in a budget's window: read from
+        # the store at the first budget check, then kept up to date by ``_count``.
         self._hours: dict[str, dict[int, int]] | None = None
         # The attempts counted against their bucket (see process_request) and not yet ended.
         # The request object itself is the mark, not a meta flag: every copy of a request (a

@@ -5,7 +5,8 @@ what is already known: the seed ledger (where each query stopped and what it pai
 playlist registry (snapshot IDs), the track registry (with the enrichment state of every
 track, so a crash between discovery and enrichment loses nothing), seed-to-track edges,
 artists and the evidence of their genres (``genre_evidence``), audio features and
-ReccoBeats misses; and the quota ledger (requests per bucket per UTC day, parked buckets), so
+ReccoBeats misses; and the quota ledger (requests per bucket per UTC day and per hour,
+parked buckets), so
 a restart never calls a locked bucket.
 
 Every write happens inside a transaction: the file is never left half-written.

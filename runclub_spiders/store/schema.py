@@ -117,8 +117,9 @@ CREATE TABLE IF NOT EXISTS playlist_tracks (
     PRIMARY KEY (playlist_id, track_id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- The quota ledger (downloadermiddlewares/quota.py): requests per quota bucket per UTC day,
--- as they went out, and the buckets that must not be called before ``until``.
+-- The quota ledger (downloadermiddlewares/quota.py): requests per quota bucket per UTC day
+-- (and per hour, ``quota_hours``), as they went out, and the buckets that must not be
+-- called before ``until``.
 CREATE TABLE IF NOT EXISTS quota_days (
     day TEXT NOT NULL,                   -- YYYY-MM-DD, UTC
     bucket TEXT NOT NULL,
