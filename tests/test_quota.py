@@ -21,9 +21,11 @@ from scrapy.http import Response, TextResponse
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.test import get_crawler
 
 from runclub_spiders import clock
 from runclub_spiders import signals as project_signals
+from runclub_spiders.downloadermiddlewares import quota as quota_middleware
 from runclub_spiders.downloadermiddlewares.quota import import_legacy_ledger
 from runclub_spiders.quota import (
     BUDGET_WINDOW_HOURS,
@@ -337,6 +339,33 @@ def test_a_budget_frees_once_enough_of_its_oldest_hours_have_left_the_window(tmp
         assert sum(budget_window(past, at).values()) < budget \
             <= sum(budget_window(past, at - 0.001).values())
     assert budget_release(hours, 0, now) == now + 86_400         # never: checked again daily
+
+
+def test_a_count_taken_back_comes_off_the_hour_it_went_to(tmp_path, monkeypatch):
+    """A request counted at 10:59:59 and refused before it went out at 11:00 frees the
+    budget it took in hour 10, not in hour 11."""
+    store = Store.open(tmp_path / "store.sqlite")
+    monkeypatch.setattr(quota_middleware, "crawler_store", lambda crawler: store)
+    crawler = get_crawler(settings_dict={"SPOTIFY_DAILY_BUDGET": {"search": 2}})
+    crawler.stats.open_spider()
+    middleware = quota_middleware.QuotaMiddleware.from_crawler(crawler)
+    ten = 1_000_010 * 3600.0
+    now = {"t": ten + 3599.5}
+    monkeypatch.setattr(clock, "now", lambda: now["t"])
+    try:
+        def search() -> Request:
+            return Request("https://api.spotify.com/v1/search", meta={"spotify_bucket": "search"})
+        first = search()
+        middleware.process_request(first)
+        now["t"] = ten + 3600.5
+        middleware.process_exception(first, IgnoreRequest())        # never sent
+        for _ in range(2):                     # the budget is whole again: two go out
+            middleware.process_request(search())
+        assert middleware.budget_use("search", now["t"]) == 2
+        assert store.quota_hours_since(0) == {"search": {1_000_010: 0, 1_000_011: 2}}
+        assert "quota/parks" not in crawler.stats.get_stats()
+    finally:
+        store.close()
 
 
 @deferred_f_from_coro_f
