@@ -105,9 +105,6 @@ class QuotaMiddleware:
                         for k, v in settings.getdict("SPOTIFY_DAILY_BUDGET").items()}
         import_legacy_ledger(self.store)
         self.parks: dict[str, tuple[float, str]] = self.store.quota_parks()
-        # Per bucket, its requests per hour (``quota_hours``) in a budget's window: read from
-        # the store at the first budget check, then kept up to date by ``_count``.
-        self._hours: dict[str, dict[int, int]] | None = None
         # The attempts counted against their bucket (see process_request) and not yet ended.
         # The request object itself is the mark, not a meta flag: every copy of a request (a
         # retry, a 429 wait, the auth and malformed-JSON retries, JOBDIR) inherits its meta,
@@ -228,20 +225,16 @@ class QuotaMiddleware:
         return sum(budget_window(self._hours_of(bucket, now), now).values())
 
     def _hours_of(self, bucket: str, now: float) -> dict[int, int]:
-        if self._hours is None:
-            self._hours = self.store.quota_hours_since(
-                int(now // 3600) - BUDGET_WINDOW_HOURS + 1)
-        return self._hours.setdefault(bucket, {})
+        """The bucket's requests per hour since the budget window's first hour, as the
+        store's ledger has them (its one owner: ``_count`` writes it as requests go out)."""
+        return self.store.quota_hours_since(int(now // 3600) - BUDGET_WINDOW_HOURS + 1,
+                                            bucket).get(bucket, {})
 
     def _count(self, bucket: str, n: int, at: float) -> None:
         """Add ``n`` to ``bucket``'s count of the UTC day and hour of ``at``."""
-        hour = int(at // 3600)
-        if self._hours is not None:
-            hours = self._hours.setdefault(bucket, {})
-            hours[hour] = max(0, hours.get(hour, 0) + n)
         with self.store.transaction():
             self.store.add_quota_requests(utc_day(at), bucket, n)
-            self.store.add_quota_hour(hour, bucket, n)
+            self.store.add_quota_hour(int(at // 3600), bucket, n)
         self.crawler.stats.inc_value(f"quota/requests/{bucket}", n)
 
     def _uncount(self, request: Request) -> None:

@@ -198,12 +198,6 @@ class Planner:
                 if not self.artist_cap or self.by_artist[(cell, artist)] <= self.artist_cap:
                     self.counts[cell] += 1
 
-    @property
-    def family_placed(self) -> Counter[str]:
-        """Per query family, its new tracks counted toward a plan cell."""
-        return Counter({family: sum(cells.values())
-                        for family, cells in self.family_cells.items()})
-
     def _plan_cell(self, cells: list[tuple[str, str]]) -> tuple[str, str]:
         """The first of a track's cells that the plan holds (``family_cells``)."""
         return next(cell for cell in cells if cell in self.counts)

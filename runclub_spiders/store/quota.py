@@ -66,13 +66,16 @@ class QuotaLedger(StoreBase):
             "SELECT bucket, SUM(requests) FROM quota_hours WHERE hour > ? AND hour <= ? "
             "GROUP BY bucket ORDER BY bucket", (hour - hours, hour)).fetchall())
 
-    def quota_hours_since(self, first_hour: int) -> dict[str, dict[int, int]]:
-        """Per bucket, its requests per hour from ``first_hour`` on (epoch seconds // 3600)."""
+    def quota_hours_since(self, first_hour: int, bucket: str | None = None
+                          ) -> dict[str, dict[int, int]]:
+        """Per bucket (or only ``bucket``), its requests per hour from ``first_hour`` on
+        (epoch seconds // 3600)."""
         result: dict[str, dict[int, int]] = {}
-        for bucket, hour, n in self.db.execute(
+        for name, hour, n in self.db.execute(
                 "SELECT bucket, hour, requests FROM quota_hours WHERE hour >= ? "
-                "ORDER BY bucket, hour", (first_hour,)):
-            result.setdefault(bucket, {})[hour] = n
+                "AND (? IS NULL OR bucket = ?) ORDER BY bucket, hour",
+                (first_hour, bucket, bucket)):
+            result.setdefault(name, {})[hour] = n
         return result
 
     def quota_requests_all_days(self) -> dict[str, int]:
