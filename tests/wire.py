@@ -24,11 +24,16 @@ def search_paths(n: int) -> list[str]:
 def one_slot(**spotify) -> dict[str, dict]:
     """Spotify's slot with one request in flight, so the log shows exactly what was sent.
 
-    The small delay is needed: with ``delay`` 0, Scrapy 2.19's downloader hands every queued
-    request to the network in one go (``Slot.transferring`` is only filled once each download
-    task starts), so ``concurrency`` is not enforced.
+    The delay is what enforces ``concurrency``. Scrapy 2.19's downloader counts a request as
+    transferring only once its download task starts, not when it leaves the slot's queue. It
+    guards against a burst by looking at the queue again right after taking a request, and
+    sends another if ``delay`` has passed since. So with ``delay`` 0 every queued request goes
+    out in one go, and any stall of ``delay`` or more between taking a request and that second
+    look sends two. Such a stall happens when the simulator's thread takes the GIL, for up to
+    the 5 ms switch interval. With a 1 ms delay, a pacing test of the CI saw a request go out
+    with the one that met a 429. The 20 ms here is four switch intervals.
     """
-    return {"api.spotify.com": {"concurrency": 1, "delay": 0.001, "jitter": 0, **spotify},
+    return {"api.spotify.com": {"concurrency": 1, "delay": 0.02, "jitter": 0, **spotify},
             "accounts.spotify.com": {"concurrency": 1, "delay": 0.0},
             "api.reccobeats.com": {"concurrency": 2, "delay": 0.0}}
 
