@@ -596,7 +596,29 @@ def test_the_default_json_ledger_is_imported_only_into_the_store_beside_it(
         import_legacy_ledger(store)
         assert store.quota_parks() == {"search": (until, "QUOTA_EXCEEDED")}
         assert store.quota_requests(utc_day(time.time())) == {"search": 40, "tracks": 3}
+        # A budget counts hours: today's requests are in its window (2026-01-01's are not).
+        assert store.quota_window_use(time.time(), hours=BUDGET_WINDOW_HOURS) \
+            == {"search": 40, "tracks": 3}
     assert not legacy.exists() and legacy.with_name("quota_state.json.imported").exists()
+
+
+@deferred_f_from_coro_f
+async def test_a_budget_counts_what_the_json_ledger_spent(simulator_factory, tmp_path,
+                                                          monkeypatch):
+    """The JSON ledger counted by UTC day, a budget counts hours: after the upgrade, the 3
+    track requests it holds for today still count against a budget of 5."""
+    sim = simulator_factory()
+    use_credentials(monkeypatch, sim)
+    state = legacy_state(time.time() + 3600)
+    state["parks"] = {}
+    (tmp_path / "quota_state.json").write_text(json.dumps(state))
+    _, stats = await crawl(sim, tmp_path, track_paths(sim, 4), DOWNLOAD_SLOTS=one_slot(),
+                           SPOTIFY_DAILY_BUDGET={"tracks": 5})
+    assert stats["finish_reason"] == "finished"
+    assert stats.get("log_count/ERROR", 0) == 0
+    assert len(spotify_log(sim, bucket="tracks")) == 2
+    assert stats["quota/refused/tracks"] == 2
+    assert stats["quota/requests_today/tracks"] == 3 + 2
 
 
 def test_the_removed_quota_state_file_setting_is_refused_with_one_line():

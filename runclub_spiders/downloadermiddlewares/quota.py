@@ -58,6 +58,7 @@ from __future__ import annotations
 import json
 import logging
 import weakref
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Self
 
 from scrapy import signals
@@ -332,7 +333,12 @@ def import_legacy_ledger(store: Store) -> None:
     default file sat side by side in ``.cache/``, and the demo kept its own beside its
     store), so a real park is not lost; the file is renamed ``<name>.imported``. Any other
     store (the demo's, a test's) never takes a real crawl's file. An unreadable file is left
-    where it is, with a warning."""
+    where it is, with a warning.
+
+    The file counted by UTC day; a ``SPOTIFY_DAILY_BUDGET`` counts the store's hours. So a
+    day's requests are also filed under the last hour they can have been sent in (the day's
+    last, or the current one for today): a budget may wait longer after the upgrade, but
+    never spends in the same window again what the old version spent."""
     path = store.path.parent / "quota_state.json"
     if store.has_quota_rows() or not path.is_file():
         return
@@ -346,7 +352,20 @@ def import_legacy_ledger(store: Store) -> None:
         logger.warning("%s is not a quota ledger this version can read; not imported "
                        "(it only held request counts and parks)", path)
         return
-    store.import_quota(days, parks)
+    now_hour = int(clock.now() // 3600)
+    hours: dict[int, dict[str, int]] = {}
+    for day, counts in days.items():
+        try:
+            last = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+                       // 3600) + 23
+        except ValueError:
+            continue                     # not a day: nothing a budget could count
+        hour = min(last, now_hour)
+        if hour > now_hour - BUDGET_WINDOW_HOURS:           # only hours a budget still counts
+            filed = hours.setdefault(hour, {})     # a day after today's goes to now too
+            for bucket, n in counts.items():
+                filed[bucket] = filed.get(bucket, 0) + n
+    store.import_quota(days, parks, hours)
     path.rename(path.with_name(path.name + ".imported"))
     logger.info("Quota ledger %s imported into the store (%d days, %d parks); renamed to "
                 "%s.imported", path, len(days), len(parks), path.name)

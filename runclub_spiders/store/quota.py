@@ -125,12 +125,17 @@ class QuotaLedger(StoreBase):
                                "EXISTS (SELECT 1 FROM quota_parks)").fetchone()[0] == 1
 
     def import_quota(self, days: dict[str, dict[str, int]],
-                     parks: dict[str, tuple[float, str]]) -> None:
-        """Add a ledger from elsewhere (the JSON file of earlier versions), in one transaction."""
+                     parks: dict[str, tuple[float, str]],
+                     hours: dict[int, dict[str, int]] | None = None) -> None:
+        """Add a ledger from elsewhere (the JSON file of earlier versions), in one transaction:
+        counts per UTC day, parks, and counts per hour (epoch seconds // 3600)."""
         with self.transaction():
             for day, counts in days.items():
                 for bucket, n in counts.items():
                     self.add_quota_requests(day, bucket, n)
+            for hour, counts in (hours or {}).items():
+                for bucket, n in counts.items():
+                    self.add_quota_hour(hour, bucket, n)
             for bucket, (until, reason) in parks.items():
                 self.set_quota_park(bucket, until, reason)
 
