@@ -74,7 +74,6 @@ from runclub_spiders.quota import (
     QUOTA_EXCEEDED,
     Park,
     budget_release,
-    budget_window,
     parse_retry_after,
     quota_park,
     utc_day,
@@ -222,8 +221,9 @@ class QuotaMiddleware:
 
     # ---------------------------------------------------------------- counts
     def budget_use(self, bucket: str, now: float) -> int:
-        """The bucket's requests in the window its budget counts (``budget_window``)."""
-        return sum(budget_window(self._hours_of(bucket, now), now).values())
+        """The bucket's requests in the window its budget counts, as the store's ledger
+        counts it for the projection too."""
+        return self.store.quota_window_use(now, hours=BUDGET_WINDOW_HOURS).get(bucket, 0)
 
     def _hours_of(self, bucket: str, now: float) -> dict[int, int]:
         """The bucket's requests per hour since the budget window's first hour, as the
@@ -352,20 +352,26 @@ def import_legacy_ledger(store: Store) -> None:
         logger.warning("%s is not a quota ledger this version can read; not imported "
                        "(it only held request counts and parks)", path)
         return
-    now_hour = int(clock.now() // 3600)
-    hours: dict[int, dict[str, int]] = {}
-    for day, counts in days.items():
-        try:
-            last = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-                       // 3600) + 23
-        except ValueError:
-            continue                     # not a day: nothing a budget could count
-        hour = min(last, now_hour)
-        if hour > now_hour - BUDGET_WINDOW_HOURS:           # only hours a budget still counts
-            filed = hours.setdefault(hour, {})     # a day after today's goes to now too
-            for bucket, n in counts.items():
-                filed[bucket] = filed.get(bucket, 0) + n
-    store.import_quota(days, parks, hours)
+    store.import_quota(days, parks, _latest_hours(days, clock.now()))
     path.rename(path.with_name(path.name + ".imported"))
     logger.info("Quota ledger %s imported into the store (%d days, %d parks); renamed to "
                 "%s.imported", path, len(days), len(parks), path.name)
+
+
+def _latest_hours(days: dict[str, dict[str, int]], now: float) -> dict[int, dict[str, int]]:
+    """Per-day counts as per-hour ones (epoch seconds // 3600), each day's under the last
+    hour it can have been sent in: the day's last, or ``now``'s for today (or a later day).
+    Only the hours a budget still counts; a key that is not a day is left out."""
+    now_hour = int(now // 3600)
+    hours: dict[int, dict[str, int]] = {}
+    for day, counts in days.items():
+        try:
+            start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        hour = min(int(start // 3600) + 23, now_hour)
+        if hour > now_hour - BUDGET_WINDOW_HOURS:
+            filed = hours.setdefault(hour, {})
+            for bucket, n in counts.items():
+                filed[bucket] = filed.get(bucket, 0) + n
+    return hours
