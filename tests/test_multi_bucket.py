@@ -337,12 +337,14 @@ async def test_while_albums_are_parked_leads_do_not_wait_for_album_reads(
     # A lead waits while its artist has an album still to read (that read brings its tracks
     # for one call), but not for a parked albums bucket: that reads nothing before its park
     # ends, and the tracks bucket's calls not spent now are lost. Here the albums bucket
-    # parks after 4 reads and search after 80: 173 leads confirmed, 10 when they waited.
+    # parks after 4 reads and search after 80: 57-72 leads confirmed in seven runs on an idle
+    # machine (49 in one loaded CI run: the crawl's order follows which answers come first),
+    # 3-6 in four runs when leads waited for the parked bucket. 20 lies well between.
     sim, stats = await parked_day(simulator_factory, monkeypatch, tmp_path,
                                   {"search": 80, "albums": 4})
     _, after = after_park(sim, "albums", 4, probes=1)
     lookups = [e for e in after if e.bucket == "tracks"]
-    assert len(lookups) == stats["discovery/leads/confirmed"] >= 50
+    assert len(lookups) == stats["discovery/leads/confirmed"] >= 20
     assert {e.status for e in lookups} == {200}
     assert stats["quota/resume_after"] >= stats["quota/parked_until/albums"]
 
